@@ -1,0 +1,73 @@
+"""GRPO loss, as OThink-MR1 Eq. 4-5 (and DeepSeekMath's GRPO), in pure functions.
+
+    A_i     = (r_i - mean(r_group)) / (std(r_group) + eps)                    group-normalised advantage
+    rho_i,t = pi_theta(o_i,t | q, o_i,<t) / pi_old(o_i,t | q, o_i,<t)
+    L       = -1/G sum_i 1/|o_i| sum_t [ min(rho A_i, clip(rho, 1-e, 1+e) A_i) - beta(s) * KL_k3 ]
+    KL_k3   = pi_ref/pi_theta - log(pi_ref/pi_theta) - 1
+
+Deviations, each the choice R1-V (TRL 0.14, "other parameters follow R1-V") makes where the paper is
+silent: std is the unbiased sample std and eps = 1e-4, so a group whose rewards are all equal gets
+advantage 0 (never NaN); clip epsilon 0.2 (not given by OThink-MR1; Vision-R1 uses 0.2).
+Each function returns a tensor and, where useful, a dict of detached metrics.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def group_advantages(rewards: Tensor, group_size: int, eps: float = 1e-4) -> Tensor:
+    """rewards: [B*G], rows of one prompt contiguous -> advantages [B*G]."""
+    if group_size < 2 or rewards.numel() % group_size:
+        raise ValueError(f"group_size={group_size} must be >= 2 and divide the {rewards.numel()} rewards")
+    grouped = rewards.view(-1, group_size)                                  # [B, G]
+    mean = grouped.mean(dim=1, keepdim=True)                                # [B, 1]
+    std = grouped.std(dim=1, keepdim=True)                                  # [B, 1]
+    return ((grouped - mean) / (std + eps)).view(-1)                        # [B*G]
+
+
+def kl_k3(logp: Tensor, ref_logp: Tensor) -> Tensor:
+    """Schulman's k3 estimator of KL(pi_theta || pi_ref), per token. [N, L] -> [N, L], >= 0."""
+    log_ratio = ref_logp - logp                                             # log(pi_ref / pi_theta)
+    return torch.exp(log_ratio) - log_ratio - 1
+
+
+def clipped_surrogate(logp: Tensor, old_logp: Tensor, advantages: Tensor, clip_eps: float) -> tuple[Tensor, dict]:
+    """PPO-clip objective per token (to maximise).
+
+    logp, old_logp: [N, L]; advantages: [N] -> objective [N, L], metrics.
+    """
+    ratio = torch.exp(logp - old_logp)                                      # [N, L]
+    adv = advantages.unsqueeze(1)                                           # [N, 1]
+    unclipped = ratio * adv
+    clipped = torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * adv
+    objective = torch.minimum(unclipped, clipped)                           # [N, L]
+    return objective, {"clipped": (clipped < unclipped).float().detach(), "ratio": ratio.detach()}
+
+
+def sequence_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Token mean within each completion, then mean over completions. values, mask: [N, L] -> []."""
+    per_seq = (values * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)      # [N]
+    return per_seq.mean()
+
+
+def grpo_loss(logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, advantages: Tensor, mask: Tensor,
+              beta: float, clip_eps: float) -> tuple[Tensor, dict]:
+    """OThink-MR1 Eq. 4-5 as a loss to minimise.
+
+    logp: [N, L] (with grad); old_logp, ref_logp: [N, L] (no grad; ref_logp None when beta is 0);
+    advantages: [N]; mask: [N, L] float, 1 on completion tokens -> loss [], metrics of floats.
+    """
+    objective, parts = clipped_surrogate(logp, old_logp, advantages, clip_eps)   # [N, L]
+    per_token = objective
+    metrics = {}
+    if ref_logp is not None:
+        kl = kl_k3(logp, ref_logp)                                          # [N, L]
+        per_token = objective - beta * kl
+        metrics["kl"] = sequence_mean(kl.detach(), mask).item()
+    elif beta != 0:
+        raise ValueError("beta != 0 needs reference log-probs")
+    loss = -sequence_mean(per_token, mask)
+    metrics["clip_frac"] = sequence_mean(parts["clipped"], mask).item()
+    metrics["ratio"] = sequence_mean(parts["ratio"], mask).item()
+    return loss, metrics

@@ -1,0 +1,89 @@
+"""Assembly of a run from its config: model(s), module, loggers, trainer. train.py calls these."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from .logging import JsonlLogger, run_name_and_group
+from .models.loading import load_model, resolve_checkpoint
+
+DATA_KEYS_NOT_IN_COLD_START = ("_target_", "batch_size", "eval_batch_size")
+
+
+def data_kwargs(cfg: DictConfig) -> dict:
+    return {k: v for k, v in OmegaConf.to_container(cfg.data.module, resolve=True).items() if k != "_target_"}
+
+
+def start_checkpoint(cfg: DictConfig) -> str:
+    spec = {k: v for k, v in data_kwargs(cfg).items() if k not in DATA_KEYS_NOT_IN_COLD_START}
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    return resolve_checkpoint(model_cfg, spec if model_cfg.get("build") else None, data_kwargs(cfg))
+
+
+def make_module(cfg: DictConfig, parts: dict, path: str) -> L.LightningModule:
+    load = dict(dtype=cfg.model.dtype, attn_implementation=cfg.model.attn_implementation,
+                processor_kwargs=OmegaConf.to_container(cfg.model.processor_kwargs))
+    processor, policy = load_model(path, gradient_checkpointing=cfg.model.gradient_checkpointing, **load)
+    if cfg.algo.name == "sft":
+        return instantiate(cfg.algo.module, _partial_=True)(policy=policy, processor=processor, reward=parts["reward"])
+    ref = None if parts["kl"].always_zero else load_model(path, trainable=False, **load)[1]
+    # a partial, then live objects: instantiate() would turn dataclass kwargs (Reward) into DictConfigs
+    return instantiate(cfg.algo.module, _partial_=True)(
+        policy=policy, processor=processor, ref_policy=ref, reward=parts["reward"], kl=parts["kl"],
+        curriculum=parts["curriculum"], rollout=parts["rollout"])
+
+
+def git_sha() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def write_run_files(cfg: DictConfig, run_dir: Path) -> None:
+    """Make the run dir self-describing: resolved config and the code's git SHA."""
+    OmegaConf.save(cfg, run_dir / "config_resolved.yaml", resolve=True)
+    (run_dir / "git_sha.txt").write_text(git_sha() + "\n")
+
+
+def make_loggers(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> list:
+    loggers = [JsonlLogger(str(run_dir))]
+    if cfg.logger.wandb.mode != "disabled":
+        from lightning.pytorch.loggers import WandbLogger
+
+        os.environ.setdefault("WANDB_SILENT", "true")
+        name, group = run_name_and_group(overrides)
+        logger = WandbLogger(project=cfg.logger.wandb.project, entity=cfg.logger.wandb.entity, name=name, group=group,
+                             save_dir=str(run_dir), offline=cfg.logger.wandb.mode == "offline", log_model=False)
+        logger.experiment.config.update(OmegaConf.to_container(cfg, resolve=True), allow_val_change=True)
+        loggers.append(logger)
+    return loggers
+
+
+def make_trainer(cfg: DictConfig, run_dir: Path, loggers: list) -> L.Trainer:
+    checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", auto_insert_metric_name=False,
+                                  every_n_train_steps=cfg.ckpt_every, save_top_k=-1, save_last=True)
+    return L.Trainer(
+        **OmegaConf.to_container(cfg.trainer), max_epochs=1, limit_train_batches=cfg.algo.steps,
+        val_check_interval=cfg.eval_every, check_val_every_n_epoch=None, num_sanity_val_steps=0,
+        log_every_n_steps=1, logger=loggers, callbacks=[checkpoints], default_root_dir=str(run_dir),
+        enable_model_summary=False,
+    )
+
+
+def close_loggers(loggers: list) -> None:
+    for logger in loggers:
+        logger.finalize("success")
+    try:
+        import wandb
+
+        wandb.finish()
+    except ImportError:
+        pass

@@ -1,0 +1,44 @@
+"""Config validation in one place, run before any model loads. Each error names its key."""
+from __future__ import annotations
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from .rewards import VERIFIERS
+
+
+def _positive(cfg: DictConfig, *keys: str, allow_zero: bool = False) -> None:
+    for key in keys:
+        node, value = cfg, None
+        for part in key.split("."):
+            node = node[part]
+        value = node
+        if value is None or value < 0 or (value == 0 and not allow_zero):
+            raise ValueError(f"{key}={value} must be {'>= 0' if allow_zero else '> 0'}")
+
+
+def validate(cfg: DictConfig) -> dict:
+    """Check the composed config and instantiate the cheap parts (which validate themselves).
+
+    Returns {"reward", "kl", "curriculum", "rollout"} (the last three None for SFT)."""
+    if cfg.algo.name not in ("grpo", "sft"):
+        raise ValueError(f"algo.name={cfg.algo.name!r}: choose grpo or sft")
+    if cfg.data.verifier not in VERIFIERS:
+        raise ValueError(f"data.verifier={cfg.data.verifier!r}; choose one of {VERIFIERS}")
+    if cfg.model.name_or_path is None and not cfg.model.build:
+        raise ValueError("model.name_or_path is null and model.build is unset: nothing to load")
+    _positive(cfg, "algo.steps", "eval_every", "ckpt_every", "model.grpo_lr", "model.sft_lr",
+              "model.eval_max_new_tokens")
+    _positive(cfg, "reward.format_w", "logger.samples_every", allow_zero=True)
+    if cfg.logger.wandb.mode not in ("offline", "online", "disabled"):
+        raise ValueError(f"logger.wandb.mode={cfg.logger.wandb.mode!r}: choose offline, online or disabled")
+    parts = {"reward": instantiate(cfg.reward), "kl": None, "curriculum": None, "rollout": None}
+    if cfg.algo.name == "grpo":
+        if cfg.algo.group_size < 2:
+            raise ValueError(f"algo.group_size={cfg.algo.group_size}: GRPO needs >= 2 samples per group")
+        _positive(cfg, "algo.max_new_tokens", "algo.module.mu", "algo.module.clip_eps",
+                  "algo.module.micro_batch_size", "algo.module.max_grad_norm")
+        parts.update(kl=instantiate(cfg.kl), curriculum=instantiate(cfg.curriculum), rollout=instantiate(cfg.rollout))
+    else:
+        _positive(cfg, "algo.batch_size")
+    return parts

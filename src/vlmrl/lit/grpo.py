@@ -1,0 +1,148 @@
+"""GRPO / GRPO-D as a LightningModule: the policy, a frozen reference model, and the wiring.
+
+One training step = one rollout step s:
+  B prompts (a pure function of (seed, s)) -> G completions each (stage(s) sets G and the length)
+  -> rewards -> group-normalised advantages -> mu policy updates on the same rollouts, each a
+  PPO-clip surrogate with k3 KL weighted by beta(s) (OThink-MR1 Eq. 3-5; math in algo/loss.py).
+With mu = 1 the old policy is the current one (ratio 1, as in R1-V); with mu > 1 old log-probs are
+taken once before the first update. The reference model is frozen, kept out of the checkpoint (it
+is the starting checkpoint), and not loaded at all when beta(s) = 0 for every s.
+"""
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+
+from ..algo.loss import group_advantages, grpo_loss
+from ..logging import log_samples
+from ..rollout.base import completion_logprobs
+from .evaluation import GreedyEvaluation
+
+
+def lr_lambda(schedule: str, total: int, warmup_frac: float):
+    """Multiplier of the base LR at optimizer step i (warmup then constant / linear / cosine decay)."""
+    warmup = int(warmup_frac * total)
+
+    def factor(i: int) -> float:
+        if i < warmup:
+            return (i + 1) / warmup
+        progress = (i - warmup) / max(1, total - warmup)
+        if schedule == "linear":
+            return max(0.0, 1 - progress)
+        if schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        return 1.0
+
+    if schedule not in ("constant", "linear", "cosine"):
+        raise ValueError(f"optim.schedule={schedule!r}; choose constant, linear or cosine")
+    return factor
+
+
+def derive_seed(*parts) -> int:
+    """A 63-bit seed from (seed, step, ...), stable across processes (no Python hash randomisation)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "big") >> 1
+
+
+class GRPOModule(GreedyEvaluation, L.LightningModule):
+    def __init__(self, policy, processor, rollout, reward, kl, curriculum, optim: dict, steps: int,
+                 mu: int = 1, clip_eps: float = 0.2, micro_batch_size: int = 64, max_grad_norm: float = 1.0,
+                 eval_max_new_tokens: int = 32, samples_every: int = 25, seed: int = 0, ref_policy=None):
+        super().__init__()
+        self.automatic_optimization = False
+        self.policy, self.processor = policy, processor
+        self._ref = [ref_policy]  # a list keeps it out of state_dict / checkpoints; moved in on_fit_start
+        self.rollout, self.reward, self.kl, self.curriculum = rollout, reward, kl, curriculum
+        self.optim, self.steps, self.mu, self.clip_eps = dict(optim), steps, mu, clip_eps
+        self.micro_batch_size, self.max_grad_norm = micro_batch_size, max_grad_norm
+        self.eval_max_new_tokens, self.samples_every, self.seed = eval_max_new_tokens, samples_every, seed
+        self.rollout_step = 0  # completed rollout steps; the s of beta(s) and stage(s)
+        if ref_policy is None and not kl.always_zero:
+            raise ValueError("the KL schedule is non-zero somewhere, so a reference model is needed")
+
+    @property
+    def ref_policy(self):
+        return self._ref[0]
+
+    def on_fit_start(self) -> None:
+        if self.ref_policy is not None:
+            self._ref[0] = self.ref_policy.to(self.device).eval().requires_grad_(False)
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.policy.parameters(), lr=self.optim["lr"],
+                                weight_decay=self.optim.get("weight_decay", 0.0),
+                                betas=tuple(self.optim.get("betas", (0.9, 0.999))))
+        factor = lr_lambda(self.optim.get("schedule", "constant"), self.steps * self.mu,
+                           self.optim.get("warmup_frac", 0.0))
+        return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor)}
+
+    # ------------------------------------------------------------------ one rollout step
+    def training_step(self, _step_index, batch_idx):
+        s = self.rollout_step
+        stage_index, stage = self.curriculum.stage_at(s)
+        beta = self.kl(s)
+        records = self.trainer.datamodule.train_batch(s)
+        batch = self.rollout.generate(self.policy, self.processor, records, stage.group_size,
+                                      stage.max_new_tokens, seed=derive_seed(self.seed, "rollout", s))
+        answers = [r["answer"] for r in records for _ in range(stage.group_size)]
+        scores = self.reward(batch.completions, answers)
+        advantages = group_advantages(scores["total"], stage.group_size).to(self.device)   # [N]
+        temperature = self.rollout.temperature
+        slices = [slice(i, min(i + self.micro_batch_size, len(answers)))
+                  for i in range(0, len(answers), self.micro_batch_size)]
+
+        with torch.no_grad():
+            ref_logp = ([completion_logprobs(self.ref_policy, batch.rows(sl), temperature) for sl in slices]
+                        if beta != 0 else [None] * len(slices))
+            old_logp = ([completion_logprobs(self.policy, batch.rows(sl), temperature) for sl in slices]
+                        if self.mu > 1 else [None] * len(slices))
+
+        opt, sched = self.optimizers(), self.lr_schedulers()
+        step_metrics = []
+        for _ in range(self.mu):
+            for sl, ref, old in zip(slices, ref_logp, old_logp):
+                micro = batch.rows(sl)
+                logp = completion_logprobs(self.policy, micro, temperature)           # [n, L]
+                loss, metrics = grpo_loss(logp, logp.detach() if old is None else old, ref, advantages[sl],
+                                          micro.completion_mask, beta, self.clip_eps)
+                self.manual_backward(loss * (sl.stop - sl.start) / len(answers))
+                step_metrics.append({"loss": loss.item(), **metrics})
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            sched.step()
+
+        grouped = scores["total"].view(-1, stage.group_size)
+        log = {
+            "train/reward": scores["total"].mean(), "train/acc": scores["accuracy"].mean(),
+            "train/format": scores["format"].mean(),
+            "train/completion_len": batch.completion_mask.sum(1).float().mean(),
+            "train/frac_groups_equal_reward": (grouped.std(dim=1) == 0).float().mean(),
+            "train/grad_norm": grad_norm, "train/lr": sched.get_last_lr()[0],
+            "kl/beta": beta, "curriculum/stage": float(stage_index), "curriculum/group_size": float(stage.group_size),
+            "curriculum/max_new_tokens": float(stage.max_new_tokens),
+        }
+        for key in step_metrics[0]:
+            log[f"train/{key}"] = sum(m[key] for m in step_metrics) / len(step_metrics)
+        self.log_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in log.items()},
+                      on_step=True, on_epoch=False, prog_bar=False, batch_size=len(records))
+        self.log("reward", log["train/reward"], prog_bar=True, on_step=True, logger=False)
+        if self.samples_every and s % self.samples_every == 0:
+            G = stage.group_size
+            log_samples(self.trainer, s, records[0], batch.completions[:G],
+                        scores["accuracy"][:G].tolist(), scores["format"][:G].tolist(), advantages[:G].tolist())
+        self.rollout_step += 1
+
+    # ------------------------------------------------------------------ checkpoint state
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["grpo"] = {"rollout_step": self.rollout_step, "kl": self.kl.state_dict(),
+                              "curriculum": self.curriculum.state_dict()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint["grpo"]
+        self.kl.load_state_dict(state["kl"])
+        self.curriculum.load_state_dict(state["curriculum"])
+        self.rollout_step = state["rollout_step"]

@@ -1,0 +1,71 @@
+"""The one typed rollout batch shared by every rollout backend and consumed by the loss.
+
+N = B * G completions, rows of one prompt contiguous (row i belongs to prompt i // G).
+P = padded prompt length (prompts left-padded), L = padded completion length.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class RolloutBatch:
+    input_ids: Tensor          # [N, P + L]  prompt (left-padded) + completion (right-padded)
+    attention_mask: Tensor     # [N, P + L]  1 on real tokens
+    mm_token_type_ids: Tensor  # [N, P + L]  1 on image tokens (transformers 5 needs it with image_grid_thw)
+    pixel_values: Tensor       # [sum of patches over the N rows' images, C * T * p * p]
+    image_grid_thw: Tensor     # [number of images, 3]
+    completion_mask: Tensor    # [N, L] float, 1 on completion tokens up to and including EOS
+    completions: list[str]     # N decoded completions (special tokens dropped)
+    group_size: int            # G
+
+    @property
+    def prompt_length(self) -> int:
+        return self.input_ids.shape[1] - self.completion_mask.shape[1]
+
+    @property
+    def completion_ids(self) -> Tensor:  # [N, L]
+        return self.input_ids[:, self.prompt_length:]
+
+    def to(self, device) -> "RolloutBatch":
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        return RolloutBatch(**{k: v.to(device) if isinstance(v, Tensor) else v for k, v in moved.items()})
+
+    def rows(self, index: slice) -> "RolloutBatch":
+        """The completions in rows `index` (a slice over whole images), for micro-batching."""
+        images_per_row = self.image_grid_thw.shape[0] // self.input_ids.shape[0]
+        patches = self.image_grid_thw.prod(dim=1)                                  # [images]
+        offsets = torch.cat([patches.new_zeros(1), patches.cumsum(0)])
+        first, last = index.start * images_per_row, index.stop * images_per_row
+        return RolloutBatch(
+            input_ids=self.input_ids[index], attention_mask=self.attention_mask[index],
+            mm_token_type_ids=self.mm_token_type_ids[index],
+            pixel_values=self.pixel_values[offsets[first]:offsets[last]],
+            image_grid_thw=self.image_grid_thw[first:last], completion_mask=self.completion_mask[index],
+            completions=self.completions[index], group_size=self.group_size)
+
+
+class Rollout(Protocol):
+    """A rollout backend: B records -> B * G sampled completions as a RolloutBatch."""
+
+    def generate(self, model, processor, records: list[dict], group_size: int, max_new_tokens: int,
+                 seed: int) -> RolloutBatch: ...
+
+
+def completion_logprobs(model, batch: RolloutBatch, temperature: float = 1.0) -> Tensor:
+    """Per-token log-probs of the completion tokens under `model`. -> [N, L].
+
+    Logits are divided by the sampling temperature, as in TRL, so the ratio is taken against the
+    distribution the completions were drawn from.
+    """
+    L = batch.completion_mask.shape[1]
+    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                mm_token_type_ids=batch.mm_token_type_ids, pixel_values=batch.pixel_values,
+                image_grid_thw=batch.image_grid_thw, logits_to_keep=L + 1, use_cache=False)
+    logits = out.logits[:, :-1].float() / temperature                               # [N, L, V]
+    logp = torch.log_softmax(logits, dim=-1)
+    return logp.gather(-1, batch.completion_ids.unsqueeze(-1)).squeeze(-1)          # [N, L]
