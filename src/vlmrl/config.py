@@ -1,6 +1,7 @@
 """Config validation in one place, run before any model loads. Each error names its key."""
 from __future__ import annotations
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -17,10 +18,20 @@ def _positive(cfg: DictConfig, *keys: str, allow_zero: bool = False) -> None:
             raise ValueError(f"{key}={value} must be {'>= 0' if allow_zero else '> 0'}")
 
 
+def build(node: DictConfig):
+    """hydra.utils.instantiate, re-raising our own ValueError (which names the key) unwrapped."""
+    try:
+        return instantiate(node)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, ValueError):
+            raise exc.__cause__ from None
+        raise
+
+
 def validate(cfg: DictConfig) -> dict:
     """Check the composed config and instantiate the cheap parts (which validate themselves).
 
-    Returns {"reward", "kl", "curriculum", "rollout"} (the last three None for SFT)."""
+    Returns {"reward", "kl", "curriculum", "rollout", "datamodule"} (kl, curriculum, rollout None for SFT)."""
     if cfg.algo.name not in ("grpo", "sft"):
         raise ValueError(f"algo.name={cfg.algo.name!r}: choose grpo or sft")
     if cfg.data.verifier not in VERIFIERS:
@@ -32,13 +43,14 @@ def validate(cfg: DictConfig) -> dict:
     _positive(cfg, "reward.format_w", "logger.samples_every", allow_zero=True)
     if cfg.logger.wandb.mode not in ("offline", "online", "disabled"):
         raise ValueError(f"logger.wandb.mode={cfg.logger.wandb.mode!r}: choose offline, online or disabled")
-    parts = {"reward": instantiate(cfg.reward), "kl": None, "curriculum": None, "rollout": None}
+    parts = {"reward": build(cfg.reward), "kl": None, "curriculum": None, "rollout": None}
     if cfg.algo.name == "grpo":
         if cfg.algo.group_size < 2:
             raise ValueError(f"algo.group_size={cfg.algo.group_size}: GRPO needs >= 2 samples per group")
         _positive(cfg, "algo.max_new_tokens", "algo.module.mu", "algo.module.clip_eps",
                   "algo.module.micro_batch_size", "algo.module.max_grad_norm")
-        parts.update(kl=instantiate(cfg.kl), curriculum=instantiate(cfg.curriculum), rollout=instantiate(cfg.rollout))
+        parts.update(kl=build(cfg.kl), curriculum=build(cfg.curriculum), rollout=build(cfg.rollout))
     else:
         _positive(cfg, "algo.batch_size")
+    parts["datamodule"] = build(cfg.data.module)  # cheap: splits are drawn on first use
     return parts

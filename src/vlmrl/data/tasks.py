@@ -104,10 +104,16 @@ def _triangle_vertices(angles: tuple[int, int, int], size: int) -> list[tuple[fl
     return [(ox + scale * x, size - (oy + scale * y)) for x, y in pts]
 
 
-def render_geometry(scene: Scene, size: int) -> Image.Image:
+def corner_angles(scene: Scene) -> list[int]:
+    """Interior angle at each of the three corners: x = 180 - a - b sits at corner `x_corner`."""
     a, b, x_corner = scene.params
-    angles = [a, b, 180 - a - b]
-    angles = angles[-x_corner:] + angles[:-x_corner] if x_corner else angles
+    known = [a, b]
+    return [180 - a - b if corner == x_corner else known.pop(0) for corner in range(3)]
+
+
+def render_geometry(scene: Scene, size: int) -> Image.Image:
+    x_corner = scene.params[2]
+    angles = corner_angles(scene)
     labels = [f"{t}°" for t in angles]
     labels[x_corner] = "x"
     verts = _triangle_vertices(tuple(angles), size)
@@ -123,11 +129,9 @@ def render_geometry(scene: Scene, size: int) -> Image.Image:
 
 
 def geometry_record(scene: Scene, size: int) -> dict:
-    a, b, x_corner = scene.params
-    angles = [a, b, 180 - a - b]
-    angles = angles[-x_corner:] + angles[:-x_corner] if x_corner else angles
-    x = angles[x_corner]
-    known = [t for i, t in enumerate(angles) if i != x_corner]
+    a, b, _ = scene.params
+    x = 180 - a - b
+    known = [a, b]
     question = "In the triangle, two angles are given. Find the angle x in degrees."
     return {
         "images": [render_geometry(scene, size)],

@@ -1,0 +1,138 @@
+"""Tiny end-to-end runs on CPU: GRPO-D under a two-stage curriculum, SFT, resume, the CLI."""
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY_FAST, compose_cfg
+from vlmrl.algo.kl import DynamicKL
+from vlmrl.logging import read_metrics
+from vlmrl.run import run
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = "curriculum=ptst", "algo.steps=4", ("curriculum.stages=[{max_new_tokens:12,group_size:4,steps:2},"
+                                             "{max_new_tokens:16,group_size:2,steps:2}]")
+GRPO = [*TINY_FAST, *STAGES, "kl=dynamic", "algo.module.mu=2", "algo.module.micro_batch_size=3"]
+
+pytestmark = pytest.mark.slow
+
+
+def _params(module):
+    return {n: p.detach().clone() for n, p in module.policy.named_parameters()}
+
+
+def _train_rows(path: Path) -> dict[int, dict]:
+    return {r["step"]: r for r in read_metrics(path) if "train/loss" in r}
+
+
+@pytest.fixture(scope="module")
+def grpo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grpo")
+    cfg = compose_cfg(GRPO)
+    from vlmrl.build import make_module, start_checkpoint
+    from vlmrl.config import validate
+
+    before = _params(make_module(cfg, validate(cfg), start_checkpoint(cfg)))
+    result = run(cfg, out, GRPO)
+    return out, before, result
+
+
+def test_grpo_changes_parameters_and_logs_finite_metrics(grpo_run):
+    out, before, result = grpo_run
+    after = _params(result["module"])
+    assert any(not torch.equal(before[n], after[n]) for n in before)
+    rows = _train_rows(out / "metrics.jsonl")
+    assert len(rows) == 4
+    for row in rows.values():
+        assert all(math.isfinite(v) for v in row.values() if v is not None)
+    assert any(r["train/frac_groups_equal_reward"] < 1 for r in rows.values()), "no learning signal at all"
+    assert result["module"].ref_policy is not None
+    for key in ("test/acc", "test/format"):
+        assert 0 <= result["start"][key] <= 1 and 0 <= result["end"][key] <= 1
+
+
+def test_grpo_logs_beta_eq3_and_stage_changes(grpo_run):
+    out, _, _ = grpo_run
+    rows = _train_rows(out / "metrics.jsonl")
+    expected = DynamicKL(0.04, 0.1, total_steps=4, warmup_frac=0.3)
+    # global_step counts optimizer steps: mu = 2 per rollout step, logged after both
+    steps = sorted(rows)
+    assert [rows[s]["kl/beta"] for s in steps] == pytest.approx([expected(i) for i in range(4)])
+    assert [rows[s]["curriculum/group_size"] for s in steps] == [4, 4, 2, 2]
+    assert [rows[s]["curriculum/stage"] for s in steps] == [0, 0, 1, 1]
+
+
+def test_run_dir_is_self_describing(grpo_run):
+    out, _, _ = grpo_run
+    for name in ("config_resolved.yaml", "git_sha.txt", "metrics.jsonl", "samples.jsonl"):
+        assert (out / name).is_file(), name
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert any(r.get("val/acc") is not None for r in read_metrics(out / "metrics.jsonl"))
+
+
+def test_resume_reproduces_the_uninterrupted_run(grpo_run, tmp_path):
+    out, _, result = grpo_run
+    mid = sorted((out / "checkpoints").glob("step*.ckpt"))
+    ckpt = next(p for p in mid if torch.load(p, weights_only=False)["grpo"]["rollout_step"] == 2)
+    overrides = [*GRPO, f"resume={ckpt}"]
+    resumed = run(compose_cfg(overrides), tmp_path, overrides)
+    full, again = _train_rows(out / "metrics.jsonl"), _train_rows(tmp_path / "metrics.jsonl")
+    assert sorted(again) == sorted(full)[2:]
+    for step in again:
+        for key, value in full[step].items():
+            assert again[step][key] == pytest.approx(value, rel=1e-5, abs=1e-6), (step, key)
+    assert resumed["end"]["test/acc"] == pytest.approx(result["end"]["test/acc"])
+    a, b = _params(result["module"]), _params(resumed["module"])
+    assert all(torch.allclose(a[n], b[n], atol=1e-6) for n in a)
+
+
+def test_sft_changes_parameters(tmp_path):
+    overrides = [*TINY_FAST, "algo=sft", "algo.steps=3", "algo.batch_size=4", "model.build.cold_start=null"]
+    cfg = compose_cfg(overrides)
+    from vlmrl.build import make_module, start_checkpoint
+    from vlmrl.config import validate
+
+    before = _params(make_module(cfg, validate(cfg), start_checkpoint(cfg)))
+    result = run(cfg, tmp_path, overrides)
+    after = _params(result["module"])
+    assert any(not torch.equal(before[n], after[n]) for n in before)
+    losses = [r["train/sft_loss"] for r in read_metrics(tmp_path / "metrics.jsonl") if "train/sft_loss" in r]
+    assert len(losses) == 3 and all(math.isfinite(x) for x in losses)
+
+
+def test_no_reference_model_when_beta_is_always_zero(tmp_path):
+    overrides = [*TINY_FAST, "kl=none", "algo.steps=1", "algo.group_size=2"]
+    result = run(compose_cfg(overrides), tmp_path, overrides)
+    assert result["module"].ref_policy is None
+
+
+def _cli(*args, cwd, env_extra=None):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_cli_multirun_names_dirs_and_writes_wandb_offline(tmp_path):
+    fast = [o for o in TINY_FAST if not o.startswith("logger.wandb")]
+    proc = _cli("-m", "kl=dynamic,none", "reward.format_w=0,1", "algo.steps=1", "algo.group_size=2", *fast,
+                f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    dirs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir() and p.name[0].isdigit())
+    assert len(dirs) == 4
+    assert any("kl=dynamic" in d and "reward.format_w=0" in d for d in dirs)
+    for d in (tmp_path / "sweep").iterdir():
+        if d.is_dir() and d.name[0].isdigit():
+            assert (d / "config_resolved.yaml").is_file() and (d / "metrics.jsonl").is_file()
+            assert list((d / "wandb").glob("offline-run-*")), f"no offline W&B run in {d}"
+    assert "[vlmrl] end:" in proc.stdout
+
+
+def test_cli_bad_value_fails_before_loading_a_model(tmp_path):
+    proc = _cli("reward.format_w=-0.5", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "reward.format_w=-0.5 must be >= 0" in proc.stderr
+    assert "Loading weights" not in proc.stderr + proc.stdout

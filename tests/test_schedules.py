@@ -1,0 +1,66 @@
+"""KL schedulers (GRPO-D Eq. 3 by hand) and the PTST curriculum."""
+import pytest
+
+from vlmrl.algo.curriculum import Curriculum, Stage
+from vlmrl.algo.kl import ConstantKL, DynamicKL, LinearKL, NoKL
+
+
+def test_dynamic_eq3_at_key_points():
+    kl = DynamicKL(beta_min=0.04, beta_max=0.1, total_steps=100, warmup_frac=0.3)  # counting, w = 30
+    assert kl(0) == pytest.approx(0.07)        # beta_mid
+    assert kl(15) == pytest.approx(0.055)      # 0.07 - 0.03 * 15/30
+    assert kl(30) == pytest.approx(0.04)       # beta_min at w
+    assert kl(65) == pytest.approx(0.07)       # 0.04 + 0.06 * 35/70
+    assert kl(100) == pytest.approx(0.1)       # beta_max at t
+    assert kl(500) == pytest.approx(0.1)       # clamped after t
+
+
+def test_dynamic_geometry_defaults_and_non_integer_w():
+    kl = DynamicKL(beta_min=0.0, beta_max=0.02, total_steps=15, warmup_frac=0.3)   # w = 4.5
+    assert kl(0) == pytest.approx(0.01)
+    assert kl(4) == pytest.approx(0.01 - 0.01 * 4 / 4.5)
+    assert kl(5) == pytest.approx(0.02 * 0.5 / 10.5)
+    assert kl(15) == pytest.approx(0.02)
+    assert not kl.always_zero
+
+
+def test_other_schedulers():
+    assert ConstantKL(0.04, 10)(7) == 0.04
+    lin = LinearKL(0.0, 0.1, total_steps=10)
+    assert [lin(s) for s in (0, 5, 10)] == pytest.approx([0.0, 0.05, 0.1])
+    assert NoKL(10)(3) == 0.0 and NoKL(10).always_zero
+    assert ConstantKL(0.0, 10).always_zero and not ConstantKL(0.01, 10).always_zero
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(beta_min=-0.1, beta_max=0.1), "beta_min"),
+    (dict(beta_min=0.2, beta_max=0.1), "beta_min"),
+    (dict(beta_min=0.0, beta_max=0.1, warmup_frac=1.0), "warmup_frac"),
+])
+def test_dynamic_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DynamicKL(total_steps=10, **kwargs)
+
+
+def test_scheduler_state_round_trip_and_mismatch():
+    kl = DynamicKL(0.04, 0.1, 100)
+    kl.load_state_dict(kl.state_dict())
+    with pytest.raises(ValueError, match="differs"):
+        DynamicKL(0.04, 0.1, 200).load_state_dict(kl.state_dict())
+
+
+def test_ptst_stage_boundaries():
+    c = Curriculum([{"max_new_tokens": 4096, "group_size": 16, "steps": 100},
+                    {"max_new_tokens": 8192, "group_size": 8, "steps": 100}], total_steps=200)
+    assert c.stage_at(0) == (0, Stage(4096, 16, 100))
+    assert c.stage_at(99)[0] == 0
+    assert c.stage_at(100) == (1, Stage(8192, 8, 100))
+    assert c.stage_at(199)[0] == 1
+    assert c.max_group_size == 16
+
+
+def test_curriculum_must_cover_the_run_and_groups_need_two():
+    with pytest.raises(ValueError, match="cover 100 steps"):
+        Curriculum([{"max_new_tokens": 8, "group_size": 4, "steps": 100}], total_steps=200)
+    with pytest.raises(ValueError, match="group_size=1"):
+        Curriculum([{"max_new_tokens": 8, "group_size": 1, "steps": 100}], total_steps=100)
