@@ -10,6 +10,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from vlmrl.naming import register
+
+register()  # the `vlmrl_dirname` resolver used in conf/config.yaml's run-dir names
+
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:

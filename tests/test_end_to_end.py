@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from conftest import TINY_FAST, compose_cfg
 from vlmrl.algo.kl import DynamicKL
@@ -121,13 +122,15 @@ def test_cli_multirun_names_dirs_and_writes_wandb_offline(tmp_path):
     proc = _cli("-m", "kl=dynamic,none", "reward.format_w=0,1", "algo.steps=1", "algo.group_size=2", *fast,
                 f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    dirs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir() and p.name[0].isdigit())
-    assert len(dirs) == 4
-    assert any("kl=dynamic" in d and "reward.format_w=0" in d for d in dirs)
-    for d in (tmp_path / "sweep").iterdir():
-        if d.is_dir() and d.name[0].isdigit():
-            assert (d / "config_resolved.yaml").is_file() and (d / "metrics.jsonl").is_file()
-            assert list((d / "wandb").glob("offline-run-*")), f"no offline W&B run in {d}"
+    dirs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and p.name[0].isdigit())
+    assert len({d.name for d in dirs}) == 4  # this many overrides are truncated + hashed, still distinct
+    cells = set()
+    for d in dirs:
+        cfg = OmegaConf.load(d / "config_resolved.yaml")
+        cells.add((cfg.kl._target_.rsplit(".", 1)[1], cfg.reward.format_w))
+        assert (d / "metrics.jsonl").is_file()
+        assert list((d / "wandb").glob("offline-run-*")), f"no offline W&B run in {d}"
+    assert cells == {("DynamicKL", 0), ("DynamicKL", 1), ("NoKL", 0), ("NoKL", 1)}
     assert "[vlmrl] end:" in proc.stdout
 
 
