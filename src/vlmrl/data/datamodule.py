@@ -51,12 +51,14 @@ class TaskDataModule(L.LightningDataModule):
         """The `batch_size` records for `step`: epoch e = a seeded permutation of the split."""
         records = self.split(split)
         size = batch_size or self.batch_size
+        orders: dict[int, list[int]] = {}  # one shuffle per epoch the batch touches (at most two)
         picked = []
         for position in range(step * size, (step + 1) * size):
             epoch, offset = divmod(position, len(records))
-            order = list(range(len(records)))
-            random.Random(f"{self.seed}/{split}/epoch{epoch}").shuffle(order)
-            picked.append(records[order[offset]])
+            if epoch not in orders:
+                orders[epoch] = list(range(len(records)))
+                random.Random(f"{self.seed}/{split}/epoch{epoch}").shuffle(orders[epoch])
+            picked.append(records[orders[epoch][offset]])
         return picked
 
     def train_batch(self, step: int) -> list[dict]:

@@ -1,8 +1,6 @@
 """Held-out greedy evaluation shared by the GRPO and SFT modules: accuracy and format rate."""
 from __future__ import annotations
 
-import torch
-
 from ..rollout.hf import HFRollout
 
 
@@ -24,7 +22,3 @@ class GreedyEvaluation:
     def test_step(self, records, batch_idx):
         self._evaluate(records, "test")
 
-
-def param_norm_delta(before: dict[str, torch.Tensor], model) -> float:
-    """L2 distance between a saved copy of parameters and the model's current ones (for tests)."""
-    return sum((p.detach() - before[n]).pow(2).sum().item() for n, p in model.named_parameters()) ** 0.5

@@ -26,8 +26,10 @@ def _build_atomically(target: Path, build) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp"))
     try:
         build(tmp)
-        if not (target / "config.json").exists():
-            os.replace(tmp, target) if not target.exists() else (shutil.rmtree(target), os.replace(tmp, target))
+        if not (target / "config.json").exists():  # else another process finished first
+            if target.exists():
+                shutil.rmtree(target)  # a leftover without config.json is incomplete
+            os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 from pathlib import Path
 
 QWEN2_VL_CHAT_TEMPLATE = (
@@ -44,8 +45,6 @@ def tokenizer_corpus(seed: int) -> list[str]:
     for name in ("counting", "geometry"):
         task = make_task(name)
         for i in range(200):
-            import random
-
             record = task.build(task.sample(random.Random(f"tok/{seed}/{name}/{i}")))
             texts += [record["problem"], record["reference_cot"]]
     return texts
