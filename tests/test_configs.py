@@ -49,6 +49,9 @@ def test_ptst_defaults_follow_vision_r1_for_real_models():
     ("kl.beta_min=-0.1", "kl.beta_min"),
     ("model.grpo_lr=0", "model.grpo_lr"),
     ("rollout.temperature=0", "rollout.temperature"),
+    ("model.rollout_temperature=-1", "rollout.temperature"),
+    ("algo.module.optim.schedule=step", "algo.module.optim.schedule"),
+    ("model.grpo_schedule=step", "algo.module.optim.schedule"),
     ("data.module.batch_size=0", "data.batch_size"),
 ])
 def test_bad_values_fail_naming_the_key(override, key):

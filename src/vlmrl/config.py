@@ -5,6 +5,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from .lit.grpo import LR_SCHEDULES
 from .rewards import VERIFIERS
 
 
@@ -41,6 +42,8 @@ def validate(cfg: DictConfig) -> dict:
     _positive(cfg, "algo.steps", "eval_every", "ckpt_every", "model.grpo_lr", "model.sft_lr",
               "model.eval_max_new_tokens")
     _positive(cfg, "reward.format_w", "logger.samples_every", allow_zero=True)
+    if cfg.algo.module.optim.schedule not in LR_SCHEDULES:
+        raise ValueError(f"algo.module.optim.schedule={cfg.algo.module.optim.schedule!r}; choose one of {LR_SCHEDULES}")
     if cfg.logger.wandb.mode not in ("offline", "online", "disabled"):
         raise ValueError(f"logger.wandb.mode={cfg.logger.wandb.mode!r}: choose offline, online or disabled")
     parts = {"reward": build(cfg.reward), "kl": None, "curriculum": None, "rollout": None}

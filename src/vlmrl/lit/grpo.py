@@ -21,6 +21,9 @@ from ..rollout.base import completion_logprobs
 from .evaluation import GreedyEvaluation
 
 
+LR_SCHEDULES = ("constant", "linear", "cosine")
+
+
 def lr_lambda(schedule: str, total: int, warmup_frac: float):
     """Multiplier of the base LR at optimizer step i (warmup then constant / linear / cosine decay)."""
     warmup = int(warmup_frac * total)
@@ -35,8 +38,8 @@ def lr_lambda(schedule: str, total: int, warmup_frac: float):
             return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
         return 1.0
 
-    if schedule not in ("constant", "linear", "cosine"):
-        raise ValueError(f"optim.schedule={schedule!r}; choose constant, linear or cosine")
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"optim.schedule={schedule!r}; choose one of {LR_SCHEDULES}")
     return factor
 
 
