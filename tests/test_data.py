@@ -56,6 +56,7 @@ def test_run_dir_names_stay_short_and_unique():
     from vlmrl.naming import short_dirname
 
     assert short_dirname("kl=dynamic,reward.format_w=0.5") == "kl=dynamic,reward.format_w=0.5"
+    assert short_dirname("") == "defaults"
     assert short_dirname("model.name_or_path=/a/b") == "model.name_or_path=|a|b"
     long_a, long_b = "x=1," * 100 + "y=1", "x=1," * 100 + "y=2"
     assert len(short_dirname(long_a)) <= 160 and short_dirname(long_a) != short_dirname(long_b)

@@ -9,8 +9,9 @@ MAX_NAME = 160
 
 
 def short_dirname(override_dirname: str, max_len: int = MAX_NAME) -> str:
-    """The override string itself when short; else its head plus a hash of the whole, so names stay unique."""
-    name = override_dirname.replace("/", "|")
+    """The override string itself when short; else its head plus a hash of the whole, so names stay unique.
+    A run with no overrides is named "defaults"."""
+    name = override_dirname.replace("/", "|") or "defaults"
     if len(name) <= max_len:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
