@@ -26,6 +26,14 @@ def _params(module):
     return {n: p.detach().clone() for n, p in module.policy.named_parameters()}
 
 
+def _initial_params(cfg) -> dict:
+    """The policy's parameters as the run will start (built the way run() builds its module)."""
+    from vlmrl.build import make_module, start_checkpoint
+    from vlmrl.config import validate
+
+    return _params(make_module(cfg, validate(cfg), start_checkpoint(cfg)))
+
+
 def _train_rows(path: Path) -> dict[int, dict]:
     return {r["step"]: r for r in read_metrics(path) if "train/loss" in r}
 
@@ -34,10 +42,7 @@ def _train_rows(path: Path) -> dict[int, dict]:
 def grpo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("grpo")
     cfg = compose_cfg(GRPO)
-    from vlmrl.build import make_module, start_checkpoint
-    from vlmrl.config import validate
-
-    before = _params(make_module(cfg, validate(cfg), start_checkpoint(cfg)))
+    before = _initial_params(cfg)
     result = run(cfg, out, GRPO)
     return out, before, result
 
@@ -94,10 +99,7 @@ def test_resume_reproduces_the_uninterrupted_run(grpo_run, tmp_path):
 def test_sft_changes_parameters(tmp_path):
     overrides = [*TINY_FAST, "algo=sft", "algo.steps=3", "algo.batch_size=4", "model.build.cold_start=null"]
     cfg = compose_cfg(overrides)
-    from vlmrl.build import make_module, start_checkpoint
-    from vlmrl.config import validate
-
-    before = _params(make_module(cfg, validate(cfg), start_checkpoint(cfg)))
+    before = _initial_params(cfg)
     result = run(cfg, tmp_path, overrides)
     after = _params(result["module"])
     assert any(not torch.equal(before[n], after[n]) for n in before)

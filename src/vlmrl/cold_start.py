@@ -19,21 +19,14 @@ from lightning.pytorch.callbacks import Callback
 
 
 class StopAtAccuracy(Callback):
-    def __init__(self, records: list[dict], target: float, every: int, max_new_tokens: int = 32):
-        self.records, self.target, self.every, self.max_new_tokens = records, target, every, max_new_tokens
+    def __init__(self, records: list[dict], target: float, every: int):
+        self.records, self.target, self.every = records, target, every
         self.history: list[tuple[int, float]] = []
-
-    def accuracy(self, module) -> float:
-        from .rollout.hf import HFRollout
-
-        batch = HFRollout().generate(module.policy, module.processor, self.records, 1, self.max_new_tokens,
-                                     seed=0, greedy=True)
-        return module.reward(batch.completions, [r["answer"] for r in self.records])["accuracy"].mean().item()
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         step = trainer.global_step
         if self.target is not None and step % self.every == 0:
-            acc = self.accuracy(module)
+            acc = module.greedy_scores(self.records)[1]["accuracy"].mean().item()
             self.history.append((step, acc))
             if acc >= self.target:
                 trainer.should_stop = True

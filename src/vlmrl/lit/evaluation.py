@@ -7,10 +7,14 @@ from ..rollout.hf import HFRollout
 class GreedyEvaluation:
     """Mixin for a LightningModule with `policy`, `processor`, `reward`, `eval_max_new_tokens`."""
 
-    def _evaluate(self, records: list[dict], prefix: str) -> None:
+    def greedy_scores(self, records: list[dict]):
+        """Greedy completions of `records` and their reward components -> (RolloutBatch, scores)."""
         batch = HFRollout().generate(self.policy, self.processor, records, group_size=1,
                                      max_new_tokens=self.eval_max_new_tokens, seed=0, greedy=True)
-        scores = self.reward(batch.completions, [r["answer"] for r in records])
+        return batch, self.reward(batch.completions, [r["answer"] for r in records])
+
+    def _evaluate(self, records: list[dict], prefix: str) -> None:
+        batch, scores = self.greedy_scores(records)
         n = len(records)
         self.log(f"{prefix}/acc", scores["accuracy"].mean(), batch_size=n, on_epoch=True)
         self.log(f"{prefix}/format", scores["format"].mean(), batch_size=n, on_epoch=True)
