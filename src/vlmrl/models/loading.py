@@ -68,6 +68,10 @@ def load_model(path: str, dtype: str = "float32", attn_implementation: str = "sd
     processor = AutoProcessor.from_pretrained(path, **(processor_kwargs or {}))
     processor.tokenizer.padding_side = "left"
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=DTYPES[dtype], attn_implementation=attn_implementation)
+    if trainable:
+        # from_pretrained returns eval mode and Lightning keeps a module's mode, but HF applies
+        # gradient checkpointing (and dropout) only when `training` is True
+        model.train()
     if gradient_checkpointing and trainable:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False
