@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -68,6 +69,10 @@ def make_loggers(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> list:
 
 
 def make_trainer(cfg: DictConfig, run_dir: Path, loggers: list) -> L.Trainer:
+    # Under manual optimization a checkpoint holds the state after the step's updates together with the
+    # step counter that matches it, which is what resume needs (tested); Lightning's warning about
+    # "no pre-optimization state" (printed with a page of example code) does not apply.
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", auto_insert_metric_name=False,
                                   every_n_train_steps=cfg.ckpt_every, save_top_k=-1, save_last=True)
     return L.Trainer(
