@@ -10,15 +10,17 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from vlmrl.naming import register
+from vlmrl.resolvers import register
 
-register()  # the `vlmrl_dirname` resolver used in conf/config.yaml's run-dir names
+register()  # resolvers used by conf/ (run-dir names, stage fractions, the repo root)
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
+    from vlmrl.quiet import quiet_third_party
     from vlmrl.run import run
 
+    quiet_third_party()
     hydra_cfg = HydraConfig.get()
     result = run(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task))
     start, end = result["start"], result["end"]

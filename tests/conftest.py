@@ -4,18 +4,18 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from vlmrl.resolvers import register
+
+register()
+
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
-# Small, fast overrides for end-to-end runs on the tiny model (a short cold start so that some
-# sampled completions are well-formed and GRPO gets a non-zero advantage).
+# Small, fast overrides for end-to-end runs on the tiny model: the smoke scale (a 60-step instruct
+# stage, so that some sampled completions are well-formed and GRPO gets a non-zero advantage; a
+# handful of records) plus evaluation / checkpoint cadences that fire within a few steps.
 TINY_FAST = [
-    "model.build.cold_start.max_steps=60", "model.build.cold_start.lr=1e-3",  # format in 60 steps (~75%)
-    "model.build.cold_start.stop_at_acc=null", "model.build.cold_start.batch_size=8",
-    "model.build.cold_start.size=200", "model.build.cold_start.eval_size=8",
-    "data.module.train_size=32", "data.module.val_size=8", "data.module.test_size=8",
-    "data.module.coldstart_size=200", "data.module.batch_size=2", "data.module.eval_batch_size=8",
-    "algo.max_new_tokens=16", "model.eval_max_new_tokens=16", "eval_every=2", "ckpt_every=2",
-    "logger.samples_every=2", "logger.wandb.mode=disabled",
+    "+scale=smoke", "algo.max_new_tokens=16", "model.eval_max_new_tokens=16",
+    "eval_every=2", "ckpt_every=2", "logger.samples_every=2",
 ]
 
 

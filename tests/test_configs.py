@@ -1,33 +1,81 @@
-"""Every option of every config group composes, validates and instantiates (models are not loaded)."""
+"""Every option of every config group, every experiment and every sweep composes, validates and
+instantiates for the tiny model and the real ones (models are not loaded)."""
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import CONF, compose_cfg
 from vlmrl.algo.kl import DynamicKL
 from vlmrl.config import validate
+from vlmrl.resolvers import REPO_ROOT
 
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in Path(CONF).iterdir() if g.is_dir()}
-OPTIONS = [(group, option) for group, options in sorted(GROUPS.items()) for option in options]
+OPTIONS = [(group, option) for group, options in sorted(GROUPS.items()) if group not in ("eval",)
+           for option in options]
+EXPERIMENTS = sorted(str(p.relative_to(REPO_ROOT / "experiments").with_suffix(""))
+                     for p in (REPO_ROOT / "experiments").rglob("*.yaml"))
+SWEEPS = sorted(str(p.relative_to(REPO_ROOT / "sweeps").with_suffix("")) for p in (REPO_ROOT / "sweeps").rglob("*.yaml")
+                if "sweeper:" in p.read_text())  # sweeps/paper_values.yaml is data for the report, not a sweep
+MODELS = ["tiny", "qwen2_vl_2b", "qwen2_vl_7b", "qwen2_5_vl_7b"]
 
 
 def test_groups_are_the_documented_ones():
-    assert set(GROUPS) == {"model", "data", "algo", "kl", "reward", "curriculum", "rollout"}
-    assert GROUPS["kl"] == ["constant", "dynamic", "linear", "none"]
+    assert set(GROUPS) == {"model", "cold_start", "data", "algo", "kl", "reward", "curriculum", "rollout", "scale", "eval"}
+    assert GROUPS["kl"] == ["adaptive", "constant", "dynamic", "linear", "none"]
 
 
 @pytest.mark.parametrize("group,option", OPTIONS)
 def test_every_option_composes_and_instantiates(group, option):
-    cfg = compose_cfg([f"{group}={option}"])
+    cfg = compose_cfg([f"{group}={option}"] if group != "scale" else [f"+scale={option}"])
     OmegaConf.resolve(cfg)
     parts = validate(cfg)
     assert parts["reward"] is not None
     assert parts["datamodule"].batch_size >= 1
     if cfg.algo.name == "grpo":
         assert parts["curriculum"].total_steps == cfg.algo.steps
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_validates_for_every_model(experiment, model):
+    cfg = compose_cfg([f"+experiments={experiment}", f"model={model}"])
+    validate(cfg)
+    assert cfg.study.paper in ("othink_mr1", "vision_r1") and cfg.study.method
+    assert cfg.study.paper in experiment
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_runs_at_smoke_scale_config(experiment):
+    cfg = compose_cfg([f"+experiments={experiment}", "+scale=smoke"])
+    parts = validate(cfg)
+    assert cfg.algo.steps == 6
+    if parts["curriculum"] is not None:  # every stage of a curriculum is reached in a smoke run
+        assert sum(s.steps for s in parts["curriculum"].stages[:-1]) < cfg.algo.steps
+
+
+def _sweep_cells(sweep: str) -> list[list[str]]:
+    """The overrides of every cell a sweep file defines (its sweeper params' cartesian product)."""
+    import itertools
+
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"+sweeps={sweep}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    keys = list(params)
+    values = [str(params[k]).split(",") for k in keys]
+    return [[f"{k}={v}" for k, v in zip(keys, combo)] for combo in itertools.product(*values)]
+
+
+@pytest.mark.parametrize("sweep", SWEEPS)
+def test_every_sweep_cell_composes_and_validates(sweep):
+    cells = _sweep_cells(sweep)
+    assert cells
+    for cell in cells:
+        cfg = compose_cfg([f"+sweeps={sweep}", *cell])
+        validate(cfg)
+        assert cfg.study is not None
 
 
 @pytest.mark.parametrize("data,expected", [("counting", (0.04, 0.1)), ("geometry", (0.0, 0.02))])
@@ -42,26 +90,47 @@ def test_ptst_defaults_follow_vision_r1_for_real_models():
     assert [(s.max_new_tokens, s.group_size, s.steps) for s in stages] == [(4096, 16, 100), (8192, 8, 100)]
 
 
+def test_paper_experiments_hold_the_papers_values():
+    vr1 = compose_cfg(["+experiments=vision_r1/ptst", "model=qwen2_5_vl_7b"])
+    assert (vr1.reward.hard, vr1.kl.beta, vr1.cold_start.name) == (True, 0.01, "vision_r1")
+    zero = validate(compose_cfg(["+experiments=vision_r1/zero", "model=qwen2_5_vl_7b"]))["curriculum"].stages
+    assert [(s.max_new_tokens, s.group_size, s.steps) for s in zero] == [(4096, 16, 300)]
+    long = validate(compose_cfg(["+experiments=vision_r1/long", "model=qwen2_5_vl_7b"]))["curriculum"].stages
+    assert [(s.max_new_tokens, s.group_size, s.steps) for s in long] == [(16384, 4, 300)]
+    grpo = compose_cfg(["+experiments=othink_mr1/table1_counting_grpo", "model=qwen2_vl_2b"])
+    assert (grpo.kl.beta, grpo.reward.format_w, grpo.model.grpo_lr) == (0.04, 1.0, 1e-6)
+
+
 @pytest.mark.parametrize("override,key", [
     ("reward.format_w=-1", "reward.format_w"),
     ("algo.group_size=1", "algo.group_size"),
-    ("algo.steps=300", "algo.steps=300"),          # with ptst below: stages cover only 200
+    ("curriculum.stages.1.steps=10", "algo.steps=200"),  # with ptst below: stages cover only 110
     ("kl.beta_min=-0.1", "kl.beta_min"),
     ("model.grpo_lr=0", "model.grpo_lr"),
     ("rollout.temperature=0", "rollout.temperature"),
     ("model.rollout_temperature=-1", "rollout.temperature"),
     ("algo.module.optim.schedule=step", "algo.module.optim.schedule"),
     ("model.grpo_schedule=step", "algo.module.optim.schedule"),
-    ("data.module.batch_size=0", "data.batch_size"),
+    ("data.module.batch_size=0", "data.module.batch_size"),
+    ("+algo.module.optim.momentum=0.9", "algo.module.optim"),
+    ("model.build.instruct.styles.verbose=-1", "model.build.instruct.styles"),
+    ("model.build.instruct.phases.0.tasks=[sudoku]", r"model.build.instruct.phases\[0\].tasks"),
+    ("model.build.instruct.phases.1.stop_at.counting=1.5", r"model.build.instruct.phases\[1\].stop_at.counting"),
+    ("+study.paper=x", "study"),
 ])
 def test_bad_values_fail_naming_the_key(override, key):
-    extra = ["curriculum=ptst"] if override.startswith("algo.steps") else []
+    extra = ["curriculum=ptst"] if override.startswith("curriculum") else []
     cfg = compose_cfg([override, *extra])
-    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+    with pytest.raises(ValueError, match=key.replace(".", r"\.") if "\\" not in key else key):
         validate(cfg)
 
 
-@pytest.mark.parametrize("override", ["kl=fancy", "no_such_key=1"])
+def test_bad_cold_start_value_fails_naming_the_key():
+    with pytest.raises(ValueError, match=r"cold_start\.lr"):
+        validate(compose_cfg(["cold_start=vision_r1", "cold_start.lr=0"]))
+
+
+@pytest.mark.parametrize("override", ["kl=fancy", "no_such_key=1", "+experiments=othink_mr1/no_such_table"])
 def test_unknown_options_fail_at_composition(override):
     with pytest.raises(ConfigCompositionException):
         compose_cfg([override])

@@ -1,39 +1,85 @@
-"""Embedded tasks: determinism, disjoint splits, verifiable answers; prompt batches by step."""
+"""Embedded tasks: determinism, disjoint splits independent of sizes, verifiable answers, reasoning
+whose length grows with the item; prompt batches by step; every data config's splits can be drawn."""
+import random
+from collections import Counter
+
 import pytest
 
-from vlmrl.data.datamodule import TaskDataModule
-from vlmrl.data.tasks import generate_splits, make_task
-from vlmrl.rewards import integer_accuracy, math_accuracy
+from conftest import compose_cfg
+from vlmrl.data import geometry
+from vlmrl.data.datamodule import TaskDataModule, build_split
+from vlmrl.data.tasks import COT_STYLES, SPLIT_SHARES, generate_splits, make_task, scene_split
+from vlmrl.rewards import accuracy, format_reward
 
 
 @pytest.mark.parametrize("name", ["counting", "geometry"])
-def test_splits_disjoint_and_deterministic(name):
+def test_splits_disjoint_deterministic_and_independent_of_sizes(name):
     task = make_task(name)
     sizes = {"test": 50, "val": 20, "train": 100, "coldstart": 50}
     a, b = generate_splits(task, sizes, seed=3), generate_splits(task, sizes, seed=3)
     assert a == b
     seen = [set(v) for v in a.values()]
-    assert sum(map(len, seen)) == sum(sizes.values())          # no scene in two splits
+    assert sum(map(len, seen)) == sum(sizes.values())          # no scene twice, no scene in two splits
+    assert all(scene_split(s, 3) == split for split, scenes in a.items() for s in scenes)
+    bigger = generate_splits(task, {"test": 50, "train": 400, "coldstart": 50}, seed=3)
+    assert bigger["coldstart"] == a["coldstart"] and bigger["test"] == a["test"]   # other sizes do not move a split
     assert generate_splits(task, sizes, seed=4) != a
 
 
-def test_counting_record_answer_matches_scene_and_reference_cot():
-    task = make_task("counting")
-    scene = generate_splits(task, {"test": 1}, seed=0)["test"][0]
-    record = task.build(scene)
-    assert record["answer"] == str(len(scene.params))
-    assert record["images"][0].size == (112, 112)
-    assert integer_accuracy(record["reference_cot"], record["answer"]) == 1.0
-    assert "<answer> </answer>" in record["problem"]
+def test_split_shares_cover_everything():
+    assert sum(SPLIT_SHARES.values()) == pytest.approx(1.0)
 
 
-def test_geometry_answer_is_the_third_angle():
-    task = make_task("geometry")
-    for scene in generate_splits(task, {"test": 20}, seed=0)["test"]:
-        a, b, _ = scene.params
+@pytest.mark.parametrize("name", ["counting", "geometry"])
+def test_every_reference_reasoning_is_right_and_only_answer_only_breaks_format(name):
+    task = make_task(name)
+    for scene in generate_splits(task, {"test": 60}, seed=0)["test"]:
         record = task.build(scene)
-        assert record["answer"] == f"{180 - a - b}°"
-        assert math_accuracy(record["reference_cot"], record["answer"]) == 1.0
+        assert set(record["cots"]) == set(COT_STYLES)
+        for style, cot in record["cots"].items():
+            assert accuracy(cot, record["answer"], record["verifier"]) == 1.0, (style, cot, record["answer"])
+            assert format_reward(cot) == (0.0 if style == "answer_only" else 1.0), cot
+
+
+def test_counting_verbose_reasoning_enumerates_every_shape():
+    task = make_task("counting")
+    lengths = {}
+    for scene in generate_splits(task, {"train": 200}, seed=0)["train"]:
+        record = task.build(scene)
+        k = int(record["answer"])
+        assert record["cots"]["verbose"].count(",") == max(k - 1, 0)
+        lengths.setdefault(k, len(record["cots"]["verbose"]))
+    assert lengths[9] > lengths[5] > lengths[1]                    # length grows with the item
+
+
+def test_geometry_answers_by_hand():
+    cases = {("triangle", (50, 60)): 70, ("exterior", (50, 60)): 110, ("supplementary", (50,)): 130,
+             ("vertical", (50,)): 50, ("right", (35,)): 55, ("isosceles", (40,)): 70, ("pythagoras", (6, 8)): 10}
+    for (kind, numbers), x in cases.items():
+        assert geometry.solve(kind, numbers) == x
+        record = geometry.record((kind, numbers, 0, 0), 112, "{question}")
+        assert record["answer"] == (f"{x}" if kind == "pythagoras" else f"{x}°")
+        assert f"<answer>{x}</answer>" in record["cots"]["verbose"]
+
+
+def test_geometry_one_angle_types_share_their_question():
+    """Only the figure tells supplementary, vertical, right and isosceles apart: the image matters."""
+    questions = {geometry.question(kind, (40,)) for kind in ("supplementary", "vertical", "right", "isosceles")}
+    assert len(questions) == 1
+
+
+def test_geometry_space_holds_every_default_split_and_types_are_balanced_in_test():
+    assert geometry.space_size(5) > 30_000
+    task = make_task("geometry")
+    splits = generate_splits(task, {"test": 300, "val": 100, "train": 2000, "coldstart": 4200}, seed=0)
+    per_type = Counter(s.params[0] for s in splits["test"])
+    assert set(per_type) == set(geometry.TYPES) and min(per_type.values()) >= 20
+
+
+def test_too_small_a_space_fails_naming_the_split():
+    task = make_task("geometry", types=["vertical"])   # 29 angles x 48 figures
+    with pytest.raises(ValueError, match="split 'train'"):
+        generate_splits(task, {"train": 5000}, seed=0)
 
 
 def test_bad_task_options():
@@ -41,22 +87,56 @@ def test_bad_task_options():
         make_task("sudoku")
     with pytest.raises(ValueError, match="min_count"):
         make_task("counting", min_count=5, max_count=2)
+    with pytest.raises(ValueError, match="angle_step"):
+        make_task("geometry", angle_step=7)
+    with pytest.raises(ValueError, match="types"):
+        make_task("geometry", types=["circle"])
 
 
-def test_train_batches_are_a_function_of_step():
-    kw = dict(task="counting", seed=0, train_size=10, val_size=2, test_size=2, coldstart_size=0, batch_size=4,
-              eval_batch_size=2, verifier="integer")
+def test_train_batches_are_a_function_of_step_and_mix_tasks():
+    kw = dict(tasks={"counting": {}, "geometry": {}}, seed=0, train_size=5, val_size=2, test_size=2, batch_size=4,
+              eval_batch_size=2)
     dm1, dm2 = TaskDataModule(**kw), TaskDataModule(**kw)
-    assert [r["answer"] for r in dm1.train_batch(7)] == [r["answer"] for r in dm2.train_batch(7)]
-    epoch0 = [id(r) for s in range(5) for r in dm1.train_batch(s)][:10]   # 10 records = one epoch
+    assert [r["id"] for r in dm1.train_batch(7)] == [r["id"] for r in dm2.train_batch(7)]
+    epoch0 = [r["id"] for s in range(5) for r in dm1.train_batch(s)][:10]   # 10 records = one epoch
     assert len(set(epoch0)) == 10
+    assert {r["task"] for r in dm1.split("train")} == {"counting", "geometry"}
+    assert {r["verifier"] for r in dm1.split("test")} == {"integer", "math"}
+
+
+def test_records_ids_are_unique_and_stable():
+    a = build_split({"counting": {}}, "val", 30, seed=0)
+    b = build_split({"counting": {}}, "val", 30, seed=0)
+    assert [r["id"] for r in a] == [r["id"] for r in b] and len({r["id"] for r in a}) == 30
+
+
+@pytest.mark.parametrize("data", ["counting", "geometry", "mixture"])
+def test_every_data_config_draws_its_default_splits_and_the_cold_starts(data):
+    """What crashed `python train.py data=geometry` before: the splits at the default sizes, and the
+    instruct / cold-start stages' coldstart splits, all drawn (scenes only: rendering is not needed)."""
+    cfg = compose_cfg([f"data={data}", "cold_start=vision_r1"])
+    module = cfg.data.module
+    for name, options in module.tasks.items():
+        task = make_task(name, **dict(options or {}))
+        generate_splits(task, {s: module[f"{s}_size"] for s in ("test", "val", "train")}, module.seed)
+    for spec in (cfg.model.build.instruct, cfg.cold_start):
+        for name, options in spec.tasks.items():
+            generate_splits(make_task(name, **dict(options or {})), {"coldstart": spec.size + spec.eval_size}, spec.seed)
 
 
 def test_run_dir_names_stay_short_and_unique():
-    from vlmrl.naming import short_dirname
+    from vlmrl.resolvers import short_dirname
 
     assert short_dirname("kl=dynamic,reward.format_w=0.5") == "kl=dynamic,reward.format_w=0.5"
     assert short_dirname("") == "defaults"
     assert short_dirname("model.name_or_path=/a/b") == "model.name_or_path=|a|b"
     long_a, long_b = "x=1," * 100 + "y=1", "x=1," * 100 + "y=2"
     assert len(short_dirname(long_a)) <= 160 and short_dirname(long_a) != short_dirname(long_b)
+
+
+def test_random_module_is_not_used_for_splits():
+    """Splits come from string-seeded generators, never the global RNG state."""
+    random.seed(1)
+    a = generate_splits(make_task("counting"), {"test": 10}, seed=0)
+    random.seed(2)
+    assert generate_splits(make_task("counting"), {"test": 10}, seed=0) == a

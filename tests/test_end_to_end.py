@@ -28,7 +28,8 @@ def _params(module):
 
 def _initial_params(cfg) -> dict:
     """The policy's parameters as the run will start (built the way run() builds its module)."""
-    from vlmrl.build import make_module, start_checkpoint
+    from vlmrl.build import make_module
+    from vlmrl.stages.start import start_checkpoint
     from vlmrl.config import validate
 
     return _params(make_module(cfg, validate(cfg), start_checkpoint(cfg)))
@@ -97,7 +98,7 @@ def test_resume_reproduces_the_uninterrupted_run(grpo_run, tmp_path):
 
 
 def test_sft_changes_parameters(tmp_path):
-    overrides = [*TINY_FAST, "algo=sft", "algo.steps=3", "algo.batch_size=4", "model.build.cold_start=null"]
+    overrides = [*TINY_FAST, "algo=sft", "algo.steps=3", "algo.batch_size=4"]
     cfg = compose_cfg(overrides)
     before = _initial_params(cfg)
     result = run(cfg, tmp_path, overrides)
@@ -120,8 +121,8 @@ def _cli(*args, cwd, env_extra=None):
 
 
 def test_cli_multirun_names_dirs_and_writes_wandb_offline(tmp_path):
-    fast = [o for o in TINY_FAST if not o.startswith("logger.wandb")]
-    proc = _cli("-m", "kl=dynamic,none", "reward.format_w=0,1", "algo.steps=1", "algo.group_size=2", *fast,
+    proc = _cli("-m", "kl=dynamic,none", "reward.format_w=0,1", "algo.steps=1", "algo.group_size=2", *TINY_FAST,
+                "logger.wandb.mode=offline",
                 f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     dirs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and p.name[0].isdigit())

@@ -64,3 +64,39 @@ def test_curriculum_must_cover_the_run_and_groups_need_two():
         Curriculum([{"max_new_tokens": 8, "group_size": 4, "steps": 100}], total_steps=200)
     with pytest.raises(ValueError, match="group_size=1"):
         Curriculum([{"max_new_tokens": 8, "group_size": 1, "steps": 100}], total_steps=100)
+
+
+def test_adaptive_kl_by_hand():
+    from vlmrl.algo.kl import AdaptiveKL
+
+    kl = AdaptiveKL(init_beta=0.01, target=0.02, horizon=1000, total_steps=10)
+    assert kl(0) == 0.01
+    kl.update(observed_kl=0.03, n_samples=100)        # error = clip(0.5, +-0.2) = 0.2: x (1 + 0.2 * 0.1)
+    assert kl(1) == pytest.approx(0.01 * 1.02)
+    kl.update(observed_kl=0.018, n_samples=100)       # error = -0.1: x (1 - 0.01)
+    assert kl(2) == pytest.approx(0.01 * 1.02 * 0.99)
+    kl.update(observed_kl=0.0, n_samples=50)          # error clipped at -0.2: x (1 - 0.01)
+    assert kl(3) == pytest.approx(0.01 * 1.02 * 0.99 * 0.99)
+    assert not kl.always_zero and AdaptiveKL(0.0, 0.02, 1000, 10).always_zero
+
+
+def test_adaptive_kl_state_restores_exactly_and_refuses_other_settings():
+    from vlmrl.algo.kl import AdaptiveKL
+
+    kl = AdaptiveKL(0.01, 0.02, 1000, 10)
+    for observed in (0.05, 0.001, 0.03):
+        kl.update(observed, 64)
+    fresh = AdaptiveKL(0.01, 0.02, 1000, 10)
+    fresh.load_state_dict(kl.state_dict())
+    assert fresh(5) == kl(5) and fresh.state_dict() == kl.state_dict()
+    with pytest.raises(ValueError, match="differs"):
+        AdaptiveKL(0.01, 0.05, 1000, 10).load_state_dict(kl.state_dict())
+    with pytest.raises(ValueError, match="kl.target"):
+        AdaptiveKL(0.01, 0.0, 1000, 10)
+
+
+def test_step_schedules_ignore_observed_kl():
+    kl = DynamicKL(0.04, 0.1, 100)
+    before = [kl(s) for s in range(101)]
+    kl.update(5.0, 64)
+    assert [kl(s) for s in range(101)] == before

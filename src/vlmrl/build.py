@@ -12,19 +12,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from .logging import JsonlLogger, run_name_and_group
-from .models.loading import load_model, resolve_checkpoint
-
-DATA_KEYS_NOT_IN_COLD_START = ("_target_", "batch_size", "eval_batch_size")
-
-
-def data_kwargs(cfg: DictConfig) -> dict:
-    return {k: v for k, v in OmegaConf.to_container(cfg.data.module, resolve=True).items() if k != "_target_"}
-
-
-def start_checkpoint(cfg: DictConfig) -> str:
-    spec = {k: v for k, v in data_kwargs(cfg).items() if k not in DATA_KEYS_NOT_IN_COLD_START}
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    return resolve_checkpoint(model_cfg, spec if model_cfg.get("build") else None, data_kwargs(cfg))
+from .models.loading import load_model
 
 
 def make_module(cfg: DictConfig, parts: dict, path: str) -> L.LightningModule:
@@ -61,8 +49,12 @@ def make_loggers(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> list:
 
         os.environ.setdefault("WANDB_SILENT", "true")
         name, group = run_name_and_group(overrides)
+        job_type = None
+        if cfg.study is not None:  # the dashboard groups runs as the report does: one group per table / figure
+            group, job_type = f"{cfg.study.paper}/{cfg.study.result}", cfg.study.method
         logger = WandbLogger(project=cfg.logger.wandb.project, entity=cfg.logger.wandb.entity, name=name, group=group,
-                             save_dir=str(run_dir), offline=cfg.logger.wandb.mode == "offline", log_model=False)
+                             job_type=job_type, save_dir=str(run_dir), offline=cfg.logger.wandb.mode == "offline",
+                             log_model=False)
         logger.experiment.config.update(OmegaConf.to_container(cfg, resolve=True), allow_val_change=True)
         loggers.append(logger)
     return loggers

@@ -54,23 +54,35 @@ def math_accuracy(completion: str, answer: str) -> float:
 _ACCURACY = {"integer": integer_accuracy, "math": math_accuracy}
 
 
+def accuracy(completion: str, answer: str, verifier: str) -> float:
+    """1.0 when `completion`'s answer equals `answer` under the dataset's `verifier`, else 0.0."""
+    if verifier not in _ACCURACY:
+        raise ValueError(f"verifier={verifier!r}; choose one of {VERIFIERS}")
+    return _ACCURACY[verifier](completion, answer)
+
+
 @dataclass
 class Reward:
-    """Scores completions; `__call__` returns each component as a float tensor [N]."""
-    verifier: str = "integer"
+    """Scores completions; `__call__` returns each component as a float tensor [N].
+
+    How an answer is checked belongs to its dataset (each record names its `verifier`); how the
+    components combine is this config: `format_w`, or `hard` for HFRRF."""
     format_w: float = 1.0
     hard: bool = False
 
     def __post_init__(self):
-        if self.verifier not in _ACCURACY:
-            raise ValueError(f"reward.verifier={self.verifier!r}; choose one of {VERIFIERS}")
         if self.format_w < 0:
             raise ValueError(f"reward.format_w={self.format_w} must be >= 0")
 
-    def __call__(self, completions: list[str], answers: list[str]) -> dict[str, torch.Tensor]:
-        if len(completions) != len(answers):
-            raise ValueError(f"{len(completions)} completions for {len(answers)} answers")
-        accuracy = torch.tensor([_ACCURACY[self.verifier](c, a) for c, a in zip(completions, answers)])
+    def __call__(self, completions: list[str], answers: list[str], verifiers: list[str]) -> dict[str, torch.Tensor]:
+        if not len(completions) == len(answers) == len(verifiers):
+            raise ValueError(f"{len(completions)} completions for {len(answers)} answers and {len(verifiers)} verifiers")
+        acc = torch.tensor([accuracy(c, a, v) for c, a, v in zip(completions, answers, verifiers)])
         fmt = torch.tensor([format_reward(c) for c in completions])
-        total = accuracy * fmt if self.hard else accuracy + self.format_w * fmt
-        return {"accuracy": accuracy, "format": fmt, "total": total}
+        total = acc * fmt if self.hard else acc + self.format_w * fmt
+        return {"accuracy": acc, "format": fmt, "total": total}
+
+    def score_records(self, completions: list[str], records: list[dict], repeat: int = 1) -> dict[str, torch.Tensor]:
+        """Scores for completions of `records`, each record's `repeat` completions contiguous."""
+        rows = [r for r in records for _ in range(repeat)]
+        return self(completions, [r["answer"] for r in rows], [r["verifier"] for r in rows])

@@ -5,8 +5,13 @@
     w < s <= t  : beta(s) = beta_min + (beta_max - beta_min) * (s - w) / (t - w)
 a V: beta_mid at s = 0, beta_min at w, beta_max at t. The paper's prose says the weight "starts
 small and increases"; the equation is what is implemented here.
-Schedulers hold no training state; `state_dict` records their parameters so a resumed run can
-refuse a silently changed schedule.
+
+`adaptive` is beyond both papers: the PPO-style controller of Ziegler et al. 2019 (arXiv 1909.08593,
+Sec. 2.2) that verl and OpenRLHF offer. After each rollout step with observed KL k over n samples,
+    beta <- beta * (1 + clip(k / target - 1, -0.2, 0.2) * n / horizon)
+so beta is state, not a function of the step: it is saved in checkpoints and restored exactly.
+The step schedules hold no training state; their `state_dict` records their parameters so a resumed
+run can refuse a silently changed schedule.
 """
 from __future__ import annotations
 
@@ -28,6 +33,9 @@ class KLScheduler:
     def load_state_dict(self, state: dict) -> None:
         if state != self.state_dict():
             raise ValueError(f"checkpoint KL schedule {state} differs from the configured {self.state_dict()}")
+
+    def update(self, observed_kl: float, n_samples: int) -> None:
+        """Called after every rollout step with the step's mean KL; step schedules ignore it."""
 
 
 def _check(name: str, value: float) -> float:
@@ -82,3 +90,30 @@ class DynamicKL(KLScheduler):
         if s <= w:
             return beta_mid - (beta_mid - self.beta_min) * s / w
         return self.beta_min + (self.beta_max - self.beta_min) * (s - w) / (t - w)
+
+
+class AdaptiveKL(KLScheduler):
+    """Ziegler et al. 2019 adaptive controller (verl `AdaptiveKLController`, OpenRLHF `kl_target`)."""
+
+    def __init__(self, init_beta: float, target: float, horizon: int, total_steps: int):
+        self.init_beta, self.value = _check("init_beta", init_beta), float(init_beta)
+        if target <= 0 or horizon <= 0:
+            raise ValueError(f"kl.target={target} and kl.horizon={horizon} must be > 0")
+        self.target, self.horizon, self.total_steps = float(target), int(horizon), int(total_steps)
+
+    def __call__(self, step: int) -> float:
+        return self.value
+
+    @property
+    def always_zero(self) -> bool:
+        return self.init_beta == 0  # beta only ever scales: from 0 it stays 0
+
+    def update(self, observed_kl: float, n_samples: int) -> None:
+        error = min(max(observed_kl / self.target - 1, -0.2), 0.2)
+        self.value *= 1 + error * n_samples / self.horizon
+
+    def load_state_dict(self, state: dict) -> None:
+        mine = {k: v for k, v in self.state_dict().items() if k != "value"}
+        if {k: v for k, v in state.items() if k != "value"} != mine:
+            raise ValueError(f"checkpoint KL controller {state} differs from the configured {self.state_dict()}")
+        self.value = state["value"]

@@ -1,6 +1,10 @@
-"""Splits of an embedded task, and prompt batches as a pure function of the step.
+"""Splits of one or more embedded tasks, and prompt batches as a pure function of the step.
 
-Training batches are chosen by `train_batch(step)` from a per-epoch seeded permutation, not by a
+A data config names its tasks (`tasks: {counting: {...options}}`; two tasks make a mixture); each
+split holds `<split>_size` records of every task. Records carry their task and verifier, so one
+batch may mix tasks and each completion is checked the way its dataset is.
+
+Training batches are chosen by `batch(split, step)` from a per-epoch seeded permutation, not by a
 stateful data loader: a resumed run sees exactly the prompts the uninterrupted run saw. The
 loader Lightning iterates for training only counts steps.
 """
@@ -22,44 +26,32 @@ class StepStream:
         return iter(count())
 
 
-class TaskDataModule(L.LightningDataModule):
-    def __init__(self, task: str, seed: int, train_size: int, val_size: int, test_size: int,
-                 coldstart_size: int, batch_size: int, eval_batch_size: int, verifier: str,
-                 image_size: int = 112, options: dict | None = None):
-        super().__init__()
-        for key, value in dict(train_size=train_size, val_size=val_size, test_size=test_size,
-                               batch_size=batch_size, eval_batch_size=eval_batch_size).items():
-            if value < 1:
-                raise ValueError(f"data.{key}={value} must be >= 1")
-        self.task = make_task(task, image_size=image_size, **dict(options or {}))
-        self.seed, self.batch_size, self.eval_batch_size, self.verifier = seed, batch_size, eval_batch_size, verifier
-        self.sizes = {"test": test_size, "val": val_size, "train": train_size, "coldstart": coldstart_size}
-        self.records: dict[str, list[dict]] = {}
+def build_split(tasks: dict, split: str, size: int, seed: int, image_size: int = 112) -> list[dict]:
+    """`size` records of each task's `split`, tasks in config order."""
+    records = []
+    for name, options in tasks.items():
+        task = make_task(name, image_size=image_size, **dict(options or {}))
+        records += [task.build(s) for s in generate_splits(task, {split: size}, seed)[split]]
+    return records
 
-    def setup(self, stage: str | None = None) -> None:
-        if not self.records:
-            scenes = generate_splits(self.task, {k: v for k, v in self.sizes.items() if v > 0}, self.seed)
-            self.records = {split: [self.task.build(s) for s in items] for split, items in scenes.items()}
+
+class SplitDataModule(L.LightningDataModule):
+    """Named splits of records; `batch(split, step)` for training, loaders over `val` / `test`."""
+
+    def __init__(self, records: dict[str, list[dict]] | None = None, seed: int = 0, batch_size: int = 8,
+                 eval_batch_size: int = 100):
+        super().__init__()
+        self.records = dict(records or {})
+        self.seed, self.batch_size, self.eval_batch_size = seed, batch_size, eval_batch_size
 
     def split(self, name: str) -> list[dict]:
-        self.setup()
-        if name not in self.records:
-            raise ValueError(f"split {name!r} is empty (data.{name}_size=0)")
+        if not self.records.get(name):
+            raise ValueError(f"split {name!r} is empty; the data holds {sorted(self.records)}")
         return self.records[name]
 
     def batch(self, split: str, step: int, batch_size: int | None = None) -> list[dict]:
         """The `batch_size` records for `step`: epoch e = a seeded permutation of the split."""
-        records = self.split(split)
-        size = batch_size or self.batch_size
-        orders: dict[int, list[int]] = {}  # one shuffle per epoch the batch touches (at most two)
-        picked = []
-        for position in range(step * size, (step + 1) * size):
-            epoch, offset = divmod(position, len(records))
-            if epoch not in orders:
-                orders[epoch] = list(range(len(records)))
-                random.Random(f"{self.seed}/{split}/epoch{epoch}").shuffle(orders[epoch])
-            picked.append(records[orders[epoch][offset]])
-        return picked
+        return step_batch(self.split(split), f"{self.seed}/{split}", step, batch_size or self.batch_size)
 
     def train_batch(self, step: int) -> list[dict]:
         return self.batch("train", step)
@@ -75,3 +67,45 @@ class TaskDataModule(L.LightningDataModule):
 
     def test_dataloader(self):
         return self._eval_loader("test")
+
+
+class TaskDataModule(SplitDataModule):
+    """The embedded tasks' train / val / test splits, drawn on first use."""
+
+    def __init__(self, tasks: dict, seed: int, train_size: int, val_size: int, test_size: int, batch_size: int,
+                 eval_batch_size: int, image_size: int = 112):
+        for key, value in dict(train_size=train_size, val_size=val_size, test_size=test_size,
+                               batch_size=batch_size, eval_batch_size=eval_batch_size).items():
+            if value < 1:
+                raise ValueError(f"data.module.{key}={value} must be >= 1")
+        if not tasks:
+            raise ValueError("data.module.tasks is empty: name at least one task")
+        for name, options in tasks.items():
+            make_task(name, image_size=image_size, **dict(options or {}))  # validates names and options now
+        super().__init__(seed=seed, batch_size=batch_size, eval_batch_size=eval_batch_size)
+        self.tasks, self.image_size = {k: dict(v or {}) for k, v in tasks.items()}, image_size
+        self.sizes = {"test": test_size, "val": val_size, "train": train_size}
+
+    @property
+    def task_names(self) -> list[str]:
+        return list(self.tasks)
+
+    def split(self, name: str) -> list[dict]:
+        if name not in self.sizes:
+            raise ValueError(f"split {name!r}: choose one of {tuple(self.sizes)}")
+        if name not in self.records:
+            self.records[name] = build_split(self.tasks, name, self.sizes[name], self.seed, self.image_size)
+        return self.records[name]
+
+
+def step_batch(records: list, key: str, step: int, size: int) -> list:
+    """Records for `step` when batches of `size` walk through per-epoch shuffles of `records`."""
+    orders: dict[int, list[int]] = {}  # one shuffle per epoch the batch touches (at most two)
+    picked = []
+    for position in range(step * size, (step + 1) * size):
+        epoch, offset = divmod(position, len(records))
+        if epoch not in orders:
+            orders[epoch] = list(range(len(records)))
+            random.Random(f"{key}/epoch{epoch}").shuffle(orders[epoch])
+        picked.append(records[orders[epoch][offset]])
+    return picked

@@ -1,29 +1,36 @@
 """Procedurally generated, verifiable visual tasks: the embedded stand-ins for the papers' data.
 
-* counting  (stand-in for CLEVR-70k / SuperCLEVR, OThink-MR1 and R1-V): a scene of coloured shapes
-  on white, "How many shapes are in the image?", integer answer.
-* geometry  (stand-in for GeoQA / Geometry3K): a rendered triangle with two labelled angles and a
-  third marked x, "find x", answer in degrees.
+* counting  (stand-in for CLEVR-70k / SuperCLEVR, OThink-MR1 and R1-V): coloured shapes on a 4x4
+  grid, "How many shapes are in the image?", integer answer.
+* geometry  (stand-in for GeoQA / Geometry3K): a figure of one of seven problem types, GeoQA-style:
+  the numbers are in the question, the figure says which rule applies (see `geometry.py`).
 
-Records carry the real datasets' fields (`images`, `problem`, `answer`), plus `reference_cot`, a
-templated chain of thought used by the SFT / cold-start data. Vision-R1 builds its cold-start CoT
-by modality bridging with a VLM and DeepSeek-R1; no such teacher exists offline, so the embedded
-default uses a template that states the visual evidence and the arithmetic.
+Records carry the real datasets' fields (`images`, `problem`, `answer`) plus `id`, `task`,
+`verifier` and `cots`: reference chains of thought in three styles, used as SFT / cold-start targets:
+  concise      `<think>There are 7 shapes.</think><answer>7</answer>`
+  verbose      the reasoning works item by item, so its length grows with the item (counting
+               enumerates every shape, geometry states the rule and each arithmetic step):
+               `<think>1 circle, 2 square, ... 7 triangle. So there are 7 shapes.</think>...`
+  answer_only  `<answer>7</answer>` (no reasoning block: a format the reward does not accept)
+Vision-R1 builds its cold-start CoT by modality bridging with a VLM and DeepSeek-R1; offline there
+is no teacher, so the styles are templates that state the visual evidence and the arithmetic.
 
-Every record is a pure function of (task, seed, index). Splits are disjoint by construction:
-each split draws from its own seed stream and drops any scene whose signature (the generating
-parameters) another split already holds.
+Splits are disjoint by construction and independent of the requested sizes: a scene belongs to
+the split its hash falls in (`SPLIT_SHARES`), so the cold start's data does not move when an
+experiment changes its train or test size. Every record is a pure function of (task, seed, index).
 """
 from __future__ import annotations
 
-import math
+import hashlib
 import random
 from dataclasses import dataclass
 from typing import Callable
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-# R1-V / OThink-MR1 prompt (../shared/papers.md).
+from . import geometry
+
+# R1-V / OThink-MR1 prompt (../shared/papers.md; R1-V's QUESTION_TEMPLATE).
 R1V_PROMPT = (
     "{question} Output the thinking process in <think> </think> and final answer (number) in "
     "<answer> </answer> tags."
@@ -32,7 +39,9 @@ R1V_PROMPT = (
 COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (230, 190, 20),
           "purple": (140, 60, 180), "orange": (240, 120, 20)}
 SHAPES = ("circle", "square", "triangle")
-SPLIT_ORDER = ("test", "val", "train", "coldstart")  # earlier splits win signature collisions
+COT_STYLES = ("concise", "verbose", "answer_only")
+# Share of the scene space each split owns (by hash). Test and val are small and drawn first.
+SPLIT_SHARES = {"test": 0.10, "val": 0.05, "train": 0.35, "coldstart": 0.50}
 
 
 @dataclass(frozen=True)
@@ -42,8 +51,20 @@ class Scene:
     params: tuple
 
 
-def _split_rng(seed: int, split: str, index: int) -> random.Random:
-    return random.Random(f"{seed}/{split}/{index}")
+def scene_split(scene: Scene, seed: int) -> str:
+    """The split that owns `scene` (a pure function of the scene and the data seed)."""
+    digest = hashlib.sha256(f"{seed}/{scene.task}/{scene.params}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2 ** 64
+    edge = 0.0
+    for split, share in SPLIT_SHARES.items():
+        edge += share
+        if u < edge:
+            return split
+    return "coldstart"
+
+
+def _answer_block(answer) -> str:
+    return f"<answer>{answer}</answer>"
 
 
 # ---------------------------------------------------------------- counting
@@ -73,72 +94,24 @@ def render_counting(scene: Scene, size: int, grid: int) -> Image.Image:
     return image
 
 
+def counting_cots(scene: Scene) -> dict[str, str]:
+    """Reference reasoning; the verbose one numbers the shapes in reading order (cells row by row)."""
+    k = len(scene.params)
+    noun = "shape" if k == 1 else "shapes"
+    listed = ", ".join(f"{i} {shape}" for i, (_, shape, *_rest) in enumerate(scene.params, start=1))
+    verbose = f"{listed}. So there are {k} {noun}." if k else f"I see no shapes. So there are 0 shapes."
+    return {"concise": f"<think>There are {k} {noun}.</think>{_answer_block(k)}",
+            "verbose": f"<think>{verbose}</think>{_answer_block(k)}",
+            "answer_only": _answer_block(k)}
+
+
 def counting_record(scene: Scene, size: int, grid: int) -> dict:
     k = len(scene.params)
     return {
         "images": [render_counting(scene, size, grid)],
         "problem": R1V_PROMPT.format(question="How many shapes are in the image?"),
         "answer": str(k),
-        "reference_cot": f"<think>I count {k} shapes.</think><answer>{k}</answer>",
-    }
-
-
-# ---------------------------------------------------------------- geometry
-def sample_geometry_scene(rng: random.Random, min_angle: int, max_angle: int) -> Scene:
-    while True:
-        a, b = rng.randrange(min_angle, max_angle + 1, 5), rng.randrange(min_angle, max_angle + 1, 5)
-        if 180 - a - b >= min_angle:
-            return Scene("geometry", (a, b, rng.randint(0, 2)))  # last: which corner is x
-
-
-def _triangle_vertices(angles: tuple[int, int, int], size: int) -> list[tuple[float, float]]:
-    """Vertices with the given interior angles (deg) at A, B, C, scaled into the image."""
-    a, b, _ = (math.radians(t) for t in angles)
-    # A at origin, B at (1, 0); C from the law of sines.
-    ac = math.sin(b) / math.sin(math.pi - a - b)
-    pts = [(0.0, 0.0), (1.0, 0.0), (ac * math.cos(a), ac * math.sin(a))]
-    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-    scale = 0.7 * size / max(max(xs) - min(xs), max(ys) - min(ys))
-    ox = (size - scale * (max(xs) - min(xs))) / 2 - scale * min(xs)
-    oy = (size - scale * (max(ys) - min(ys))) / 2 - scale * min(ys)
-    return [(ox + scale * x, size - (oy + scale * y)) for x, y in pts]
-
-
-def corner_angles(scene: Scene) -> list[int]:
-    """Interior angle at each of the three corners: x = 180 - a - b sits at corner `x_corner`."""
-    a, b, x_corner = scene.params
-    known = [a, b]
-    return [180 - a - b if corner == x_corner else known.pop(0) for corner in range(3)]
-
-
-def render_geometry(scene: Scene, size: int) -> Image.Image:
-    x_corner = scene.params[2]
-    angles = corner_angles(scene)
-    labels = [f"{t}°" for t in angles]
-    labels[x_corner] = "x"
-    verts = _triangle_vertices(tuple(angles), size)
-    image = Image.new("RGB", (size, size), "white")
-    draw = ImageDraw.Draw(image)
-    draw.polygon(verts, outline=(0, 0, 0), width=2)
-    font = ImageFont.load_default(size=max(10, size // 14))
-    cx, cy = sum(v[0] for v in verts) / 3, sum(v[1] for v in verts) / 3
-    for (vx, vy), text in zip(verts, labels):
-        tx, ty = vx + 0.28 * (cx - vx), vy + 0.28 * (cy - vy)  # inside the corner
-        draw.text((tx, ty), text, fill=(200, 0, 0), font=font, anchor="mm")
-    return image
-
-
-def geometry_record(scene: Scene, size: int) -> dict:
-    a, b, _ = scene.params
-    x = 180 - a - b
-    known = [a, b]
-    question = "In the triangle, two angles are given. Find the angle x in degrees."
-    return {
-        "images": [render_geometry(scene, size)],
-        "problem": R1V_PROMPT.format(question=question),
-        "answer": f"{x}°",
-        "reference_cot": (f"<think>The angles of a triangle sum to 180. x = 180 - {known[0]} - {known[1]} = {x}."
-                          f"</think><answer>{x}</answer>"),
+        "cots": counting_cots(scene),
     }
 
 
@@ -147,41 +120,53 @@ def geometry_record(scene: Scene, size: int) -> dict:
 class Task:
     """One procedurally generated task: how to sample a scene and how to turn it into a record."""
     name: str
+    verifier: str
     sample: Callable[[random.Random], Scene]
-    build: Callable[[Scene], dict]
+    render: Callable[[Scene], dict]
+
+    def build(self, scene: Scene) -> dict:
+        record = self.render(scene)
+        digest = hashlib.sha256(f"{scene.task}/{scene.params}".encode()).hexdigest()[:12]
+        return {"id": f"{self.name}-{digest}", "task": self.name, "verifier": self.verifier, **record}
+
+
+TASKS = ("counting", "geometry")
 
 
 def make_task(name: str, image_size: int = 112, min_count: int = 0, max_count: int = 9, grid: int = 4,
-              min_angle: int = 20, max_angle: int = 100) -> Task:
+              angle_step: int = 5, types: list[str] | None = None) -> Task:
+    """counting options: min_count, max_count, grid; geometry options: angle_step, types."""
     if name == "counting":
         if not 0 <= min_count <= max_count <= grid * grid:
             raise ValueError(f"data.min_count/max_count must satisfy 0 <= min <= max <= grid^2={grid * grid}")
-        return Task(name, lambda rng: sample_counting_scene(rng, min_count, max_count, grid),
+        return Task(name, "integer", lambda rng: sample_counting_scene(rng, min_count, max_count, grid),
                     lambda scene: counting_record(scene, image_size, grid))
     if name == "geometry":
-        if not 0 < min_angle <= max_angle or 3 * min_angle > 180:
-            raise ValueError("data.min_angle/max_angle must allow three angles >= min_angle summing to 180")
-        return Task(name, lambda rng: sample_geometry_scene(rng, min_angle, max_angle),
-                    lambda scene: geometry_record(scene, image_size))
-    raise ValueError(f"unknown data.task={name!r}; choose one of: counting, geometry")
+        types = list(types or geometry.TYPES)
+        geometry.check_options(angle_step, types)
+        return Task(name, "math", lambda rng: Scene("geometry", geometry.sample(rng, angle_step, types)),
+                    lambda scene: geometry.record(scene.params, image_size, R1V_PROMPT))
+    raise ValueError(f"unknown data.task={name!r}; choose one of: {', '.join(TASKS)}")
 
 
-def generate_splits(task: Task, sizes: dict[str, int], seed: int, max_tries: int = 50) -> dict[str, list[Scene]]:
-    """Scenes for each split in `sizes`, pairwise disjoint. Raises if the task space is too small."""
-    unknown = set(sizes) - set(SPLIT_ORDER)
+def generate_splits(task: Task, sizes: dict[str, int], seed: int, max_tries: int = 200) -> dict[str, list[Scene]]:
+    """Scenes for each split in `sizes`, each owned by its split (so pairwise disjoint), no repeats.
+
+    Raises, naming the split, when the task space holds too few distinct scenes for a size."""
+    unknown = set(sizes) - set(SPLIT_SHARES)
     if unknown:
-        raise ValueError(f"unknown split(s) {sorted(unknown)}; known: {SPLIT_ORDER}")
-    taken: set[Scene] = set()
+        raise ValueError(f"unknown split(s) {sorted(unknown)}; known: {tuple(SPLIT_SHARES)}")
     splits = {}
-    for split in (s for s in SPLIT_ORDER if s in sizes):
-        scenes, index = [], 0
-        while len(scenes) < sizes[split]:
-            if index >= max_tries * sizes[split] + 1000:
-                raise ValueError(f"could not draw {sizes[split]} distinct {task.name} scenes for split {split!r}")
-            scene = task.sample(_split_rng(seed, split, index))
+    for split, size in sizes.items():
+        scenes, seen, index = [], set(), 0
+        while len(scenes) < size:
+            if index >= max_tries * size + 1000:
+                raise ValueError(f"could not draw {size} distinct {task.name} scenes for split {split!r} "
+                                 f"(found {len(scenes)}); lower data.{split}_size or widen the task options")
+            scene = task.sample(random.Random(f"{seed}/{split}/{index}"))
             index += 1
-            if scene not in taken:
-                taken.add(scene)
+            if scene not in seen and scene_split(scene, seed) == split:
+                seen.add(scene)
                 scenes.append(scene)
         splits[split] = scenes
     return splits

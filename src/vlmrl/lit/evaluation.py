@@ -1,28 +1,56 @@
-"""Held-out greedy evaluation shared by the GRPO and SFT modules: accuracy and format rate."""
+"""Greedy evaluation: accuracy, format rate and completion length, overall and per task.
+
+Used by the GRPO and SFT modules (val / test during a run), the cold-start stop rule and
+`evaluate.py`. Each record is checked with its own dataset's verifier.
+"""
 from __future__ import annotations
 
+from collections import defaultdict
+
+import torch
+
+from ..rewards import Reward
 from ..rollout.hf import HFRollout
+
+METRICS = ("acc", "format", "completion_len")
+
+
+def greedy_scores(policy, processor, records: list[dict], max_new_tokens: int, reward: Reward | None = None):
+    """Greedy completions of `records` and their reward components -> (RolloutBatch, scores)."""
+    batch = HFRollout().generate(policy, processor, records, group_size=1, max_new_tokens=max_new_tokens,
+                                 seed=0, greedy=True)
+    return batch, (reward or Reward()).score_records(batch.completions, records)
+
+
+def per_task(records: list[dict], batch, scores: dict) -> dict[str, dict[str, torch.Tensor]]:
+    """{task: {"acc": [n], "format": [n], "completion_len": [n]}} for the records of each task."""
+    lengths = batch.completion_mask.sum(1).float().cpu()
+    rows = defaultdict(list)
+    for i, record in enumerate(records):
+        rows[record["task"]].append(i)
+    return {task: {"acc": scores["accuracy"][idx], "format": scores["format"][idx], "completion_len": lengths[idx]}
+            for task, idx in ((t, torch.tensor(i)) for t, i in rows.items())}
 
 
 class GreedyEvaluation:
     """Mixin for a LightningModule with `policy`, `processor`, `reward`, `eval_max_new_tokens`."""
 
     def greedy_scores(self, records: list[dict]):
-        """Greedy completions of `records` and their reward components -> (RolloutBatch, scores)."""
-        batch = HFRollout().generate(self.policy, self.processor, records, group_size=1,
-                                     max_new_tokens=self.eval_max_new_tokens, seed=0, greedy=True)
-        return batch, self.reward(batch.completions, [r["answer"] for r in records])
+        return greedy_scores(self.policy, self.processor, records, self.eval_max_new_tokens, self.reward)
 
     def _evaluate(self, records: list[dict], prefix: str) -> None:
         batch, scores = self.greedy_scores(records)
-        n = len(records)
-        self.log(f"{prefix}/acc", scores["accuracy"].mean(), batch_size=n, on_epoch=True)
-        self.log(f"{prefix}/format", scores["format"].mean(), batch_size=n, on_epoch=True)
-        self.log(f"{prefix}/completion_len", batch.completion_mask.sum(1).float().mean(), batch_size=n, on_epoch=True)
+        tasks = per_task(records, batch, scores)
+        overall = {k: torch.cat([t[k] for t in tasks.values()]) for k in METRICS}
+        several = len(getattr(self.trainer.datamodule, "task_names", ())) > 1
+        groups = {prefix: overall, **({f"{prefix}/{t}": v for t, v in tasks.items()} if several else {})}
+        for name, values in groups.items():
+            n = len(values["acc"])
+            for key in METRICS:
+                self.log(f"{name}/{key}", values[key].mean(), batch_size=n, on_epoch=True)
 
     def validation_step(self, records, batch_idx):
         self._evaluate(records, "val")
 
     def test_step(self, records, batch_idx):
         self._evaluate(records, "test")
-

@@ -10,37 +10,14 @@ is the starting checkpoint), and not loaded at all when beta(s) = 0 for every s.
 """
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
 
 from ..algo.loss import group_advantages, grpo_loss
 from ..logging import log_samples
+from ..optim import build_optimizer
 from ..rollout.base import completion_logprobs
 from .evaluation import GreedyEvaluation
-
-
-LR_SCHEDULES = ("constant", "linear", "cosine")
-
-
-def lr_lambda(schedule: str, total: int, warmup_frac: float):
-    """Multiplier of the base LR at optimizer step i (warmup then constant / linear / cosine decay)."""
-    warmup = int(warmup_frac * total)
-
-    def factor(i: int) -> float:
-        if i < warmup:
-            return (i + 1) / warmup
-        progress = (i - warmup) / max(1, total - warmup)
-        if schedule == "linear":
-            return max(0.0, 1 - progress)
-        if schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-        return 1.0
-
-    if schedule not in LR_SCHEDULES:
-        raise ValueError(f"optim.schedule={schedule!r}; choose one of {LR_SCHEDULES}")
-    return factor
 
 
 def derive_seed(*parts) -> int:
@@ -75,12 +52,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
             self._ref[0] = self.ref_policy.to(self.device).eval().requires_grad_(False)
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.policy.parameters(), lr=self.optim["lr"],
-                                weight_decay=self.optim.get("weight_decay", 0.0),
-                                betas=tuple(self.optim.get("betas", (0.9, 0.999))))
-        factor = lr_lambda(self.optim.get("schedule", "constant"), self.steps * self.mu,
-                           self.optim.get("warmup_frac", 0.0))
-        return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor)}
+        return build_optimizer(self.policy.parameters(), self.optim, self.steps * self.mu)
 
     # ------------------------------------------------------------------ one rollout step
     def training_step(self, _step_index, batch_idx):
@@ -90,12 +62,11 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
         records = self.trainer.datamodule.train_batch(s)
         batch = self.rollout.generate(self.policy, self.processor, records, stage.group_size,
                                       stage.max_new_tokens, seed=derive_seed(self.seed, "rollout", s))
-        answers = [r["answer"] for r in records for _ in range(stage.group_size)]
-        scores = self.reward(batch.completions, answers)
+        scores = self.reward.score_records(batch.completions, records, repeat=stage.group_size)
         advantages = group_advantages(scores["total"], stage.group_size).to(self.device)   # [N]
         temperature = self.rollout.temperature
-        slices = [slice(i, min(i + self.micro_batch_size, len(answers)))
-                  for i in range(0, len(answers), self.micro_batch_size)]
+        n = len(batch.completions)
+        slices = [slice(i, min(i + self.micro_batch_size, n)) for i in range(0, n, self.micro_batch_size)]
 
         with torch.no_grad():
             ref_logp = ([completion_logprobs(self.ref_policy, batch.rows(sl), temperature) for sl in slices]
@@ -111,7 +82,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
                 logp = completion_logprobs(self.policy, micro, temperature)           # [n, L]
                 loss, metrics = grpo_loss(logp, logp.detach() if old is None else old, ref, advantages[sl],
                                           micro.completion_mask, beta, self.clip_eps)
-                self.manual_backward(loss * (sl.stop - sl.start) / len(answers))
+                self.manual_backward(loss * (sl.stop - sl.start) / n)
                 step_metrics.append({"loss": loss.item(), **metrics})
             grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             opt.step()
@@ -130,6 +101,8 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
         }
         for key in step_metrics[0]:
             log[f"train/{key}"] = sum(m[key] for m in step_metrics) / len(step_metrics)
+        if "train/kl" in log:
+            self.kl.update(log["train/kl"], n)  # the adaptive controller moves beta; step schedules ignore it
         self.log_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in log.items()},
                       on_step=True, on_epoch=False, prog_bar=False, batch_size=len(records))
         self.log("reward", log["train/reward"], prog_bar=True, on_step=True, logger=False)

@@ -1,18 +1,41 @@
 """Supervised fine-tuning on (image, prompt, `<think>...</think><answer>...</answer>`).
 
 Three uses of one module: OThink-MR1's SFT baseline (`algo=sft`), Vision-R1's cold start, and the
-step that turns the random tiny model into an "instruct" starting point. Loss: cross-entropy on
-completion tokens only (prompt and padding masked), mean over those tokens in the batch. The
-batch at step s is a pure function of (seed, s), as for GRPO, so a resumed run is exact.
+step that turns the random tiny model into an "instruct" starting point (both stages in
+`vlmrl.stages`). Targets: each record's reference chain of thought in a style drawn per record
+from `styles` (e.g. {concise: 0.5, verbose: 0.5}), a pure function of the record id. Loss:
+cross-entropy on completion tokens only (prompt and padding masked), mean over those tokens in the
+batch. The batch at step s is a pure function of (seed, s), as for GRPO, so a resumed run is exact.
 """
 from __future__ import annotations
+
+import hashlib
 
 import lightning as L
 import torch
 
 from ..data.prompts import encode_prompts
+from ..data.tasks import COT_STYLES
+from ..optim import build_optimizer
 from .evaluation import GreedyEvaluation
-from .grpo import lr_lambda
+
+
+def check_styles(styles: dict, key: str) -> dict[str, float]:
+    unknown = set(styles) - set(COT_STYLES)
+    if not styles or unknown or any(w < 0 for w in styles.values()) or sum(styles.values()) <= 0:
+        raise ValueError(f"{key}={dict(styles)}: give non-negative weights of {COT_STYLES}, not all zero")
+    return {k: float(v) for k, v in styles.items()}
+
+
+def target_for(record: dict, styles: dict[str, float]) -> str:
+    """The record's reference CoT in the style its id draws from the `styles` weights."""
+    u = int.from_bytes(hashlib.sha256(record["id"].encode()).digest()[:8], "big") / 2 ** 64
+    total, edge = sum(styles.values()), 0.0
+    for style, weight in styles.items():
+        edge += weight / total
+        if u < edge:
+            return record["cots"][style]
+    return record["cots"][style]
 
 
 def completion_labels(input_ids: torch.Tensor, completion_lengths: torch.Tensor) -> torch.Tensor:
@@ -29,22 +52,19 @@ def completion_labels(input_ids: torch.Tensor, completion_lengths: torch.Tensor)
 
 class SFTModule(GreedyEvaluation, L.LightningModule):
     def __init__(self, policy, processor, reward, optim: dict, steps: int, batch_size: int = 32,
-                 target_key: str = "reference_cot", eval_max_new_tokens: int = 32, split: str = "train"):
+                 styles: dict | None = None, eval_max_new_tokens: int = 32, split: str = "train"):
         super().__init__()
         self.policy, self.processor, self.reward = policy, processor, reward
-        self.optim, self.steps, self.target_key, self.split = dict(optim), steps, target_key, split
+        self.optim, self.steps, self.split = dict(optim), steps, split
+        self.styles = check_styles(styles or {"concise": 1.0}, "algo.module.styles")
         self.eval_max_new_tokens, self.batch_size = eval_max_new_tokens, batch_size
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.policy.parameters(), lr=self.optim["lr"],
-                                weight_decay=self.optim.get("weight_decay", 0.0))
-        factor = lr_lambda(self.optim.get("schedule", "constant"), self.steps, self.optim.get("warmup_frac", 0.0))
-        return {"optimizer": opt,
-                "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor), "interval": "step"}}
+        return build_optimizer(self.policy.parameters(), self.optim, self.steps)
 
     def sft_loss(self, records: list[dict]) -> torch.Tensor:
         tokenizer = self.processor.tokenizer
-        targets = [r[self.target_key] for r in records]
+        targets = [target_for(r, self.styles) for r in records]
         full = encode_prompts(self.processor, records, targets)
         completion_ids = [tokenizer(t + tokenizer.eos_token, add_special_tokens=False)["input_ids"] for t in targets]
         for row, ids in zip(full["input_ids"], completion_ids):

@@ -39,14 +39,14 @@ QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[
 
 def tokenizer_corpus(seed: int) -> list[str]:
     """Text the tokenizer is trained on: the tasks' prompts and reasoning, and chat-template words."""
-    from ..data.tasks import make_task
+    from ..data.tasks import TASKS, make_task
 
     texts = ["system\nYou are a helpful assistant.", "user\n", "assistant\n", "Final Answer: the answer is"]
-    for name in ("counting", "geometry"):
+    for name in TASKS:
         task = make_task(name)
-        for i in range(200):
+        for i in range(400):
             record = task.build(task.sample(random.Random(f"tok/{seed}/{name}/{i}")))
-            texts += [record["problem"], record["reference_cot"]]
+            texts += [record["problem"], *record["cots"].values()]
     return texts
 
 

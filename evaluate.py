@@ -1,0 +1,31 @@
+"""Greedy evaluation of a run, a checkpoint or the untrained start on a list of tasks.
+
+    python evaluate.py run=outputs/<run> eval=cross_task        # same-task + cross-task accuracy
+    python evaluate.py run=base eval=cross_task                 # the start checkpoint (no RL)
+    python evaluate.py run=base +experiments=vision_r1/cold_start_only
+
+Writes <run dir or out>/eval/<eval.name>.json (accuracy, format rate, mean completion length per task).
+"""
+import hydra
+from omegaconf import DictConfig
+
+from vlmrl.resolvers import register
+
+register()  # resolvers used by conf/ (run-dir names, stage fractions, the repo root)
+
+
+@hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    from vlmrl.quiet import quiet_third_party
+    from vlmrl.stages.evaluate import evaluate, format_table
+
+    quiet_third_party()
+    report = evaluate(cfg)
+    trained = f" (trained on {report['trained_on']})" if report["trained_on"] else ""
+    print(f"[vlmrl] {report['checkpoint']}{trained}, greedy, {report['split']} split:")
+    print(format_table(report))
+    print(f"[vlmrl] wrote {report['path']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The starting checkpoint of a run: built, and cached, stage by stage on first use.
+
+    model.name_or_path (a real checkpoint)                        -> [cold start] -> start
+    model.build.arch (random tiny Qwen2-VL) -> model.build.instruct -> [cold start] -> start
+
+Each stage's output is a checkpoint directory under the cache (`model.cache_dir`, else
+$VLMRL_CACHE, else ~/.cache/vlmrl), named by a hash of everything that determines it (the parent's
+key and the stage spec), written atomically: a crash leaves no half-built directory. `python
+cold_start.py` builds the same checkpoints explicitly; `python train.py` builds what is missing.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..models.tiny import build_tiny, spec_hash
+from .sft_stage import check_spec, run_sft_stage
+
+
+def cache_root(cache_dir: str | None) -> Path:
+    return Path(os.path.expanduser(cache_dir or os.environ.get("VLMRL_CACHE", "~/.cache/vlmrl")))
+
+
+def build_once(target: Path, build) -> Path:
+    """Run build(tmp_dir) and move the result to `target`, unless a complete `target` exists."""
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp"))
+    try:
+        build(tmp)
+        if not (target / "config.json").exists():  # else another process finished first
+            if target.exists():
+                shutil.rmtree(target)  # a leftover without config.json is incomplete
+            os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def cold_start_spec(cfg: DictConfig) -> dict | None:
+    """The cold-start stage spec, or None for `cold_start=none`."""
+    spec = OmegaConf.to_container(cfg.cold_start, resolve=True)
+    return None if spec.get("name") == "none" else {k: v for k, v in spec.items() if k != "name"}
+
+
+def check_stages(cfg: DictConfig) -> None:
+    """Validate every stage spec the start checkpoint needs (config.validate calls this)."""
+    build = cfg.model.get("build")
+    if build and build.get("instruct"):
+        check_spec(OmegaConf.to_container(build.instruct, resolve=True), "model.build.instruct")
+    spec = cold_start_spec(cfg)
+    if spec is not None:
+        check_spec(spec, "cold_start")
+
+
+def start_checkpoint(cfg: DictConfig) -> str:
+    """Path of the checkpoint a run starts from, building whatever stage is missing."""
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    root = cache_root(model.get("cache_dir"))
+    build = model.get("build")
+    if build:
+        arch = dict(build["arch"])
+        stem = f"tiny-{spec_hash(arch)}"
+        path = build_once(root / stem, lambda out: build_tiny(out, **arch))
+        key: dict = {"arch": arch}
+        if build.get("instruct"):
+            key = {"parent": key, "instruct": build["instruct"]}
+            stem = f"{stem}-instruct-{spec_hash(key)}"
+            parent = str(path)
+            path = build_once(root / stem, lambda out: run_sft_stage(parent, build["instruct"], out, "instruct"))
+    else:
+        path, key = model["name_or_path"], {"name_or_path": model["name_or_path"]}
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(path)).strip("_")[-60:]
+    spec = cold_start_spec(cfg)
+    if spec is not None:
+        key = {"parent": key, "cold_start": spec}
+        parent = str(path)
+        path = build_once(root / f"{stem}-coldstart-{spec_hash(key)}",
+                          lambda out: run_sft_stage(parent, spec, out, "cold start"))
+    return str(path)

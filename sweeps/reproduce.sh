@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Every experiment of both papers at one scale, their evaluations, then every table and figure.
+#
+#   bash sweeps/reproduce.sh [--scale smoke|tiny] [--seeds 0,1,2] [--out DIR] [--report DIR] [-- extra overrides]
+#
+#   --scale smoke   a few steps per run on a handful of records (+scale=smoke): proves the pipeline, CI runs it
+#   --scale tiny    the embedded reproduction (default): the tiny Qwen2-VL at conf/model/tiny.yaml's scale
+#   --seeds         comma-separated seeds for every training sweep (default 0); the report shows mean ± std
+#   --out           where run dirs go (default repro/<scale>)
+#   --report        where tables and figures go (default docs/results/<scale>)
+#   -- ...          any further overrides go to every train.py / evaluate.py call (e.g. model=qwen2_vl_2b)
+#
+# Steps: the training sweeps of sweeps/othink_mr1/ and sweeps/vision_r1/ (python train.py -m
+# +sweeps=...), the evaluations that have no RL run (Table 1's base column, Vision-R1's cold-start-only
+# row), the cross-task evaluation of every trained run (OThink-MR1 Fig. 7; Vision-R1's averages over
+# tasks), then python -m vlmrl.report. Rerunning after a crash skips every sweep and evaluation that
+# finished (a sweep cut off midway runs again whole).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scale=tiny seeds=0 out="" report="" extra=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --scale) scale="$2"; shift 2 ;;
+    --seeds) seeds="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --report) report="$2"; shift 2 ;;
+    --) shift; extra+=("$@"); break ;;
+    *) echo "reproduce.sh: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
+  esac
+done
+case "$scale" in
+  smoke) extra=(+scale=smoke "${extra[@]}") ;;
+  tiny) ;;
+  *) echo "reproduce.sh: --scale $scale: choose smoke or tiny" >&2; exit 2 ;;
+esac
+out="${out:-repro/$scale}" report="${report:-docs/results/$scale}"
+started=$(date +%s)
+log() { echo "[reproduce $(( $(date +%s) - started ))s] $*"; }
+
+# One training sweep into $out/<sweep>/<job>/; skipped when every job of it finished (results.json).
+sweep() {
+  local name="$1" dir="$out/$1" jobs
+  if [[ -f "$dir/.done" ]]; then log "$name: done before, skipped"; return; fi
+  log "$name: python train.py -m +sweeps=$name seed=$seeds ${extra[*]}"
+  python train.py -m "+sweeps=$name" "seed=$seeds" "${extra[@]}" \
+    "hydra.sweep.dir=$dir" 'hydra.sweep.subdir=${hydra.job.num}_${vlmrl_dirname:${hydra.job.override_dirname}}'
+  jobs=$(find "$dir" -mindepth 2 -maxdepth 2 -name results.json | wc -l)
+  log "$name: $jobs run(s) finished"
+  touch "$dir/.done"
+}
+
+# Greedy evaluation (eval=cross_task: both tasks' test splits) of the untrained start of an experiment.
+eval_base() {
+  local experiment="$1" dir="$out/$1"
+  if [[ -f "$dir/eval/cross_task.json" ]]; then log "$experiment (base eval): done before, skipped"; return; fi
+  log "$experiment: python evaluate.py run=base +experiments=$experiment"
+  python evaluate.py run=base "+experiments=$experiment" "out=$dir" "${extra[@]}"
+}
+
+# Cross-task evaluation of every run of a sweep, in one process (a Hydra multirun over run dirs).
+eval_runs() {
+  local name="$1" runs=()
+  for d in "$out/$name"/*/; do
+    [[ -f "$d/results.json" && ! -f "$d/eval/cross_task.json" ]] && runs+=("'${d%/}'")
+  done
+  if [[ ${#runs[@]} -eq 0 ]]; then log "$name: nothing to evaluate"; return; fi
+  log "$name: python evaluate.py -m run=<${#runs[@]} run dirs> eval=cross_task"
+  python evaluate.py -m "run=$(IFS=,; echo "${runs[*]}")" eval=cross_task "${extra[@]}" \
+    "hydra.sweep.dir=$out/.eval_sweep"
+}
+
+log "scale=$scale seeds=$seeds runs -> $out, report -> $report"
+python cold_start.py "${extra[@]}"                           # the shared instruct start, built once
+for s in othink_mr1/table1 othink_mr1/fig4_format_weight othink_mr1/fig6_constant_beta \
+         othink_mr1/fig6_schedules vision_r1/ablation vision_r1/ptst_variants; do
+  sweep "$s"
+done
+eval_base othink_mr1/table1_base
+eval_base vision_r1/cold_start_only
+for s in othink_mr1/table1 vision_r1/ablation vision_r1/ptst_variants; do
+  eval_runs "$s"
+done
+python -m vlmrl.report "$out" --out "$report"
+log "all done in $(( $(date +%s) - started )) s"
