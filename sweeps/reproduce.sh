@@ -8,6 +8,8 @@
 #   --seeds         comma-separated seeds for every training sweep (default 0); the report shows mean ± std
 #   --out           where run dirs go (default repro/<scale>)
 #   --report        where tables and figures go (default docs/results/<scale>)
+#   --parallel N    run N training sweeps at once, each on nproc / N threads (default 1), logs in
+#                   <out>/stream<i>.log
 #   -- ...          any further overrides go to every train.py / evaluate.py call (e.g. model=qwen2_vl_2b)
 #
 # Steps: the training sweeps of sweeps/othink_mr1/ and sweeps/vision_r1/ (python train.py -m
@@ -18,13 +20,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scale=tiny seeds=0 out="" report="" extra=()
+scale=tiny seeds=0 out="" report="" parallel=1 extra=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --scale) scale="$2"; shift 2 ;;
     --seeds) seeds="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --report) report="$2"; shift 2 ;;
+    --parallel) parallel="$2"; shift 2 ;;
     --) shift; extra+=("$@"); break ;;
     *) echo "reproduce.sh: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -72,10 +75,28 @@ eval_runs() {
 
 log "scale=$scale seeds=$seeds runs -> $out, report -> $report"
 python cold_start.py "${extra[@]}"                           # the shared instruct start, built once
-for s in othink_mr1/table1 othink_mr1/fig4_format_weight othink_mr1/fig6_constant_beta \
-         othink_mr1/fig6_schedules vision_r1/ablation vision_r1/ptst_variants; do
-  sweep "$s"
-done
+sweeps=(othink_mr1/table1 vision_r1/ablation othink_mr1/fig6_constant_beta othink_mr1/fig4_format_weight
+        vision_r1/ptst_variants othink_mr1/fig6_schedules)   # longest first, so parallel streams end together
+if [[ "$parallel" -le 1 ]]; then
+  for s in "${sweeps[@]}"; do sweep "$s"; done
+else
+  python cold_start.py +experiments=vision_r1/ptst "${extra[@]}"   # the shared cold start, before streams race for it
+  threads=$(( $(nproc) / parallel )); threads=$(( threads > 0 ? threads : 1 ))
+  mkdir -p "$out"
+  pids=()
+  for (( i = 0; i < parallel; i++ )); do
+    (
+      export OMP_NUM_THREADS=$threads
+      for (( j = i; j < ${#sweeps[@]}; j += parallel )); do
+        sweep "${sweeps[$j]}" >> "$out/stream$i.log" 2>&1 || { log "${sweeps[$j]} failed: $out/stream$i.log"; exit 1; }
+      done
+    ) &
+    pids+=($!)
+  done
+  failed=0
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  [[ $failed -eq 0 ]] || { log "a training stream failed (logs: $out/stream*.log)"; exit 1; }
+fi
 eval_base othink_mr1/table1_base
 eval_base vision_r1/cold_start_only
 for s in othink_mr1/table1 vision_r1/ablation vision_r1/ptst_variants; do

@@ -24,7 +24,7 @@ from lightning.pytorch.callbacks import Callback
 
 STAGE_KEYS = ("tasks", "seed", "size", "eval_size", "image_size", "styles", "lr", "schedule", "warmup_frac",
               "batch_size", "eval_every", "eval_max_new_tokens", "phases")
-PHASE_KEYS = ("tasks", "max_steps", "stop_at")
+PHASE_KEYS = ("tasks", "max_steps", "stop_at", "eval_every")
 
 
 def check_spec(spec: dict, key: str) -> None:
@@ -52,24 +52,26 @@ def check_spec(spec: dict, key: str) -> None:
         missing = set(phase["tasks"]) - set(spec["tasks"])
         if missing or not phase["tasks"]:
             raise ValueError(f"{where}.tasks={phase['tasks']}: name tasks of {key}.tasks {list(spec['tasks'])}")
-        if phase["max_steps"] < 1:
-            raise ValueError(f"{where}.max_steps={phase['max_steps']} must be >= 1")
+        for field in ("max_steps", "eval_every"):
+            if phase.get(field, 1) < 1:
+                raise ValueError(f"{where}.{field}={phase[field]} must be >= 1")
         for task, target in (phase.get("stop_at") or {}).items():
             if task not in phase["tasks"] or not 0 < target <= 1:
                 raise ValueError(f"{where}.stop_at.{task}={target}: a task of this phase, target in (0, 1]")
 
 
 class StopAtAccuracy(Callback):
-    """Every `every` steps: greedy accuracy of each held-out task; stop once all reach their target."""
+    """Every `every` steps: greedy accuracy of each held-out task with a target; stop once all reach it."""
 
     def __init__(self, held_out: dict[str, list[dict]], targets: dict[str, float] | None, every: int, phase: int):
         self.held_out, self.targets, self.every, self.phase = held_out, dict(targets or {}), every, phase
         self.history: list[dict] = []
 
-    def measure(self, module, step: int) -> dict:
+    def measure(self, module, step: int, tasks=None) -> dict:
+        """{task: greedy accuracy} on the held-out records of `tasks` (default: all), logged to history."""
         from ..lit.evaluation import per_task
 
-        records = [r for task in self.held_out.values() for r in task]
+        records = [r for task in (tasks or self.held_out) for r in self.held_out[task]]
         batch, scores = module.greedy_scores(records)
         acc = {t: v["acc"].mean().item() for t, v in per_task(records, batch, scores).items()}
         row = {"phase": self.phase, "step": step, **{f"{t}/acc": a for t, a in acc.items()}}
@@ -79,7 +81,7 @@ class StopAtAccuracy(Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         step = trainer.global_step
         if self.targets and step % self.every == 0:
-            acc = self.measure(module, step)
+            acc = self.measure(module, step, list(self.targets))
             if all(acc[t] >= target for t, target in self.targets.items()):
                 trainer.should_stop = True
 
@@ -105,7 +107,8 @@ def run_sft_stage(parent: str, spec: dict, out_dir: str | Path, name: str) -> Pa
         module = SFTModule(policy, processor, Reward(), optim=optim, steps=phase["max_steps"],
                            batch_size=spec["batch_size"], styles=spec["styles"],
                            eval_max_new_tokens=spec["eval_max_new_tokens"], split="coldstart")
-        stop = StopAtAccuracy({t: held_out[t] for t in phase["tasks"]}, phase.get("stop_at"), spec["eval_every"], index)
+        stop = StopAtAccuracy({t: held_out[t] for t in phase["tasks"]}, phase.get("stop_at"),
+                              phase.get("eval_every", spec["eval_every"]), index)
         print(f"[vlmrl] {name} phase {index}: SFT on {'+'.join(phase['tasks'])} "
               f"(at most {phase['max_steps']} steps{', until ' + str(dict(phase['stop_at'])) if phase.get('stop_at') else ''})")
         trainer = L.Trainer(max_steps=phase["max_steps"], limit_train_batches=phase["max_steps"], max_epochs=1,

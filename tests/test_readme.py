@@ -1,0 +1,154 @@
+"""Every command in the README runs, at the smoke scale (`+scale=smoke`, a handful of records and
+steps), in a fresh working dir; and what a newcomer reads on the console is clean.
+
+A command added to the README without a plan here fails `test_every_readme_command_has_a_plan`.
+"""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ["+scale=smoke"]
+
+# README command -> how it is run here: (extra args appended, or None when CI itself runs it).
+# `<run>` is replaced by the run dir the plain `python train.py` wrote; `--cfg job` stands in for a
+# run that needs a W&B account and network.
+PLAN = {
+    "bash install.sh": None,                # CI's first step (.ci/run)
+    "python -m pytest -q": None,            # CI's second step: this very test session
+    "python train.py": SMOKE,
+    "python train.py -m kl=dynamic,constant reward.format_w=0,0.5,1": SMOKE,
+    "python train.py data=geometry": SMOKE,
+    "python train.py curriculum=ptst": SMOKE,
+    "python train.py reward=hfrrf kl=constant": SMOKE,
+    "python train.py kl=adaptive": SMOKE,
+    "python train.py algo=sft": SMOKE,
+    "python train.py kl=constant kl.beta=0.02 algo.module.mu=2": SMOKE,
+    "python train.py resume=outputs/<run>/checkpoints/last.ckpt": SMOKE,
+    "python train.py logger.wandb.mode=online": ["--cfg", "job"],
+    "python train.py --cfg job": [],
+    "python cold_start.py cold_start=vision_r1": SMOKE,
+    "python train.py +experiments=othink_mr1/table1_counting_grpo_d": SMOKE,
+    "python train.py +experiments=othink_mr1/table1_counting_grpo_d model=qwen2_vl_2b": ["--cfg", "job"],
+    "python train.py -m +sweeps=othink_mr1/fig4_format_weight": SMOKE,
+    "python evaluate.py run=outputs/<run> eval=cross_task": SMOKE,
+    "python evaluate.py run=base +experiments=othink_mr1/table1_base": SMOKE,
+    "python -m vlmrl.report outputs/ multirun/ --out report/": [],
+    "bash sweeps/reproduce.sh --scale smoke": ["--out", "{tmp}/repro", "--report", "{tmp}/repro_report"],
+}
+NOISE = [r"💡", r"[Tt]ip:", r"LeafSpec", r"[Dd]eprecat", r"FutureWarning", r"UserWarning", r"Loading weights",
+         r"Writing model shards", r"GPU available", r"TPU available", r"anonymous setting", r"LitLogger"]
+pytestmark = pytest.mark.slow
+
+
+def readme_commands() -> list[str]:
+    """The command lines of the README's ```bash blocks, comments stripped, in order."""
+    text = (ROOT / "README.md").read_text()
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.splitlines():
+            line = line.split(" #")[0].strip()
+            if line and not line.startswith("#"):
+                lines.append(line)
+    return lines
+
+
+def test_every_readme_command_has_a_plan():
+    commands = readme_commands()
+    assert commands, "no ```bash blocks found in README.md"
+    assert set(commands) == set(PLAN), (f"README commands without a plan here: {set(commands) - set(PLAN)}; "
+                                        f"planned but not in the README: {set(PLAN) - set(commands)}")
+
+
+def _argv(command: str, extra: list[str], tmp: Path, run_dir: Path | None) -> list[str]:
+    if "<run>" in command:
+        assert run_dir is not None, "a README command names <run> before any run exists"
+        command = command.replace("outputs/<run>", str(run_dir))
+    words = command.split()
+    if words[0] == "python" and words[1].endswith(".py"):
+        words[1] = str(ROOT / words[1])
+    if words[0] == "bash":
+        words[1] = str(ROOT / words[1])
+    words[0] = sys.executable if words[0] == "python" else words[0]
+    return words + [e.format(tmp=tmp) for e in extra]
+
+
+def _noise(output: str) -> list[str]:
+    return [line for line in output.splitlines() if any(re.search(p, line) for p in NOISE)]
+
+
+def _duplicates(output: str) -> list[str]:
+    """Lines printed twice in a row or more than once overall (progress-bar redraws aside)."""
+    seen, dups = set(), []
+    for line in output.splitlines():
+        text = line.strip()
+        if not text or "━" in text or re.fullmatch(r"[\d:.\s\w/]*", text):
+            continue
+        if text in seen:
+            dups.append(text)
+        seen.add(text)
+    return dups
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    """Run every planned README command in order in one fresh dir -> {command: CompletedProcess}."""
+    tmp = tmp_path_factory.mktemp("readme")
+    results, run_dir = {}, None
+    for command in readme_commands():
+        extra = PLAN.get(command)
+        if extra is None:
+            continue
+        proc = subprocess.run(_argv(command, extra, tmp, run_dir), cwd=tmp, capture_output=True, text=True,
+                              timeout=1800)
+        results[command] = proc
+        assert proc.returncode == 0, f"`{command}` failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+        if command == "python train.py":
+            run_dir = Path(re.search(r"\[vlmrl\] run dir: (\S+)", proc.stdout).group(1))
+    return tmp, results, run_dir
+
+
+def test_readme_commands_run_and_write_what_they_promise(ran):
+    tmp, results, run_dir = ran
+    assert (run_dir / "results.json").is_file() and (run_dir / "final" / "config.json").is_file()
+    assert "start: test accuracy" in results["python train.py"].stdout
+    ablation = sorted((tmp / "multirun").glob("*/*/config_resolved.yaml"))
+    assert len(ablation) == 6 + 5                         # the 6-cell ablation and the 5-point Fig. 4 sweep
+    evaluated = json.loads((run_dir / "eval" / "cross_task.json").read_text())
+    assert set(evaluated["results"]) == {"counting", "geometry"} and evaluated["trained_on"] == "counting"
+    assert "geometry" in results["python evaluate.py run=outputs/<run> eval=cross_task"].stdout
+    assert (tmp / "report" / "README.md").is_file()
+    assert "beta_max" in results["python train.py --cfg job"].stdout
+
+
+def test_smoke_sweeps_keep_their_smoke_budget(ran):
+    tmp, _, _ = ran
+    from omegaconf import OmegaConf
+
+    for path in (tmp / "repro").glob("*/*/*/config_resolved.yaml"):
+        cfg = OmegaConf.load(path)
+        assert cfg.algo.steps == 6 and cfg.study is not None, path
+
+
+def test_reproduce_smoke_writes_every_table_and_figure(ran):
+    tmp, _, _ = ran
+    out = tmp / "repro_report"
+    expected = {"othink_mr1_table1.md", "othink_mr1_fig1.png", "othink_mr1_fig4.md", "othink_mr1_fig4.png",
+                "othink_mr1_fig5.png", "othink_mr1_fig6.md", "othink_mr1_fig6.png", "othink_mr1_fig7.md",
+                "othink_mr1_fig7.png", "vision_r1_ablation.md", "vision_r1_ptst_variants.md",
+                "vision_r1_lengths.png", "README.md"}
+    assert expected <= {p.name for p in out.iterdir()}
+    assert "## Skipped" not in (out / "README.md").read_text()
+
+
+def test_console_is_clean(ran):
+    _, results, _ = ran
+    for command in ("python train.py", "python evaluate.py run=outputs/<run> eval=cross_task",
+                    "python cold_start.py cold_start=vision_r1"):
+        output = results[command].stdout + results[command].stderr
+        assert not _noise(output), f"`{command}` printed third-party noise: {_noise(output)}"
+        assert not _duplicates(output), f"`{command}` printed lines twice: {_duplicates(output)}"
