@@ -46,8 +46,7 @@ sweep() {
   local name="$1" dir="$out/$1" jobs
   if [[ -f "$dir/.done" ]]; then log "$name: done before, skipped"; return; fi
   log "$name: python train.py -m +sweeps=$name seed=$seeds ${extra[*]}"
-  python train.py -m "+sweeps=$name" "seed=$seeds" "${extra[@]}" \
-    "hydra.sweep.dir=$dir" 'hydra.sweep.subdir=${hydra.job.num}_${vlmrl_dirname:${hydra.job.override_dirname}}'
+  python train.py -m "+sweeps=$name" "seed=$seeds" "${extra[@]}" "hydra.sweep.dir=$dir"
   jobs=$(find "$dir" -mindepth 2 -maxdepth 2 -name results.json | wc -l)
   log "$name: $jobs run(s) finished"
   touch "$dir/.done"
