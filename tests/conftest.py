@@ -31,6 +31,6 @@ def isolated_caches(tmp_path_factory):
     yield root
 
 
-def compose_cfg(overrides=()):
+def compose_cfg(overrides=(), config_name="config"):
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+        return compose(config_name=config_name, overrides=list(overrides))

@@ -127,11 +127,24 @@ def test_every_data_config_draws_its_default_splits_and_the_cold_starts(data):
 def test_run_dir_names_stay_short_and_unique():
     from vlmrl.resolvers import short_dirname
 
-    assert short_dirname("kl=dynamic,reward.format_w=0.5") == "kl=dynamic,reward.format_w=0.5"
+    assert short_dirname("kl=dynamic,reward.format_w=0.5") == "kl:dynamic__reward.format_w:0.5"
     assert short_dirname("") == "defaults"
-    assert short_dirname("model.name_or_path=/a/b") == "model.name_or_path=|a|b"
+    assert short_dirname("model.name_or_path=/a/b") == "model.name_or_path:|a|b"
+    assert short_dirname("curriculum.stages=[{steps:2}]") == "curriculum.stages:__steps:2__"
     long_a, long_b = "x=1," * 100 + "y=1", "x=1," * 100 + "y=2"
     assert len(short_dirname(long_a)) <= 160 and short_dirname(long_a) != short_dirname(long_b)
+
+
+@pytest.mark.parametrize("overrides", ["+experiments=othink_mr1/table1_counting_sft,+scale=smoke,seed=0",
+                                       "curriculum.stages=[{max_new_tokens:12,group_size:4}],kl.beta=0.02",
+                                       "logger.wandb.entity='me',x=\"a b\",y=~1%"])
+def test_a_path_into_a_run_dir_passes_back_as_an_override(overrides):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from vlmrl.resolvers import short_dirname
+
+    path = f"outputs/2026-11-25_17-36-48_{short_dirname(overrides)}/checkpoints/last.ckpt"
+    assert OverridesParser.create().parse_overrides([f"resume={path}"])[0].value() == path
 
 
 def test_random_module_is_not_used_for_splits():

@@ -1,6 +1,8 @@
 """OmegaConf resolvers the configs use; `register()` runs before Hydra composes (train.py, evaluate.py).
 
-* `vlmrl_dirname`: run-dir names from Hydra overrides, kept under the filesystem's 255-byte limit.
+* `vlmrl_dirname`: run-dir names from Hydra overrides, kept under the filesystem's 255-byte limit and
+                   free of the characters Hydra's override grammar reserves, so that a path into a
+                   run dir can be passed back as an override (`resume=outputs/<run>/...`) unquoted.
 * `vlmrl_frac`:    ceil(total * fraction), e.g. a curriculum stage's share of `algo.steps`.
 * `vlmrl_root`:    the repository root, which Hydra searches for the `experiments/` and `sweeps/` groups.
 """
@@ -8,19 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from pathlib import Path
 
 MAX_NAME = 160
+UNSAFE = re.compile(r"[^A-Za-z0-9_.:|+@-]")  # what Hydra's grammar reads unquoted, `~` and `%` aside
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def short_dirname(override_dirname: str, max_len: int = MAX_NAME) -> str:
-    """The override string itself when short; else its head plus a hash of the whole, so names stay unique.
-    A run with no overrides is named "defaults"."""
-    name = override_dirname.replace("/", "|") or "defaults"
+    """The override string, written safe: `key=value,key=value` -> `key:value__key:value`, `/` -> `|`,
+    any other reserved character -> `_`; when long, its head plus a hash of the whole, so names stay
+    unique. A run with no overrides is named "defaults"."""
+    name = override_dirname.replace("/", "|").replace("=", ":").replace(",", "__")
+    name = UNSAFE.sub("_", name) or "defaults"
     if len(name) <= max_len:
         return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    digest = hashlib.sha256(override_dirname.encode()).hexdigest()[:8]
     return f"{name[:max_len - 10]}..{digest}"
 
 

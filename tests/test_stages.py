@@ -1,0 +1,116 @@
+"""Stages as entries: cached start checkpoints, evaluation, the one optimizer builder, adaptive-KL resume."""
+import json
+import math
+
+import pytest
+import torch
+
+from conftest import TINY_FAST, compose_cfg
+from vlmrl.optim import build_optimizer, lr_lambda
+from vlmrl.stages import start
+from vlmrl.stages.start import build_once, start_checkpoint
+
+
+def test_build_once_builds_a_missing_target_once_and_replaces_an_incomplete_one(tmp_path):
+    calls = []
+
+    def build(out):
+        calls.append(out)
+        (out / "config.json").write_text("{}")
+
+    target = tmp_path / "stage"
+    target.mkdir()
+    (target / "partial.bin").write_text("crashed here")          # no config.json: incomplete
+    assert build_once(target, build) == target and len(calls) == 1
+    assert not (target / "partial.bin").exists()
+    build_once(target, build)
+    assert len(calls) == 1                                       # complete: not rebuilt
+    assert [p.name for p in tmp_path.iterdir()] == ["stage"]     # no temp dirs left behind
+
+
+def test_build_once_leaves_nothing_when_the_build_fails(tmp_path):
+    def build(out):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        build_once(tmp_path / "stage", build)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_start_checkpoint_is_cached_and_keyed_by_the_stage_spec(monkeypatch):
+    first = start_checkpoint(compose_cfg(TINY_FAST))
+    stage = json.loads((start.Path(first) / "stage.json").read_text())
+    assert stage["stage"] == "instruct" and stage["spec"]["phases"][0]["max_steps"] == 60
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached stage was trained again")
+
+    monkeypatch.setattr(start, "run_sft_stage", no_training)
+    assert start_checkpoint(compose_cfg(TINY_FAST)) == first
+    with pytest.raises(AssertionError, match="trained again"):   # another spec is another checkpoint
+        start_checkpoint(compose_cfg([*TINY_FAST, "model.build.instruct.lr=2e-3"]))
+
+
+def test_cold_start_stage_builds_on_the_instruct_checkpoint():
+    instruct = start_checkpoint(compose_cfg(TINY_FAST))
+    cold = start_checkpoint(compose_cfg([*TINY_FAST, "cold_start=vision_r1"]))
+    assert cold != instruct and "-coldstart-" in cold
+    stage = json.loads((start.Path(cold) / "stage.json").read_text())
+    assert stage["parent"] == instruct and stage["spec"]["styles"] == {"verbose": 1.0}
+
+
+def test_evaluate_base_writes_json_per_task(tmp_path):
+    from vlmrl.stages.evaluate import evaluate, format_table
+
+    cfg = compose_cfg([*TINY_FAST, f"out={tmp_path}"], config_name="evaluate")
+    report = evaluate(cfg)
+    written = json.loads((tmp_path / "eval" / "cross_task.json").read_text())
+    assert set(written["results"]) == {"counting", "geometry"} and written["trained_on"] is None
+    for scores in written["results"].values():
+        assert 0 <= scores["acc"] <= 1 and 0 <= scores["format"] <= 1 and scores["n"] == 8
+        assert scores["completion_len"] > 0
+    assert "geometry" in format_table(report)
+
+
+@pytest.mark.parametrize("run,match", [("/no/such/dir", "no such run dir"), (".", "not a run dir")])
+def test_evaluate_names_what_it_could_not_find(run, match, tmp_path):
+    from vlmrl.stages.evaluate import resolve
+
+    path = tmp_path if run == "." else run
+    with pytest.raises(FileNotFoundError, match=match):
+        resolve(compose_cfg([*TINY_FAST, f"run={path}"], config_name="evaluate"))
+
+
+def test_build_optimizer_passes_every_key_and_schedules_by_hand():
+    param = torch.nn.Parameter(torch.zeros(2))
+    built = build_optimizer([param], {"lr": 0.1, "weight_decay": 0.01, "betas": [0.8, 0.9],
+                                      "schedule": "cosine", "warmup_frac": 0.2}, total_steps=10)
+    group = built["optimizer"].param_groups[0]
+    assert (group["lr"], group["weight_decay"], group["betas"]) == (0.1 * 0.5, 0.01, (0.8, 0.9))  # step 0: 1/2 warmup
+    factor = lr_lambda("cosine", 10, 0.2)
+    assert [factor(i) for i in (0, 1, 2, 6, 10)] == pytest.approx([0.5, 1.0, 1.0, 0.5, 0.0])
+    assert lr_lambda("linear", 4, 0.0)(3) == pytest.approx(0.25)
+    assert math.isclose(lr_lambda("constant", 4, 0.5)(0), 0.5)
+    with pytest.raises(ValueError, match="momentum"):
+        build_optimizer([param], {"lr": 0.1, "momentum": 0.9}, total_steps=10)
+
+
+@pytest.mark.slow
+def test_resume_keeps_the_adaptive_kl_state_exactly(tmp_path):
+    from vlmrl.logging import read_metrics
+    from vlmrl.run import run
+
+    overrides = [*TINY_FAST, "kl=adaptive", "kl.horizon=10", "algo.steps=4", "algo.group_size=2"]
+    full = run(compose_cfg(overrides), tmp_path / "full", overrides)
+    ckpt = tmp_path / "full" / "checkpoints"
+    mid = next(p for p in sorted(ckpt.glob("step*.ckpt"))
+               if torch.load(p, weights_only=False)["grpo"]["rollout_step"] == 2)
+    resumed = run(compose_cfg([*overrides, f"resume={mid}"]), tmp_path / "resumed", [*overrides, f"resume={mid}"])
+
+    def betas(path):
+        return {r["step"]: r["kl/beta"] for r in read_metrics(path / "metrics.jsonl") if "kl/beta" in r}
+
+    a, b = betas(tmp_path / "full"), betas(tmp_path / "resumed")
+    assert len(set(a.values())) > 1, "beta never adapted: the test could not catch a lost state"
+    assert b == {s: a[s] for s in sorted(a)[2:]}
+    assert full["module"].kl.state_dict() == resumed["module"].kl.state_dict()
