@@ -298,7 +298,8 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 
 def new_figure(ncols: int = 1):
-    fig, axes = plt.subplots(1, ncols, figsize=FIGSIZE if ncols == 1 else WIDE, dpi=DPI, squeeze=False)
+    fig, axes = plt.subplots(1, ncols, figsize=FIGSIZE if ncols == 1 else WIDE, dpi=DPI, squeeze=False,
+                             layout="constrained")
     return fig, list(axes[0])
 
 
@@ -618,11 +619,11 @@ def build_lengths(runs: Sequence[Run], paper: dict) -> Artifact | None:
     for method, rs in sorted(group_by(chosen, lambda r: r.method).items(), key=str):
         for ax, key in zip(axes, ("train/completion_len", "train/reward")):
             plot_mean(ax, [smoothed(r, key) for r in rs], f"{labels.get(method, method)} (n={len(rs)})")
-    for ax, key in zip(axes, ("train/completion_len (tokens)", "train/reward")):
-        ax.set(xlabel="step", ylabel=f"{key} (rolling mean {SMOOTH})", title=key.split(" ")[0])
+    for ax, (title, unit) in zip(axes, (("completion length", "tokens"), ("reward", "mean per completion"))):
+        ax.set(xlabel="step", ylabel=f"{unit}, rolling mean of {SMOOTH}", title=f"train {title}")
         ax.legend(fontsize=6)
-    paper_len = ", ".join(f"{p['label']} {p['avg_length']}" for p in pv["ablation"]["methods"].values())
-    note_box(axes[0], f"paper avg test lengths (7B, tokens):\n{paper_len}")
+    paper_len = "\n".join(f"  {p['label']}: {p['avg_length']}" for p in pv["ablation"]["methods"].values())
+    note_box(axes[0], f"paper, avg test length (7B, tokens):\n{paper_len}")
     fig.suptitle("Vision-R1: completion length and reward during RL", fontsize=10)
     return Artifact("vision_r1_lengths", "Vision-R1: length suppression by PTST",
                     f"train/completion_len and train/reward vs step (rolling mean {SMOOTH}, mean over seeds), one line per method; {describe(chosen)}.",
