@@ -69,7 +69,9 @@ def test_evaluate_base_writes_json_per_task(tmp_path):
     for scores in written["results"].values():
         assert 0 <= scores["acc"] <= 1 and 0 <= scores["format"] <= 1 and scores["n"] == 8
         assert scores["completion_len"] > 0
-    assert "geometry" in format_table(report)
+    assert "geometry" in format_table(report) and "same task" not in format_table(report)  # base: trained on nothing
+    mixture = {**report, "trained_on": "mixture", "trained_tasks": ["counting", "geometry"]}
+    assert format_table(mixture).count("same task") == 2 and "cross task" not in format_table(mixture)
 
 
 @pytest.mark.parametrize("run,match", [("/no/such/dir", "no such run dir"), (".", "not a run dir")])

@@ -31,7 +31,8 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from .resolvers import REPO_ROOT  # noqa: E402
+
 PAPER_VALUES = REPO_ROOT / "sweeps" / "paper_values.yaml"
 TASKS = ("counting", "geometry")
 EVAL_NAME = "cross_task"

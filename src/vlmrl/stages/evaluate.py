@@ -77,6 +77,7 @@ def evaluate(cfg: DictConfig) -> dict:
     run_cfg = source["run_cfg"]
     processor, policy = load_policy(source, run_cfg.model)
     trained_on = None if source["run_dir"] is None else run_cfg.data.name
+    trained_tasks = [] if source["run_dir"] is None else list(run_cfg.data.module.tasks)  # a mixture trains several
     results = {}
     for name, data_cfg in task_data(cfg, run_cfg).items():
         records = instantiate(data_cfg.module).split(cfg.eval.split)
@@ -90,6 +91,7 @@ def evaluate(cfg: DictConfig) -> dict:
         results[name] = {**{k: sum(v) / len(v) for k, v in rows.items()}, "n": len(records)}
     study = cfg.get("study") or (run_cfg.get("study") if source["run_dir"] is not None else None)
     report = {"checkpoint": str(source["ckpt_file"] or source["checkpoint"]), "trained_on": trained_on,
+              "trained_tasks": trained_tasks,
               "eval": cfg.eval.name, "split": cfg.eval.split,
               "study": OmegaConf.to_container(study) if study is not None else None, "results": results}
     out = Path(cfg.out) if cfg.out else source["run_dir"] or Path("outputs/eval") / Path(source["checkpoint"]).name
@@ -102,6 +104,6 @@ def evaluate(cfg: DictConfig) -> dict:
 def format_table(report: dict) -> str:
     lines = [f"{'task':<10} {'n':>5} {'acc':>7} {'format':>7} {'length':>7}"]
     for task, r in report["results"].items():
-        mark = "" if report["trained_on"] is None else ("  same task" if task == report["trained_on"] else "  cross task")
+        mark = "" if report["trained_on"] is None else ("  same task" if task in report["trained_tasks"] else "  cross task")
         lines.append(f"{task:<10} {r['n']:>5} {r['acc']:>7.3f} {r['format']:>7.3f} {r['completion_len']:>7.1f}{mark}")
     return "\n".join(lines)
