@@ -20,7 +20,7 @@ SMOKE = ["+scale=smoke"]
 PLAN = {
     "bash install.sh": None,                # CI's first step (.ci/run)
     "python -m pytest -q": None,            # CI's second step: this very test session
-    "python train.py": SMOKE,
+    "python train.py": [*SMOKE, "logger.wandb.mode=offline"],   # W&B's console output is checked too
     "python train.py -m kl=dynamic,constant reward.format_w=0,0.5,1": SMOKE,
     "python train.py data=geometry": SMOKE,
     "python train.py curriculum=ptst": SMOKE,

@@ -55,6 +55,9 @@ def make_loggers(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> list:
         logger = WandbLogger(project=cfg.logger.wandb.project, entity=cfg.logger.wandb.entity, name=name, group=group,
                              job_type=job_type, save_dir=str(run_dir), offline=cfg.logger.wandb.mode == "offline",
                              log_model=False)
+        # Lightning always passes `anonymous` (None by default), and wandb >= 0.19 prints a deprecation
+        # line for any value of it; the key does nothing, so it is not passed.
+        logger._wandb_init.pop("anonymous", None)
         logger.experiment.config.update(OmegaConf.to_container(cfg, resolve=True), allow_val_change=True)
         loggers.append(logger)
     return loggers

@@ -14,7 +14,6 @@ NOISY_WARNINGS = (
     r".*gradient_checkpointing_enable. is deprecated",
     r".*is_gradient_checkpointing. is deprecated",
     r".*does not have many workers",                 # our loaders hold in-memory records
-    r".*The anonymous setting has no effect",
 )
 
 
