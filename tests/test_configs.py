@@ -13,7 +13,7 @@ from vlmrl.config import validate
 from vlmrl.resolvers import REPO_ROOT
 
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in Path(CONF).iterdir() if g.is_dir()}
-OPTIONS = [(group, option) for group, options in sorted(GROUPS.items()) if group not in ("eval",)
+OPTIONS = [(group, option) for group, options in sorted(GROUPS.items()) if group not in ("eval", "source")
            for option in options]
 EXPERIMENTS = sorted(str(p.relative_to(REPO_ROOT / "experiments").with_suffix(""))
                      for p in (REPO_ROOT / "experiments").rglob("*.yaml"))
@@ -23,7 +23,8 @@ MODELS = ["tiny", "qwen2_vl_2b", "qwen2_vl_7b", "qwen2_5_vl_7b"]
 
 
 def test_groups_are_the_documented_ones():
-    assert set(GROUPS) == {"model", "cold_start", "data", "algo", "kl", "reward", "curriculum", "rollout", "scale", "eval"}
+    assert set(GROUPS) == {"model", "cold_start", "data", "algo", "kl", "reward", "curriculum", "rollout", "scale", "eval",
+                           "source"}
     assert GROUPS["kl"] == ["adaptive", "constant", "dynamic", "linear", "none"]
 
 
@@ -49,7 +50,9 @@ def test_every_experiment_composes_and_validates_for_every_model(experiment, mod
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_runs_at_smoke_scale_config(experiment):
-    cfg = compose_cfg([f"+experiments={experiment}", "+scale=smoke"])
+    # a real-model file (its name ends in the model size) runs at smoke scale on the tiny model
+    tiny = ["model=tiny"] if experiment.endswith(("_2b", "_7b")) else []
+    cfg = compose_cfg([f"+experiments={experiment}", *tiny, "+scale=smoke"])
     parts = validate(cfg)
     assert cfg.algo.steps == 6
     if parts["curriculum"] is not None:  # every stage of a curriculum is reached in a smoke run
@@ -135,3 +138,21 @@ def test_bad_cold_start_value_fails_naming_the_key():
 def test_unknown_options_fail_at_composition(override):
     with pytest.raises(ConfigCompositionException):
         compose_cfg([override])
+
+
+def test_real_data_experiments_hold_the_papers_values():
+    from hydra.utils import instantiate
+
+    for size, shots in (("2b", 100), ("7b", 120)):
+        cfg = compose_cfg([f"+experiments=othink_mr1/table1_counting_grpo_d_{size}"])
+        assert cfg.model.name_or_path == f"Qwen/Qwen2-VL-{size.upper()}-Instruct" and cfg.data.name == "clevr_count70k"
+        assert cfg.data.module.splits.train.limit == shots                      # OThink-MR1 few-shot sizes
+        assert (cfg.kl.beta_min, cfg.kl.beta_max, cfg.reward.format_w) == (0.04, 0.1, 1.0)
+        assert instantiate(cfg.data.module).specs["test"][0]["task"] == "superclevr200"
+    geo = compose_cfg(["+experiments=othink_mr1/table1_geometry_grpo_7b"])
+    assert (geo.data.name, geo.kl._target_.rsplit(".", 1)[-1], geo.kl.beta) == ("geoqa8k", "ConstantKL", 0.01)
+    vr1 = compose_cfg(["+experiments=vision_r1/ptst_7b"])
+    assert (vr1.data.name, vr1.reward.hard, vr1.model.name_or_path) == ("vision_r1_rl", True, "Qwen/Qwen2.5-VL-7B-Instruct")
+    assert [(s.max_new_tokens, s.group_size) for s in validate(vr1)["curriculum"].stages] == [(4096, 16), (8192, 8)]
+    cold = compose_cfg(["+experiments=vision_r1/cold_start_7b"])
+    assert (cold.algo.name, cold.algo.module.optim.lr, cold.algo.module.styles) == ("sft", 5e-6, {"reference": 1.0})

@@ -39,7 +39,13 @@ PLAN = {
     "python evaluate.py run=base +experiments=othink_mr1/table1_base": SMOKE,
     "python -m vlmrl.report outputs/ multirun/ --out report/": [],
     "bash sweeps/reproduce.sh --scale smoke": ["--out", "{tmp}/repro", "--report", "{tmp}/repro_report"],
+    "python -m vlmrl.data.fixtures data/fixtures": [],
+    "python evaluate.py eval=benchmarks data_root=data/fixtures eval.max_new_tokens=96": SMOKE,
+    "python train.py data=clevr_count70k data_root=data/fixtures": SMOKE,
+    "python train.py +experiments=othink_mr1/table1_counting_grpo_d_2b data.path=/data/clevr_cogen_a_train":
+        ["--cfg", "job"],                   # a GPU node's command; the same file runs on fixtures in test_real_data
 }
+BENCHMARKS = "python evaluate.py eval=benchmarks data_root=data/fixtures eval.max_new_tokens=96"
 NOISE = [r"💡", r"[Tt]ip:", r"LeafSpec", r"[Dd]eprecat", r"FutureWarning", r"UserWarning", r"Loading weights",
          r"Writing model shards", r"GPU available", r"TPU available", r"anonymous setting", r"LitLogger"]
 pytestmark = pytest.mark.slow
@@ -123,6 +129,12 @@ def test_readme_commands_run_and_write_what_they_promise(ran):
     assert "geometry" in results["python evaluate.py run=outputs/<run> eval=cross_task"].stdout
     assert (tmp / "report" / "README.md").is_file()
     assert "beta_max" in results["python train.py --cfg job"].stdout
+    benchmarks = json.loads((tmp / "outputs/eval" / next((tmp / "outputs/eval").iterdir()).name /
+                             "eval/benchmarks.json").read_text())
+    assert set(benchmarks["results"]) == {"superclevr200", "geoqa754", "mathvista_testmini", "mathverse_testmini",
+                                          "mm_math"}
+    assert "mathvista_testmini by skills:" in results[BENCHMARKS].stdout
+    assert "data train: " in results["python train.py data=clevr_count70k data_root=data/fixtures"].stdout
 
 
 def test_smoke_sweeps_keep_their_smoke_budget(ran):
@@ -148,7 +160,8 @@ def test_reproduce_smoke_writes_every_table_and_figure(ran):
 def test_console_is_clean(ran):
     _, results, _ = ran
     for command in ("python train.py", "python evaluate.py run=outputs/<run> eval=cross_task",
-                    "python cold_start.py cold_start=vision_r1"):
+                    "python cold_start.py cold_start=vision_r1", "python -m vlmrl.data.fixtures data/fixtures",
+                    BENCHMARKS, "python train.py data=clevr_count70k data_root=data/fixtures"):
         output = results[command].stdout + results[command].stderr
         assert not _noise(output), f"`{command}` printed third-party noise: {_noise(output)}"
         assert not _duplicates(output), f"`{command}` printed lines twice: {_duplicates(output)}"

@@ -30,3 +30,6 @@ def quiet_third_party() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()  # "Loading weights", "Writing model shards"
+    # datasets reads these when it is imported: "Generating train split", "Casting the dataset" bars
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("DATASETS_VERBOSITY", "error")

@@ -1,13 +1,15 @@
 """Rule-based rewards: accuracy, format, and their combination.
 
-* accuracy, `integer` verifier (counting): R1-V's regex `<answer>\\s*(\\d+)\\s*</answer>`, exact integer match.
-* accuracy, `math` verifier (geometry, GeoQA / Geometry3K): the content of the last <answer> block,
-  stripped of Vision-R1's "Final Answer:" prefix, checked against the gold answer by math-verify.
+* accuracy: each record is scored by its dataset's `verifier` (`vlmrl.scoring.VERIFIERS`): `integer` for
+  counting (R1-V's regex `<answer>\\s*(\\d+)\\s*</answer>`, exact integer match); `math` for geometry (the
+  answer span, Vision-R1's "Final Answer:" format or the last <answer> block, against the gold by
+  math-verify after normalising `√`, `π` and units on both sides); and the benchmark scorers `math_r1v`,
+  `mathvista`, `mathverse`, `mm_math`, which read the record's `meta`.
 * format: the whole completion is `<think>...</think>` then `<answer>...</answer>` (DeepSeek-R1-Zero /
   R1-V style), each block non-nested and the answer non-empty.
 * total: R = R_acc + format_w * R_format (OThink-MR1 Eq. 1), or with `hard=True` Vision-R1's hard
   formatting result reward (HFRRF): 1 only when format and answer are both right, else 0.
-A completion with no tags, an empty answer or garbage scores 0; no input raises.
+A completion with no tags, an empty answer or garbage scores 0; no completion raises.
 """
 from __future__ import annotations
 
@@ -16,11 +18,11 @@ from dataclasses import dataclass
 
 import torch
 
-_INTEGER_ANSWER = re.compile(r"<answer>\s*(\d+)\s*</answer>")
-_ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+from .scoring import VERIFIERS, rule_score
+from .scoring.verify import integer_score, math_score
+
 _NO_TAG = r"(?:(?!</?think>|</?answer>).)"
 _FORMAT = re.compile(rf"\s*<think>{_NO_TAG}*</think>\s*<answer>{_NO_TAG}*\S{_NO_TAG}*</answer>\s*", re.DOTALL)
-VERIFIERS = ("integer", "math")
 
 
 def format_reward(completion: str) -> float:
@@ -28,37 +30,16 @@ def format_reward(completion: str) -> float:
 
 
 def integer_accuracy(completion: str, answer: str) -> float:
-    match = _INTEGER_ANSWER.search(completion)
-    try:
-        return float(match is not None and int(match.group(1)) == int(str(answer).strip()))
-    except ValueError:
-        return 0.0
+    return integer_score(completion, answer)
 
 
 def math_accuracy(completion: str, answer: str) -> float:
-    blocks = _ANSWER_BLOCK.findall(completion)
-    if not blocks:
-        return 0.0
-    predicted = re.sub(r"^\s*final answer\s*:\s*", "", blocks[-1], flags=re.IGNORECASE).strip()
-    if not predicted:
-        return 0.0
-    try:
-        from math_verify import parse, verify
-
-        gold = parse(str(answer))
-        return float(bool(gold) and verify(gold, parse(predicted)))
-    except Exception:  # math-verify raises on some hostile inputs (and on timeouts); never crash a step
-        return 0.0
-
-
-_ACCURACY = {"integer": integer_accuracy, "math": math_accuracy}
+    return math_score(completion, answer)
 
 
 def accuracy(completion: str, answer: str, verifier: str) -> float:
-    """1.0 when `completion`'s answer equals `answer` under the dataset's `verifier`, else 0.0."""
-    if verifier not in _ACCURACY:
-        raise ValueError(f"verifier={verifier!r}; choose one of {VERIFIERS}")
-    return _ACCURACY[verifier](completion, answer)
+    """1.0 when `completion`'s answer equals `answer` under `verifier` (a record without `meta`), else 0.0."""
+    return rule_score(completion, {"answer": answer, "verifier": verifier})
 
 
 @dataclass
@@ -77,12 +58,21 @@ class Reward:
     def __call__(self, completions: list[str], answers: list[str], verifiers: list[str]) -> dict[str, torch.Tensor]:
         if not len(completions) == len(answers) == len(verifiers):
             raise ValueError(f"{len(completions)} completions for {len(answers)} answers and {len(verifiers)} verifiers")
-        acc = torch.tensor([accuracy(c, a, v) for c, a, v in zip(completions, answers, verifiers)])
-        fmt = torch.tensor([format_reward(c) for c in completions])
-        total = acc * fmt if self.hard else acc + self.format_w * fmt
-        return {"accuracy": acc, "format": fmt, "total": total}
+        records = [{"answer": a, "verifier": v} for a, v in zip(answers, verifiers)]
+        return self._score(completions, records)
 
     def score_records(self, completions: list[str], records: list[dict], repeat: int = 1) -> dict[str, torch.Tensor]:
         """Scores for completions of `records`, each record's `repeat` completions contiguous."""
         rows = [r for r in records for _ in range(repeat)]
-        return self(completions, [r["answer"] for r in rows], [r["verifier"] for r in rows])
+        if len(completions) != len(rows):
+            raise ValueError(f"{len(completions)} completions for {len(records)} records x repeat={repeat}")
+        return self._score(completions, rows)
+
+    def _score(self, completions: list[str], records: list[dict]) -> dict[str, torch.Tensor]:
+        acc = torch.tensor([rule_score(c, r) for c, r in zip(completions, records)], dtype=torch.float32)
+        fmt = torch.tensor([format_reward(c) for c in completions], dtype=torch.float32)
+        total = acc * fmt if self.hard else acc + self.format_w * fmt
+        return {"accuracy": acc, "format": fmt, "total": total}
+
+
+__all__ = ["VERIFIERS", "Reward", "accuracy", "format_reward", "integer_accuracy", "math_accuracy"]

@@ -25,6 +25,8 @@ def _floats(metrics: dict | None) -> dict | None:
 def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict:
     """Returns {"start": test metrics before training (None on resume), "end": after, "module", "trainer"}."""
     parts = validate(cfg)  # fails here, before any model loads
+    for line in getattr(parts["datamodule"], "load", lambda: [])():  # real data: every row checked now
+        print(f"[vlmrl] data {line}")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_run_files(cfg, run_dir)

@@ -90,6 +90,10 @@ class TaskDataModule(SplitDataModule):
     def task_names(self) -> list[str]:
         return list(self.tasks)
 
+    @property
+    def train_tasks(self) -> list[str]:
+        return list(self.tasks)
+
     def split(self, name: str) -> list[dict]:
         if name not in self.sizes:
             raise ValueError(f"split {name!r}: choose one of {tuple(self.sizes)}")

@@ -3,7 +3,8 @@
 Three uses of one module: OThink-MR1's SFT baseline (`algo=sft`), Vision-R1's cold start, and the
 step that turns the random tiny model into an "instruct" starting point (both stages in
 `vlmrl.stages`). Targets: each record's reference chain of thought in a style drawn per record
-from `styles` (e.g. {concise: 0.5, verbose: 0.5}), a pure function of the record id. Loss:
+from `styles` (e.g. {concise: 0.5, verbose: 0.5}), a pure function of the record id; real SFT data
+(Vision-R1-cold, R1-V's SFT sets) has one target per record, the style `reference`. Loss:
 cross-entropy on completion tokens only (prompt and padding masked), mean over those tokens in the
 batch. The batch at step s is a pure function of (seed, s), as for GRPO, so a resumed run is exact.
 """
@@ -20,10 +21,13 @@ from ..optim import build_optimizer
 from .evaluation import GreedyEvaluation
 
 
+STYLES = (*COT_STYLES, "reference")  # reference: the dataset's own target (real data)
+
+
 def check_styles(styles: dict, key: str) -> dict[str, float]:
-    unknown = set(styles) - set(COT_STYLES)
+    unknown = set(styles) - set(STYLES)
     if not styles or unknown or any(w < 0 for w in styles.values()) or sum(styles.values()) <= 0:
-        raise ValueError(f"{key}={dict(styles)}: give non-negative weights of {COT_STYLES}, not all zero")
+        raise ValueError(f"{key}={dict(styles)}: give non-negative weights of {STYLES}, not all zero")
     return {k: float(v) for k, v in styles.items()}
 
 
@@ -34,8 +38,12 @@ def target_for(record: dict, styles: dict[str, float]) -> str:
     for style, weight in styles.items():
         edge += weight / total
         if u < edge:
-            return record["cots"][style]
-    return record["cots"][style]
+            break
+    cots = record.get("cots") or {}
+    if style not in cots:
+        raise ValueError(f"record {record['id']} has no {style!r} target (it has {sorted(cots)}); real SFT data "
+                         f"needs algo.module.styles={{reference: 1.0}}")
+    return cots[style]
 
 
 def completion_labels(input_ids: torch.Tensor, completion_lengths: torch.Tensor) -> torch.Tensor:

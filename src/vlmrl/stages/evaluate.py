@@ -16,8 +16,9 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ..lit.evaluation import METRICS, greedy_scores, per_task
+from ..lit.evaluation import METRICS, greedy_scores
 from ..models.loading import load_model
+from ..data.real import RecordTable
 from .start import start_checkpoint
 
 
@@ -65,11 +66,71 @@ def load_policy(source: dict, model_cfg: DictConfig):
     return processor, policy
 
 
-def task_data(cfg: DictConfig, run_cfg: DictConfig) -> dict[str, DictConfig]:
-    """{name: data config} to evaluate: the eval config's tasks, or the run's own data."""
-    if cfg.eval.tasks:
-        return dict(cfg.eval.tasks)
-    return {run_cfg.data.name: run_cfg.data}
+def eval_sets(cfg: DictConfig, run_cfg: DictConfig) -> dict[str, dict]:
+    """{name: {"records", "max_new_tokens", "verifier"}}: the eval config's embedded tasks and
+    benchmarks, or (when it names neither) the run's own data."""
+    sets = {}
+    tasks = dict(cfg.eval.tasks) if cfg.eval.tasks or cfg.eval.get("benchmarks") else {run_cfg.data.name: run_cfg.data}
+    for name, data_cfg in tasks.items():
+        sets[name] = {"records": instantiate(data_cfg.module).split(cfg.eval.split),
+                      "max_new_tokens": cfg.eval.get("max_new_tokens") or run_cfg.model.eval_max_new_tokens}
+    for name, spec in (cfg.eval.get("benchmarks") or {}).items():
+        spec = OmegaConf.to_container(spec, resolve=True)
+        table = RecordTable(spec, cfg.data_root, where=f"eval.benchmarks.{name}")
+        print(f"[vlmrl] {name}: {table.summary()}")
+        if spec.get("note"):
+            print(f"[vlmrl] {name}: {spec['note']}")
+        sets[name] = {"records": table, "verifier": spec["verifier"],
+                      "max_new_tokens": cfg.eval.get("max_new_tokens") or spec.get("max_new_tokens")
+                      or run_cfg.model.eval_max_new_tokens}
+    return sets
+
+
+def make_judge(cfg: DictConfig):
+    judge = cfg.eval.get("judge")
+    if not judge or not judge.get("base_url"):
+        return None
+    from ..scoring.judge import Judge
+
+    return Judge(**OmegaConf.to_container(judge, resolve=True))
+
+
+def breakdown(metas: list[dict], accs: list[float]) -> dict:
+    """{field: {value: {"acc", "n"}}} over each record's meta["categories"] (a list value counts once
+    per item, as MathVista's per-skill accuracy does)."""
+    sums: dict = {}
+    for meta, acc in zip(metas, accs):
+        for field, values in meta.get("categories", {}).items():
+            for value in values if isinstance(values, list) else [values]:
+                cell = sums.setdefault(field, {}).setdefault(str(value), [0.0, 0])
+                cell[0] += acc
+                cell[1] += 1
+    return {f: {v: {"acc": a / n, "n": n} for v, (a, n) in sorted(values.items())} for f, values in sums.items()}
+
+
+def score_set(policy, processor, records, batch_size: int, max_new_tokens: int, judge=None) -> dict:
+    """Greedy completions of `records` scored by each record's verifier (and the judge, if any)."""
+    rows = {k: [] for k in METRICS}
+    judged, kept = [], []
+    for i in range(0, len(records), batch_size):
+        chunk = records[i:i + batch_size]
+        batch, scores = greedy_scores(policy, processor, chunk, max_new_tokens)
+        rows["acc"] += scores["accuracy"].tolist()
+        rows["format"] += scores["format"].tolist()
+        rows["completion_len"] += batch.completion_mask.sum(1).float().tolist()
+        kept += [r.get("meta") or {} for r in chunk]  # not the records: their decoded images add up
+        if judge is not None:
+            from ..scoring import judge_score
+
+            judged += [judge_score(c, r, judge) for c, r in zip(batch.completions, chunk)]
+    result = {**{k: sum(v) / len(v) for k, v in rows.items()}, "n": len(rows["acc"])}
+    if judge is not None and any(j is not None for j in judged):
+        scored = [j for j in judged if j is not None]
+        result["acc_judge"] = sum(scored) / len(scored)
+    categories = breakdown(kept, rows["acc"])
+    if categories:
+        result["breakdown"] = categories
+    return result
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -77,22 +138,19 @@ def evaluate(cfg: DictConfig) -> dict:
     run_cfg = source["run_cfg"]
     processor, policy = load_policy(source, run_cfg.model)
     trained_on = None if source["run_dir"] is None else run_cfg.data.name
-    trained_tasks = [] if source["run_dir"] is None else list(run_cfg.data.module.tasks)  # a mixture trains several
+    # a mixture trains several tasks
+    trained_tasks = [] if source["run_dir"] is None else instantiate(run_cfg.data.module).train_tasks
+    judge = make_judge(cfg)
     results = {}
-    for name, data_cfg in task_data(cfg, run_cfg).items():
-        records = instantiate(data_cfg.module).split(cfg.eval.split)
-        rows = {k: [] for k in METRICS}
-        for i in range(0, len(records), cfg.eval.batch_size):
-            chunk = records[i:i + cfg.eval.batch_size]
-            batch, scores = greedy_scores(policy, processor, chunk, run_cfg.model.eval_max_new_tokens)
-            for values in per_task(chunk, batch, scores).values():
-                for key in METRICS:
-                    rows[key] += values[key].tolist()
-        results[name] = {**{k: sum(v) / len(v) for k, v in rows.items()}, "n": len(records)}
+    for name, spec in eval_sets(cfg, run_cfg).items():
+        results[name] = score_set(policy, processor, spec["records"], cfg.eval.batch_size, spec["max_new_tokens"],
+                                  judge)
+        results[name].update(max_new_tokens=spec["max_new_tokens"], **({"verifier": spec["verifier"]}
+                                                                        if "verifier" in spec else {}))
     study = cfg.get("study") or (run_cfg.get("study") if source["run_dir"] is not None else None)
     report = {"checkpoint": str(source["ckpt_file"] or source["checkpoint"]), "trained_on": trained_on,
               "trained_tasks": trained_tasks,
-              "eval": cfg.eval.name, "split": cfg.eval.split,
+              "eval": cfg.eval.name, "split": cfg.eval.split, "judge": cfg.eval.judge.model if judge else None,
               "study": OmegaConf.to_container(study) if study is not None else None, "results": results}
     out = Path(cfg.out) if cfg.out else source["run_dir"] or Path("outputs/eval") / Path(source["checkpoint"]).name
     (out / "eval").mkdir(parents=True, exist_ok=True)
@@ -101,9 +159,19 @@ def evaluate(cfg: DictConfig) -> dict:
     return {"path": path, **report}
 
 
-def format_table(report: dict) -> str:
-    lines = [f"{'task':<10} {'n':>5} {'acc':>7} {'format':>7} {'length':>7}"]
+def format_table(report: dict, breakdowns: bool = True) -> str:
+    """Accuracy, format rate and length per task / benchmark; judged accuracy where a judge ran;
+    then each benchmark's per-category accuracy (indented)."""
+    width = max([10] + [len(t) for t in report["results"]])
+    judged = any("acc_judge" in r for r in report["results"].values())
+    lines = [f"{'task':<{width}} {'n':>5} {'acc':>7} {'format':>7} {'length':>7}" + ("   judge" if judged else "")]
     for task, r in report["results"].items():
         mark = "" if report["trained_on"] is None else ("  same task" if task in report["trained_tasks"] else "  cross task")
-        lines.append(f"{task:<10} {r['n']:>5} {r['acc']:>7.3f} {r['format']:>7.3f} {r['completion_len']:>7.1f}{mark}")
+        judge = (f" {r['acc_judge']:>7.3f}" if "acc_judge" in r else f" {'-':>7}") if judged else ""
+        lines.append(f"{task:<{width}} {r['n']:>5} {r['acc']:>7.3f} {r['format']:>7.3f} {r['completion_len']:>7.1f}"
+                     f"{judge}{mark}")
+    for task, r in report["results"].items():
+        for field, values in (r.get("breakdown") or {}).items() if breakdowns else ():
+            cells = ", ".join(f"{v} {c['acc']:.3f} (n={c['n']})" for v, c in values.items())
+            lines.append(f"  {task} by {field}: {cells}")
     return "\n".join(lines)

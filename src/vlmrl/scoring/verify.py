@@ -1,0 +1,106 @@
+"""Counting and geometry verifiers: `integer`, `math` (ours) and `math_r1v` (R1-V's, reproduced).
+
+* `integer` (SuperCLEVR, CLEVR; R1-V `test_qwen2vl_counting_superclevr.py`): the first match of
+  `<answer>\\s*(\\d+)\\s*</answer>`, compared as an int with the gold.
+* `math` (geometry training reward and GeoQA-754 evaluation): the answer span (`extract.answer_span`,
+  Vision-R1's `Final Answer:` format or the last <answer> block), then math-verify's
+  `verify(parse(gold), parse(prediction))` in its documented order, gold first. Both sides go through
+  `normalise_math` first because math-verify 0.9.0 misreads the GeoQA golds (datasets.md 13): `√{3}` parses
+  to nothing, `8√{3}` to 8, `240πcm^{2}` to 240, and bare `\\sqrt{3}` to nothing. No span scores 0.
+* `math_r1v`: R1-V's GeoQA test scorer exactly, to reproduce its numbers (datasets.md 9.2):
+  `float(verify(parse(whole_output), parse(gold))) > 0`. What it measures is not quite accuracy: the
+  prediction is parsed from the whole output (the first number in the reasoning can win; `<answer>140</answer>`
+  with no spaces parses to nothing); the arguments are in reverse order (the prediction is treated as gold);
+  and with no normalisation a gold `8√{3}` reads as 8, so an output of 8 scores, while gold `√{3}` reads as
+  nothing and nothing scores. R1-V's training reward adds an exact-string fallback on the <answer> spans
+  (datasets.md 9.3); that fallback is not part of its test scorer and is not reproduced here.
+
+math-verify's timeouts are SIGALRM-based and raise off the main thread, so there they are switched off and
+`guard.explosive` inputs are refused instead. No input raises: any error scores 0.
+"""
+from __future__ import annotations
+
+import re
+
+from .extract import answer_span
+from .guard import MAX_SYMBOLIC_CHARS, explosive, in_main_thread
+
+_INTEGER_ANSWER = re.compile(r"<answer>\s*(\d+)\s*</answer>")
+TIMEOUT_S = 5  # math-verify's own default, per parse and per comparison
+WHOLE_OUTPUT_CHARS = 64_000  # math_r1v parses whole outputs; only an absurd one is refused off the main thread
+
+# Trailing units, longest first so `cm^{2}` wins over `cm` and `平方米` over `米`.
+_UNITS = sorted([
+    "平方厘米", "平方分米", "平方毫米", "平方千米", "平方米", "立方厘米", "立方米", "厘米", "分米", "毫米", "千米", "公里",
+    "米", "度", "cm²", "cm³", "cm^{2}", "cm^{3}", "cm^2", "cm^3", "m²", "m³", "m^{2}", "m^{3}", "m^2", "m^3",
+    "km²", "km^{2}", "km^2", "mm²", "mm^{2}", "mm^2", "dm²", "dm^{2}", "dm^2", "km", "cm", "mm", "dm", "m",
+    "°", "^\\circ", "^{\\circ}", "\\circ", "\\degree", "degrees", "degree",
+], key=len, reverse=True)
+_UNIT_ALTERNATIVES = "|".join(re.escape(u) for u in _UNITS)
+_TRAILING_UNIT = re.compile(rf"(?:\\(?:text|mathrm)\s*\{{\s*(?:{_UNIT_ALTERNATIVES})\s*\}}|(?:{_UNIT_ALTERNATIVES}))\s*$")
+# A unit is stripped only after something that ends a value: a digit, a closing brace/paren, or pi.
+_ENDS_A_VALUE = re.compile(r"(?:[\d})\]]|\\pi)\s*$")
+_SQRT_GROUP = re.compile(r"√\s*\{")
+_SQRT_NUMBER = re.compile(r"√\s*(\d+(?:\.\d+)?)")
+
+
+def integer_score(completion: str, answer: str) -> float:
+    """R1-V's counting check: the first `<answer> N </answer>` equals the integer gold."""
+    match = _INTEGER_ANSWER.search(completion)
+    try:
+        return float(match is not None and int(match.group(1)) == int(str(answer).strip()))
+    except ValueError:
+        return 0.0
+
+
+def normalise_math(text: str) -> str:
+    """GeoQA answer text -> what math-verify's `parse` reads correctly.
+
+    `√{x}` and `√x` become `\\sqrt{x}`, `π` becomes `\\pi`, trailing units (`cm`, `cm^{2}`, `米`, `°`, ...)
+    after a value are removed, and anything with a LaTeX command is wrapped in `$...$` unless it already
+    has math delimiters (math-verify ignores bare `\\sqrt{3}`)."""
+    text = str(text).strip()
+    text = _SQRT_GROUP.sub(r"\\sqrt{", text)
+    text = _SQRT_NUMBER.sub(r"\\sqrt{\1}", text)
+    text = text.replace("π", "\\pi ").replace("\\pi }", "\\pi}").strip()
+    text = _strip_trailing_units(text)
+    if "\\" in text and not any(d in text for d in ("$", "\\(", "\\[")):
+        text = f"${text}$"
+    return text
+
+
+def _strip_trailing_units(text: str) -> str:
+    while (match := _TRAILING_UNIT.search(text)) and match.start() > 0 and _ENDS_A_VALUE.search(text[:match.start()]):
+        text = text[:match.start()].rstrip()
+    return text
+
+
+def math_score(completion: str, answer: str) -> float:
+    """Our geometry verifier: normalised answer span against normalised gold, gold first."""
+    predicted = answer_span(completion)
+    if not predicted:
+        return 0.0
+    return _verify(normalise_math(answer), normalise_math(predicted), gold_first=True)
+
+
+def math_r1v_score(completion: str, answer: str) -> float:
+    """R1-V's GeoQA scorer: the whole output parsed, the prediction passed as math-verify's gold."""
+    return _verify(str(answer), completion, gold_first=False, max_chars=WHOLE_OUTPUT_CHARS)
+
+
+def _verify(gold_text: str, predicted_text: str, gold_first: bool, max_chars: int = MAX_SYMBOLIC_CHARS) -> float:
+    timed = in_main_thread()
+    if not timed and (explosive(gold_text, max_chars) or explosive(predicted_text, max_chars)):
+        return 0.0
+    limit = TIMEOUT_S if timed else None
+    try:
+        from math_verify import parse, verify
+
+        gold = parse(gold_text, parsing_timeout=limit)
+        predicted = parse(predicted_text, parsing_timeout=limit)
+        if not gold or not predicted:
+            return 0.0
+        first, second = (gold, predicted) if gold_first else (predicted, gold)
+        return 1.0 if float(verify(first, second, timeout_seconds=limit)) > 0 else 0.0
+    except Exception:  # math-verify raises on some hostile inputs and on timeouts; never crash a step
+        return 0.0
