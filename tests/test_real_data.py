@@ -286,3 +286,15 @@ def test_judged_accuracy_is_reported_beside_the_rule_based_one(data_root, tmp_pa
     result = report["results"]["mathverse_testmini"]
     assert result["acc_judge"] == 1.0 and result["acc"] < 1.0
     assert report["judge"] == "gpt-4o-mini-2024-07-18" and "judge" in format_table(report).splitlines()[0]
+
+
+@pytest.mark.slow
+def test_r1v_scorer_switch_says_so(data_root, tmp_path, capsys):
+    from vlmrl.stages.evaluate import evaluate
+
+    cfg = compose_cfg(["eval=geoqa754", f"data_root={data_root}", "+scale=smoke", f"out={tmp_path}",
+                       "eval.benchmarks.geoqa754.verifier=math_r1v"], "evaluate")
+    report = evaluate(cfg)
+    assert "R1-V's own GeoQA scorer" in capsys.readouterr().out
+    assert report["results"]["geoqa754"]["verifier"] == "math_r1v" and "not a correct grader" in \
+        report["results"]["geoqa754"]["note"]

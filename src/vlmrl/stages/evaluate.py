@@ -78,12 +78,19 @@ def eval_sets(cfg: DictConfig, run_cfg: DictConfig) -> dict[str, dict]:
         spec = OmegaConf.to_container(spec, resolve=True)
         table = RecordTable(spec, cfg.data_root, where=f"eval.benchmarks.{name}")
         print(f"[vlmrl] {name}: {table.summary()}")
-        if spec.get("note"):
-            print(f"[vlmrl] {name}: {spec['note']}")
+        for note in (spec.get("note"), VERIFIER_NOTES.get(spec["verifier"])):
+            if note:
+                print(f"[vlmrl] {name}: {note}")
         sets[name] = {"records": table, "verifier": spec["verifier"],
                       "max_new_tokens": cfg.eval.get("max_new_tokens") or spec.get("max_new_tokens")
                       or run_cfg.model.eval_max_new_tokens}
     return sets
+
+
+VERIFIER_NOTES = {
+    "math_r1v": "scored with R1-V's own GeoQA scorer (the whole output parsed, verify(prediction, gold), no "
+                "normalisation): comparable with R1-V / OThink-MR1 numbers, not a correct grader (√ and π golds)",
+}
 
 
 def make_judge(cfg: DictConfig):
@@ -147,6 +154,8 @@ def evaluate(cfg: DictConfig) -> dict:
                                   judge)
         results[name].update(max_new_tokens=spec["max_new_tokens"], **({"verifier": spec["verifier"]}
                                                                         if "verifier" in spec else {}))
+        if spec.get("verifier") in VERIFIER_NOTES:
+            results[name]["note"] = VERIFIER_NOTES[spec["verifier"]]
     study = cfg.get("study") or (run_cfg.get("study") if source["run_dir"] is not None else None)
     report = {"checkpoint": str(source["ckpt_file"] or source["checkpoint"]), "trained_on": trained_on,
               "trained_tasks": trained_tasks,
