@@ -17,10 +17,12 @@ register()  # resolvers used by conf/ (run-dir names, stage fractions, the repo 
 
 @hydra.main(config_path="conf", config_name="stage", version_base="1.3")
 def main(cfg: DictConfig) -> str:
+    from vlmrl.config import check_types
     from vlmrl.quiet import quiet_third_party
     from vlmrl.stages.start import check_stages, start_checkpoint
 
     quiet_third_party()
+    check_types(cfg)  # a wrong type is one line naming the key, before anything is built
     check_stages(cfg)
     path = start_checkpoint(cfg)
     print(f"[vlmrl] start checkpoint: {path}")

@@ -3,9 +3,14 @@
     python train.py                                                 # GRPO-D on the embedded default
     python train.py -m kl=dynamic,constant reward.format_w=0,0.5,1  # a 6-cell ablation
     python train.py resume=<run_dir>/checkpoints/last.ckpt          # resume a run (same overrides)
+    python train.py resume=auto                                     # continue the newest run of these overrides
+
+Exits with status 143 after a SIGTERM / SIGUSR1 (a checkpoint is saved first): rerun with resume=auto.
 
 Returns the final held-out (test split) greedy accuracy to a Hydra sweeper.
 """
+import sys
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
@@ -17,12 +22,17 @@ register()  # resolvers used by conf/ (run-dir names, stage fractions, the repo 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
+    from vlmrl.preemption import Preempted
     from vlmrl.quiet import quiet_third_party
     from vlmrl.run import run
 
     quiet_third_party()
     hydra_cfg = HydraConfig.get()
-    result = run(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task))
+    try:
+        result = run(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task))
+    except Preempted as stop:
+        print(f"\n[vlmrl] {stop}; rerun the same command with resume=auto to continue")
+        sys.exit(143)
     start, end = result["start"], result["end"]
     print(f"\n[vlmrl] run dir: {hydra_cfg.runtime.output_dir}")
     if start is not None:

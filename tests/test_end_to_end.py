@@ -133,6 +133,8 @@ def test_cli_multirun_names_dirs_and_writes_wandb_offline(tmp_path):
         cells.add((cfg.kl._target_.rsplit(".", 1)[1], cfg.reward.format_w))
         assert (d / "metrics.jsonl").is_file()
         assert list((d / "wandb").glob("offline-run-*")), f"no offline W&B run in {d}"
+        staged = [f for f in (d / "wandb" / "data").rglob("*") if f.is_file()]  # the sample table's images
+        assert any(f.read_bytes()[:4] == b"\x89PNG" for f in staged), f"sample images staged outside {d}"
     assert cells == {("DynamicKL", 0), ("DynamicKL", 1), ("NoKL", 0), ("NoKL", 1)}
     assert "[vlmrl] end:" in proc.stdout
 

@@ -29,6 +29,7 @@ PLAN = {
     "python train.py algo=sft": SMOKE,
     "python train.py kl=constant kl.beta=0.02 algo.module.mu=2": SMOKE,
     "python train.py resume=outputs/<run>/checkpoints/last.ckpt": SMOKE,
+    "python train.py resume=auto": SMOKE,   # finds the run the line above finished (same overrides): skipped
     "python train.py logger.wandb.mode=online": ["--cfg", "job"],
     "python train.py --cfg job": [],
     "python cold_start.py cold_start=vision_r1": SMOKE,
@@ -129,6 +130,7 @@ def test_readme_commands_run_and_write_what_they_promise(ran):
     assert "geometry" in results["python evaluate.py run=outputs/<run> eval=cross_task"].stdout
     assert (tmp / "report" / "README.md").is_file()
     assert "beta_max" in results["python train.py --cfg job"].stdout
+    assert "already finished" in results["python train.py resume=auto"].stdout
     benchmarks = json.loads((tmp / "outputs/eval" / next((tmp / "outputs/eval").iterdir()).name /
                              "eval/benchmarks.json").read_text())
     assert set(benchmarks["results"]) == {"superclevr200", "geoqa754", "mathvista_testmini", "mathverse_testmini",

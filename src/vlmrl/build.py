@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from .logging import JsonlLogger, run_name_and_group
+from .preemption import AtomicCheckpointIO, CheckpointOnSignal
 from .models.loading import load_model
 
 
@@ -48,6 +49,9 @@ def make_loggers(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> list:
         from lightning.pytorch.loggers import WandbLogger
 
         os.environ.setdefault("WANDB_SILENT", "true")
+        # W&B stages the media of logged tables (sample images) under ~/.local/share/wandb unless told
+        # otherwise; keep them in the run dir, so a run dir copied off a node holds its whole W&B run.
+        os.environ["WANDB_DATA_DIR"] = str(run_dir / "wandb" / "data")
         name, group = run_name_and_group(overrides)
         job_type = None
         if cfg.study is not None:  # the dashboard groups runs as the report does: one group per table / figure
@@ -73,8 +77,9 @@ def make_trainer(cfg: DictConfig, run_dir: Path, loggers: list) -> L.Trainer:
     return L.Trainer(
         **OmegaConf.to_container(cfg.trainer), max_epochs=1, limit_train_batches=cfg.algo.steps,
         val_check_interval=cfg.eval_every, check_val_every_n_epoch=None, num_sanity_val_steps=0,
-        log_every_n_steps=1, logger=loggers, callbacks=[checkpoints], default_root_dir=str(run_dir),
-        enable_model_summary=False,
+        log_every_n_steps=1, logger=loggers, default_root_dir=str(run_dir), enable_model_summary=False,
+        callbacks=[checkpoints, CheckpointOnSignal(run_dir / "checkpoints" / "last.ckpt")],
+        plugins=[AtomicCheckpointIO()],  # a kill during a save never leaves a torn checkpoint
     )
 
 

@@ -43,6 +43,18 @@ class JsonlLogger(Logger):
             f.write(json.dumps(row) + "\n")
 
 
+def log_step_metrics(module, metrics: dict, step: int) -> None:
+    """Write one training step's metrics to every logger now, from inside `training_step`.
+
+    Lightning flushes `self.log` values after the step's checkpoint callback has run; a kill in
+    between would leave a checkpoint past a row that was never written. Rows written here are on
+    disk before the checkpoint, so a resumed run's metrics file ends exactly as an uninterrupted
+    one's. `step` is the batch index, as in Lightning's own rows."""
+    row = {k: float(v) for k, v in metrics.items()}
+    for logger in module.loggers:
+        logger.log_metrics(row, step=step)
+
+
 def read_metrics(path: str | os.PathLike) -> list[dict]:
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]

@@ -9,7 +9,11 @@
   R1-V style), each block non-nested and the answer non-empty.
 * total: R = R_acc + format_w * R_format (OThink-MR1 Eq. 1), or with `hard=True` Vision-R1's hard
   formatting result reward (HFRRF): 1 only when format and answer are both right, else 0.
-A completion with no tags, an empty answer or garbage scores 0; no completion raises.
+A completion with no tags, an empty answer or garbage scores 0; no completion raises, and every score takes
+bounded time in any thread: the format check is linear in the completion, and the accuracy verifiers bound
+their symbolic work with a killable worker process (`vlmrl.scoring.guard`); building a `Reward` starts one
+in the background. Deviation from the old single regex: a tag inside the answer is never accepted (that
+regex let its `\\S` land on the `<` of one).
 """
 from __future__ import annotations
 
@@ -18,15 +22,29 @@ from dataclasses import dataclass
 
 import torch
 
-from .scoring import VERIFIERS, rule_score
+from .scoring import VERIFIERS, guard, rule_score
 from .scoring.verify import integer_score, math_score
 
-_NO_TAG = r"(?:(?!</?think>|</?answer>).)"
-_FORMAT = re.compile(rf"\s*<think>{_NO_TAG}*</think>\s*<answer>{_NO_TAG}*\S{_NO_TAG}*</answer>\s*", re.DOTALL)
+_TAG = re.compile(r"</?(?:think|answer)>")
+_LAYOUT = ["<think>", "</think>", "<answer>", "</answer>"]
 
 
 def format_reward(completion: str) -> float:
-    return 1.0 if _FORMAT.fullmatch(completion) else 0.0
+    """1.0 for `\\s*<think>..</think>\\s*<answer>..\\S..</answer>\\s*` with no other tag anywhere.
+
+    Checked from the tag positions rather than by one regex, whose tag-excluding `\\S` backtracks
+    quadratically on a long unclosed answer."""
+    tags = []
+    for match in _TAG.finditer(completion):
+        tags.append(match)
+        if len(tags) > len(_LAYOUT):
+            return 0.0
+    if [t.group() for t in tags] != _LAYOUT:
+        return 0.0
+    think, think_end, answer, answer_end = tags
+    gaps = (completion[:think.start()], completion[think_end.end():answer.start()], completion[answer_end.end():])
+    answered = not completion[answer.end():answer_end.start()].isspace() and answer.end() < answer_end.start()
+    return 1.0 if answered and all(not gap or gap.isspace() for gap in gaps) else 0.0
 
 
 def integer_accuracy(completion: str, answer: str) -> float:
@@ -54,6 +72,7 @@ class Reward:
     def __post_init__(self):
         if self.format_w < 0:
             raise ValueError(f"reward.format_w={self.format_w} must be >= 0")
+        guard.warm()
 
     def __call__(self, completions: list[str], answers: list[str], verifiers: list[str]) -> dict[str, torch.Tensor]:
         if not len(completions) == len(answers) == len(verifiers):

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from .build import close_loggers, make_loggers, make_module, make_trainer, write_run_files
 from .config import validate
+from .preemption import resolve_resume
 from .stages.start import start_checkpoint
 
 
@@ -23,11 +24,17 @@ def _floats(metrics: dict | None) -> dict | None:
 
 
 def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict:
-    """Returns {"start": test metrics before training (None on resume), "end": after, "module", "trainer"}."""
+    """Returns {"start": test metrics before training (None on an explicit resume), "end": after, "module",
+    "trainer"}; with `resume=auto` a finished run is not run again (its results.json is returned)."""
     parts = validate(cfg)  # fails here, before any model loads
+    run_dir = Path(run_dir)
+    resume, finished = resolve_resume(cfg.resume, run_dir)
+    if finished:
+        print(f"[vlmrl] {run_dir} already finished (results.json); nothing to do")
+        results = json.loads((run_dir / "results.json").read_text())
+        return {"start": results["start"], "end": results["end"], "module": None, "trainer": None}
     for line in getattr(parts["datamodule"], "load", lambda: [])():  # real data: every row checked now
         print(f"[vlmrl] data {line}")
-    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_run_files(cfg, run_dir)
     path = start_checkpoint(cfg)  # builds missing stages (the tiny instruct model, a cold start) first
@@ -37,9 +44,15 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict:
     datamodule = parts["datamodule"]
     loggers = make_loggers(cfg, run_dir, overrides)
     trainer = make_trainer(cfg, run_dir, loggers)
+    start_file = run_dir / "start.json"  # the start's test metrics, kept for a run resumed in its own dir
     try:
-        start = None if cfg.resume else trainer.test(module, datamodule=datamodule, verbose=False)[0]
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.resume)
+        if resume is None:
+            start = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+            start_file.write_text(json.dumps(_floats(start)) + "\n")
+        else:
+            start = json.loads(start_file.read_text()) if cfg.resume == "auto" and start_file.is_file() else None
+            print(f"[vlmrl] resuming from {resume}")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
         end = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     finally:
         close_loggers(loggers)

@@ -7,14 +7,21 @@ One training step = one rollout step s:
 With mu = 1 the old policy is the current one (ratio 1, as in R1-V); with mu > 1 old log-probs are
 taken once before the first update. The reference model is frozen, kept out of the checkpoint (it
 is the starting checkpoint), and not loaded at all when beta(s) = 0 for every s.
+
+An update whose loss or gradient norm is not finite is skipped (the LR schedule still advances, so
+it stays a function of the step), counted in `train/skipped_updates`, and after `max_nonfinite`
+such updates in a row the run stops with `NonFiniteError`; a checkpoint is never written with
+non-finite weights.
 """
 from __future__ import annotations
+
+import math
 
 import lightning as L
 import torch
 
 from ..algo.loss import group_advantages, grpo_loss
-from ..logging import log_samples
+from ..logging import log_samples, log_step_metrics
 from ..optim import build_optimizer
 from ..rollout.base import completion_logprobs
 from .evaluation import GreedyEvaluation
@@ -27,10 +34,19 @@ def derive_seed(*parts) -> int:
     return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "big") >> 1
 
 
+class NonFiniteError(RuntimeError):
+    """Too many updates in a row had a non-finite loss or gradient norm."""
+
+
+def all_finite(parameters) -> bool:
+    return bool(torch.stack([torch.isfinite(p).all() for p in parameters]).all())
+
+
 class GRPOModule(GreedyEvaluation, L.LightningModule):
     def __init__(self, policy, processor, rollout, reward, kl, curriculum, optim: dict, steps: int,
                  mu: int = 1, clip_eps: float = 0.2, micro_batch_size: int = 64, max_grad_norm: float = 1.0,
-                 eval_max_new_tokens: int = 32, samples_every: int = 25, seed: int = 0, ref_policy=None):
+                 eval_max_new_tokens: int = 32, samples_every: int = 25, seed: int = 0, ref_policy=None,
+                 max_nonfinite: int = 3):
         super().__init__()
         self.automatic_optimization = False
         self.policy, self.processor = policy, processor
@@ -40,6 +56,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
         self.micro_batch_size, self.max_grad_norm = micro_batch_size, max_grad_norm
         self.eval_max_new_tokens, self.samples_every, self.seed = eval_max_new_tokens, samples_every, seed
         self.rollout_step = 0  # completed rollout steps; the s of beta(s) and stage(s)
+        self.max_nonfinite, self.skipped_updates, self.nonfinite_in_a_row = max_nonfinite, 0, 0
         if ref_policy is None and not kl.always_zero:
             raise ValueError("the KL schedule is non-zero somewhere, so a reference model is needed")
 
@@ -85,9 +102,8 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
                 self.manual_backward(loss * (sl.stop - sl.start) / n)
                 step_metrics.append({"loss": loss.item(), **metrics})
             grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            sched.step()
+            finite = bool(torch.isfinite(grad_norm)) and all(math.isfinite(m["loss"]) for m in step_metrics[-len(slices):])
+            self._update(opt, sched, finite, step=s)
 
         grouped = scores["total"].view(-1, stage.group_size)
         log = {
@@ -96,6 +112,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
             "train/completion_len": batch.completion_mask.sum(1).float().mean(),
             "train/frac_groups_equal_reward": (grouped.std(dim=1) == 0).float().mean(),
             "train/grad_norm": grad_norm, "train/lr": sched.get_last_lr()[0],
+            "train/skipped_updates": float(self.skipped_updates),
             "kl/beta": beta, "curriculum/stage": float(stage_index), "curriculum/group_size": float(stage.group_size),
             "curriculum/max_new_tokens": float(stage.max_new_tokens),
         }
@@ -103,8 +120,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
             log[f"train/{key}"] = sum(m[key] for m in step_metrics) / len(step_metrics)
         if "train/kl" in log:
             self.kl.update(log["train/kl"], n)  # the adaptive controller moves beta; step schedules ignore it
-        self.log_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in log.items()},
-                      on_step=True, on_epoch=False, prog_bar=False, batch_size=len(records))
+        log_step_metrics(self, log, step=s)
         self.log("reward", log["train/reward"], prog_bar=True, on_step=True, logger=False)
         if self.samples_every and s % self.samples_every == 0:
             G = stage.group_size
@@ -112,13 +128,35 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
                         scores["accuracy"][:G].tolist(), scores["format"][:G].tolist(), advantages[:G].tolist())
         self.rollout_step += 1
 
+    def _update(self, opt, sched, finite: bool, step: int) -> None:
+        """One optimizer step, or none when the loss or gradient norm is not finite."""
+        if finite:
+            opt.step()
+            self.nonfinite_in_a_row = 0
+        else:
+            self.skipped_updates += 1
+            self.nonfinite_in_a_row += 1
+            print(f"[vlmrl] step {step}: non-finite loss or gradient norm, update skipped "
+                  f"({self.nonfinite_in_a_row} in a row, {self.skipped_updates} in all)")
+            if self.nonfinite_in_a_row >= self.max_nonfinite:
+                raise NonFiniteError(f"{self.nonfinite_in_a_row} updates in a row had a non-finite loss or gradient "
+                                     f"norm (step {step}); stopping (algo.module.max_nonfinite={self.max_nonfinite}). "
+                                     f"Lower the learning rate or check the data; the last checkpoint is finite.")
+        opt.zero_grad(set_to_none=True)
+        sched.step()
+
     # ------------------------------------------------------------------ checkpoint state
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if not all_finite(self.policy.parameters()):
+            raise NonFiniteError("refusing to write a checkpoint with non-finite weights")
         checkpoint["grpo"] = {"rollout_step": self.rollout_step, "kl": self.kl.state_dict(),
-                              "curriculum": self.curriculum.state_dict()}
+                              "curriculum": self.curriculum.state_dict(), "skipped_updates": self.skipped_updates,
+                              "nonfinite_in_a_row": self.nonfinite_in_a_row}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint["grpo"]
         self.kl.load_state_dict(state["kl"])
         self.curriculum.load_state_dict(state["curriculum"])
         self.rollout_step = state["rollout_step"]
+        self.skipped_updates = state.get("skipped_updates", 0)
+        self.nonfinite_in_a_row = state.get("nonfinite_in_a_row", 0)

@@ -17,6 +17,7 @@ import torch
 
 from ..data.prompts import encode_prompts
 from ..data.tasks import COT_STYLES
+from ..logging import log_step_metrics
 from ..optim import build_optimizer
 from .evaluation import GreedyEvaluation
 
@@ -88,6 +89,7 @@ class SFTModule(GreedyEvaluation, L.LightningModule):
     def training_step(self, _step_index, batch_idx):
         records = self.trainer.datamodule.batch(self.split, self.global_step, self.batch_size)
         loss = self.sft_loss(records)
-        self.log("train/sft_loss", loss, on_step=True, prog_bar=True, batch_size=len(records))
-        self.log("train/lr", self.lr_schedulers().get_last_lr()[0], on_step=True, batch_size=len(records))
+        log_step_metrics(self, {"train/sft_loss": loss.item(), "train/lr": self.lr_schedulers().get_last_lr()[0]},
+                         step=self.global_step)
+        self.log("train/sft_loss", loss.detach(), prog_bar=True, on_step=True, logger=False, batch_size=len(records))
         return loss

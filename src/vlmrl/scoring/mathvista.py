@@ -12,7 +12,8 @@ Rule path (`score_rule`), the OFFICIAL MathVista scorer (lupantech `extract_answ
    any other text becomes the closest choice by Levenshtein distance. integer: `str(int(float(x)))`
    (so `3.7` -> `3`: truncation, as official). float: `str(round(float(x), int(precision)))` (so a gold
    written `1.50` can never be matched, as official). list: `str(x)`. Free-form text (absent from testmini):
-   the stripped text. Failure -> None.
+   the stripped text. Failure -> None. Ours, to bound the time of the O(n*m) edit distance: a multi-choice
+   extraction over `MAX_CHOICE_TEXT` characters (no model writes one; a hostile completion can) is None.
 3. `normalised == answer` as strings; `answer` is the choice TEXT for multi-choice, not the letter.
 
 Judge path (`score_judged`), Vision-R1's VLMEvalKit scorer (`dataset/utils/mathvista.py`):
@@ -36,7 +37,8 @@ from .choices import can_infer, closest, letters
 from .extract import prediction
 from .prompts import mathvista_extract
 
-_QUICK = re.compile(r'The answer is "(.*)"\.')
+_QUICK_OPEN, _QUICK_CLOSE = 'The answer is "', '".'
+MAX_CHOICE_TEXT = 1000
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _LIST = re.compile(r"\[[^\[\]]*\]")
 _PAREN_LETTER = re.compile(r"\(([a-zA-Z])\)")
@@ -77,10 +79,23 @@ def extract_rule(pred: str, meta: dict) -> str | None:
             return str(float(pred))
         except ValueError:
             pass
-    quick = _QUICK.search(pred)
-    if quick:
-        return quick.group(1)
+    quick = quick_answer(pred)
+    if quick is not None:
+        return quick
     return _extract_fallback(pred, meta)
+
+
+def quick_answer(text: str) -> str | None:
+    """What `re.search(r'The answer is "(.*)"\\.', text)` captures, in linear time."""
+    pos = 0
+    while (start := text.find(_QUICK_OPEN, pos)) >= 0:
+        line_end = text.find("\n", start)
+        line_end = len(text) if line_end < 0 else line_end
+        end = text.rfind(_QUICK_CLOSE, start + len(_QUICK_OPEN), line_end + 1)
+        if end >= 0 and end + len(_QUICK_CLOSE) <= line_end:
+            return text[start + len(_QUICK_OPEN):end]
+        pos = line_end + 1  # no later opening on this line can close either
+    return None
 
 
 def _extract_fallback(pred: str, meta: dict) -> str | None:
@@ -116,7 +131,7 @@ def normalise(extracted: str | None, meta: dict) -> str | None:
 
 
 def _normalise_choice(text: str, choices: list[str]) -> str | None:
-    if not choices:
+    if not choices or len(text) > MAX_CHOICE_TEXT:
         return None
     in_parens = _PAREN_LETTER.findall(text)
     if in_parens:

@@ -10,10 +10,12 @@ cold_start.py` builds the same checkpoints explicitly; `python train.py` builds 
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -27,20 +29,61 @@ def cache_root(cache_dir: str | None) -> Path:
 
 
 def build_once(target: Path, build) -> Path:
-    """Run build(tmp_dir) and move the result to `target`, unless a complete `target` exists."""
-    if (target / "config.json").exists():
+    """Run build(tmp_dir) and move the result to `target`, unless a complete `target` exists.
+
+    Safe across processes: one builds, the others wait for it and reuse its result."""
+    if _complete(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp"))
-    try:
-        build(tmp)
-        if not (target / "config.json").exists():  # else another process finished first
+    with _exclusive(target.parent / f"{target.name}.lock") as waited:
+        if _complete(target):  # built by the process we waited for
+            print(f"[vlmrl] {target.name}: built by another process, reusing it")
+            return target
+        if waited:
+            print(f"[vlmrl] {target.name}: the other builder did not finish; building it here")
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp"))
+        try:
+            build(tmp)
             if target.exists():
                 shutil.rmtree(target)  # a leftover without config.json is incomplete
             os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _complete(target: Path) -> bool:
+    return (target / "config.json").exists()
+
+
+@contextmanager
+def _exclusive(lock_path: Path):
+    """Hold an exclusive flock on `lock_path`; yields whether another process held it first."""
+    waited = False
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not waited:
+                print(f"[vlmrl] waiting for another process building {lock_path.name[:-len('.lock')]}")
+            waited = True
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        if _same_file(fd, lock_path):
+            break
+        os.close(fd)  # the holder we waited for unlinked this file: lock the current one instead
+    try:
+        yield waited
+    finally:
+        lock_path.unlink(missing_ok=True)  # while still locked: a waiter on this inode will retry
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def cold_start_spec(cfg: DictConfig) -> dict | None:
