@@ -298,3 +298,37 @@ def test_r1v_scorer_switch_says_so(data_root, tmp_path, capsys):
     assert "R1-V's own GeoQA scorer" in capsys.readouterr().out
     assert report["results"]["geoqa754"]["verifier"] == "math_r1v" and "not a correct grader" in \
         report["results"]["geoqa754"]["note"]
+
+
+def test_zero_size_and_non_rgb_images_and_empty_problem(data_root, tmp_path):
+    root = copy_of(data_root, tmp_path, "superclevr200")
+    images = sorted((root / "superclevr200/images").iterdir())
+    Image.new("RGBA", (10, 10), (255, 0, 0, 128)).save(images[1])        # not RGB: converted, not an error
+    Image.new("L", (10, 10), 128).save(images[2])
+    Image.new("P", (10, 10)).save(images[3])
+    table = RecordTable(source("superclevr200"), root)
+    assert all(table[i]["images"][0].mode == "RGB" for i in (1, 2, 3))
+    images[0].write_bytes(b"")                                           # zero-size file
+    with pytest.raises(DataError, match=r"row 0: image 0: image cannot be read"):
+        RecordTable(source("superclevr200"), root)
+    rows = [json.loads(line) for line in (root / "superclevr200/superclevr_test200_counting_problems.jsonl").open()]
+    rows[0]["image_path"], rows[4]["question"] = rows[1]["image_path"], "  "
+    (root / "superclevr200/superclevr_test200_counting_problems.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match=r"row 4: field 'question' is empty"):
+        RecordTable(source("superclevr200"), root)
+
+
+@pytest.mark.slow
+def test_skipped_rows_are_counted_in_the_metrics(data_root, tmp_path):
+    from conftest import TINY_FAST
+    from vlmrl.logging import read_metrics
+    from vlmrl.run import run
+
+    root = copy_of(data_root, tmp_path, "geoqa754")
+    shutil.copytree(data_root / "leonardPKU", root / "leonardPKU")
+    (root / "geoqa754/Geo170K/images/test/2.png").unlink()
+    cfg = compose_cfg(["data=geoqa8k", f"data_root={root}", "data.module.on_bad=skip", *TINY_FAST, "algo.steps=1"])
+    run(cfg, tmp_path / "run", [])
+    (row,) = [r for r in read_metrics(tmp_path / "run/metrics.jsonl") if "data/skipped_rows/test" in r]
+    assert row["data/skipped_rows/test"] == 1 and row["data/skipped_rows/train"] == 0

@@ -43,6 +43,10 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict:
     L.seed_everything(cfg.seed, verbose=False)
     datamodule = parts["datamodule"]
     loggers = make_loggers(cfg, run_dir, overrides)
+    skipped = getattr(datamodule, "skipped_rows", dict)()
+    if any(skipped.values()):  # bad rows skipped under data.module.on_bad=skip: counted, never silent
+        for logger in loggers:
+            logger.log_metrics({f"data/skipped_rows/{split}": float(n) for split, n in skipped.items()}, step=0)
     trainer = make_trainer(cfg, run_dir, loggers)
     start_file = run_dir / "start.json"  # the start's test metrics, kept for a run resumed in its own dir
     try:

@@ -256,6 +256,15 @@ class DatasetDataModule(SplitDataModule):
                 self._capped.add(opened)
         return self.records[name]
 
+    def skipped_rows(self) -> dict[str, int]:
+        """{split: bad rows skipped} over the splits opened so far (`on_bad: skip`)."""
+        def count(records) -> int:
+            inner = getattr(records, "records", records)  # a capped Subset wraps the table
+            tables = getattr(inner, "tables", [inner])
+            return sum(len(getattr(t, "skipped", ())) for t in tables)
+
+        return {name: count(records) for name, records in self.records.items()}
+
     def load(self) -> list[str]:
         """Open and check every split now (before any model loads); one summary line per split."""
         names = [n for n in self.SPLITS if n in self.specs or (n == "val" and self.holdout)]
