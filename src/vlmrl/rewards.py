@@ -9,11 +9,10 @@
   R1-V style), each block non-nested and the answer non-empty.
 * total: R = R_acc + format_w * R_format (OThink-MR1 Eq. 1), or with `hard=True` Vision-R1's hard
   formatting result reward (HFRRF): 1 only when format and answer are both right, else 0.
-A completion with no tags, an empty answer or garbage scores 0; no completion raises, and every score takes
-bounded time in any thread: the format check is linear in the completion, and the accuracy verifiers bound
-their symbolic work with a killable worker process (`vlmrl.scoring.guard`); building a `Reward` starts one
-in the background. Deviation from the old single regex: a tag inside the answer is never accepted (that
-regex let its `\\S` land on the `<` of one).
+A completion with no tags, an empty answer or garbage scores 0; no completion raises. The format check is
+linear in the completion; the accuracy verifiers bound their symbolic work heuristically
+(`vlmrl.scoring.guard`). Deviation from the old single regex: a tag inside the answer is never accepted
+(that regex let its `\\S` land on the `<` of one).
 """
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .scoring import VERIFIERS, guard, rule_score
+from .scoring import VERIFIERS, rule_score
 from .scoring.verify import integer_score, math_score
 
 _TAG = re.compile(r"</?(?:think|answer)>")
@@ -72,7 +71,6 @@ class Reward:
     def __post_init__(self):
         if self.format_w < 0:
             raise ValueError(f"reward.format_w={self.format_w} must be >= 0")
-        guard.warm()
 
     def __call__(self, completions: list[str], answers: list[str], verifiers: list[str]) -> dict[str, torch.Tensor]:
         if not len(completions) == len(answers) == len(verifiers):

@@ -23,9 +23,7 @@ written from its description, precision 1e-2 as VLMEvalKit calls it.
 
 Deviation: the reference uses sympy's `parse_latex` (needs antlr4 4.11, not installed); latex2sympy2_extended
 reads the same LaTeX for these answers. Symbolic checks are skipped for items over 200 characters or with
-power towers; the rest run through `guard.symbolic` (in-process for plain arithmetic, else in a child process
-that is killed on time), all of one `judge` call sharing a `SYMBOLIC_SECONDS` budget, so a completion costs at
-most that much symbolic time in any thread. Any error or timeout means "not equal".
+power towers, and run under a 2 s SIGALRM limit on the main thread (`guard`); any error means "not equal".
 
 `score_rule(completion, record)`: the prediction side is `extract.prediction(completion)` (Vision-R1 extracts
 `Final Answer:` first, then the judge preprocesses); when that has no box but the completion does, the
@@ -34,10 +32,9 @@ whole completion, so that boxes inside <think> count (EasyR1-style outputs). Rec
 from __future__ import annotations
 
 import re
-import time
 
 from .extract import boxed, prediction
-from .guard import explosive, symbolic
+from .guard import explosive, time_limited
 
 PRECISION = 1e-2
 SYMBOLIC_MAX_CHARS = 200
@@ -134,7 +131,6 @@ def expand_pm(items: list[str]) -> list[str]:
 
 def judge(gold: str, pred: str, precision: float = PRECISION) -> bool:
     """Whether `pred` answers like `gold` (steps 1-4 of the module docstring). Never raises."""
-    deadline = time.monotonic() + SYMBOLIC_SECONDS
     try:
         gold, pred = preprocess(gold), preprocess(pred)
         if gold == pred:
@@ -144,7 +140,7 @@ def judge(gold: str, pred: str, precision: float = PRECISION) -> bool:
         if not gold_items or len(gold_items) != len(pred_items):
             return False
         for item in gold_items:
-            match = next((p for p in pred_items if is_equal(item, p, precision, deadline)), None)
+            match = next((p for p in pred_items if is_equal(item, p, precision)), None)
             if match is None:
                 return False
             pred_items.remove(match)
@@ -153,38 +149,25 @@ def judge(gold: str, pred: str, precision: float = PRECISION) -> bool:
         return False
 
 
-def is_equal(gold: str, pred: str, precision: float = PRECISION, deadline: float | None = None) -> bool:
-    """Items equal as strings, intervals, numbers, expressions or equations; symbolic checks stop at
-    `deadline` (time.monotonic()), else each gets `SYMBOLIC_SECONDS`."""
+def is_equal(gold: str, pred: str, precision: float = PRECISION) -> bool:
     if gold == pred:
         return True
     if _INTERVAL.match(gold) and _INTERVAL.match(pred):
-        return interval_equal(gold, pred, precision, deadline)
+        return interval_equal(gold, pred, precision)
     if numeric_equal(gold, pred, precision):
         return True
     if _too_hard(gold) or _too_hard(pred):
         return False
-    seconds = SYMBOLIC_SECONDS if deadline is None else deadline - time.monotonic()
-    return symbolic(symbolic_equal, (gold, pred, precision), seconds, False)
+    return (time_limited(lambda: expression_equal(gold, pred, precision), SYMBOLIC_SECONDS, False)
+            or time_limited(lambda: equation_equal(gold, pred), SYMBOLIC_SECONDS, False))
 
 
-def symbolic_equal(gold: str, pred: str, precision: float = PRECISION) -> bool:
-    """Equal as expressions or as equations; unguarded (run it through `guard.symbolic`)."""
-    for check in (lambda: expression_equal(gold, pred, precision), lambda: equation_equal(gold, pred)):
-        try:
-            if check():
-                return True
-        except Exception:  # whatever sympy raises on odd input: not equal this way
-            pass
-    return False
-
-
-def interval_equal(gold: str, pred: str, precision: float = PRECISION, deadline: float | None = None) -> bool:
+def interval_equal(gold: str, pred: str, precision: float = PRECISION) -> bool:
     g, p = _INTERVAL.match(gold), _INTERVAL.match(pred)
     g_ends, p_ends = split_top_level(g.group(2)), split_top_level(p.group(2))
     if (g.group(1), g.group(3)) != (p.group(1), p.group(3)) or len(g_ends) != 2 or len(p_ends) != 2:
         return False
-    return all(is_equal(a, b, precision, deadline) for a, b in zip(g_ends, p_ends))
+    return all(is_equal(a, b, precision) for a, b in zip(g_ends, p_ends))
 
 
 def numeric_equal(gold: str, pred: str, precision: float = PRECISION) -> bool:

@@ -15,10 +15,8 @@
   nothing and nothing scores. R1-V's training reward adds an exact-string fallback on the <answer> spans
   (datasets.md 9.3); that fallback is not part of its test scorer and is not reproduced here.
 
-Time bound (`guard`): spans over `MAX_SYMBOLIC_CHARS` (whole outputs over `WHOLE_OUTPUT_CHARS` for
-`math_r1v`) and `guard.explosive` ones score 0 without a symbolic check; short plain arithmetic is checked
-in-process; anything else in a child process killed after `TIMEOUT_S` (parse and verify together), the same
-in every thread. No input raises: any error or timeout scores 0.
+math-verify's timeouts are SIGALRM-based and raise off the main thread, so there they are switched off and
+`guard.explosive` inputs are refused instead. No input raises: any error scores 0.
 """
 from __future__ import annotations
 
@@ -26,14 +24,11 @@ import logging
 import re
 
 from .extract import answer_span
-from .guard import MAX_SYMBOLIC_CHARS, explosive, symbolic
-
-# math-verify warns once per process that its signal timeouts are off; the bound is ours (guard.py).
-logging.getLogger("math_verify").setLevel(logging.ERROR)
+from .guard import MAX_SYMBOLIC_CHARS, explosive, in_main_thread
 
 _INTEGER_ANSWER = re.compile(r"<answer>\s*(\d+)\s*</answer>")
-TIMEOUT_S = 2.0  # for both parses and the comparison; a real answer takes tens of milliseconds
-WHOLE_OUTPUT_CHARS = 64_000  # math_r1v parses whole outputs; only an absurd one is refused
+TIMEOUT_S = 5  # math-verify's own default, per parse and per comparison
+WHOLE_OUTPUT_CHARS = 64_000  # math_r1v parses whole outputs; only an absurd one is refused off the main thread
 
 # Trailing units, longest first so `cm^{2}` wins over `cm` and `平方米` over `米`.
 _UNITS = sorted([
@@ -48,6 +43,9 @@ _TRAILING_UNIT = re.compile(rf"(?:\\(?:text|mathrm)\s*\{{\s*(?:{_UNIT_ALTERNATIV
 _ENDS_A_VALUE = re.compile(r"(?:[\d})\]]|\\pi)\s*$")
 _SQRT_GROUP = re.compile(r"√\s*\{")
 _SQRT_NUMBER = re.compile(r"√\s*(\d+(?:\.\d+)?)")
+
+# math-verify warns once per process when its signal timeouts are off; off the main thread the bound is ours.
+logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 
 def integer_score(completion: str, answer: str) -> float:
@@ -95,22 +93,18 @@ def math_r1v_score(completion: str, answer: str) -> float:
 
 
 def _verify(gold_text: str, predicted_text: str, gold_first: bool, max_chars: int = MAX_SYMBOLIC_CHARS) -> float:
-    if explosive(gold_text, max_chars) or explosive(predicted_text, max_chars):
+    timed = in_main_thread()
+    if not timed and (explosive(gold_text, max_chars) or explosive(predicted_text, max_chars)):
         return 0.0
-    return symbolic(_verify_now, (gold_text, predicted_text, gold_first), TIMEOUT_S, 0.0)
-
-
-def _verify_now(gold_text: str, predicted_text: str, gold_first: bool) -> float:
-    """math-verify's verdict, unguarded: run only through `guard.symbolic`. Its own SIGALRM timeouts are off
-    (they cannot be armed off the main thread); the guard's process kill bounds it instead."""
+    limit = TIMEOUT_S if timed else None
     try:
         from math_verify import parse, verify
 
-        gold = parse(gold_text, parsing_timeout=None)
-        predicted = parse(predicted_text, parsing_timeout=None)
+        gold = parse(gold_text, parsing_timeout=limit)
+        predicted = parse(predicted_text, parsing_timeout=limit)
         if not gold or not predicted:
             return 0.0
         first, second = (gold, predicted) if gold_first else (predicted, gold)
-        return 1.0 if float(verify(first, second, timeout_seconds=None)) > 0 else 0.0
-    except Exception:  # math-verify raises on some hostile inputs; never crash a step
+        return 1.0 if float(verify(first, second, timeout_seconds=limit)) > 0 else 0.0
+    except Exception:  # math-verify raises on some hostile inputs and on timeouts; never crash a step
         return 0.0
