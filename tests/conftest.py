@@ -1,5 +1,9 @@
+import json
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -34,3 +38,36 @@ def isolated_caches(tmp_path_factory):
 def compose_cfg(overrides=(), config_name="config"):
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides))
+
+
+@pytest.fixture
+def endpoint():
+    """A chat-completions server on localhost: answers from `replies` (status, content), then `default`;
+    logs each request. `endpoint.url` is its base URL, `endpoint.judge(**kw)` a Judge pointed at it."""
+    from vlmrl.scoring import Judge
+
+    state = SimpleNamespace(requests=[], replies=[], default=(500, None))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            state.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+            status, content = state.replies.pop(0) if state.replies else state.default
+            payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state.url = f"http://127.0.0.1:{server.server_port}/v1"
+    state.judge = lambda **kw: Judge(base_url=state.url, retry_wait_s=0, timeout_s=5, **kw)
+    state.temperatures = lambda: [r["body"]["temperature"] for r in state.requests]
+    yield state
+    server.shutdown()
+    server.server_close()

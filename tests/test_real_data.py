@@ -254,35 +254,15 @@ def test_evaluate_every_benchmark_on_fixture_copies(data_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_judged_accuracy_is_reported_beside_the_rule_based_one(data_root, tmp_path):
+def test_judged_accuracy_is_reported_beside_the_rule_based_one(data_root, tmp_path, endpoint):
     """A mock OpenAI-compatible judge that answers "1" to everything: MathVerse's 0/1 judge then
     accepts every reply, so its judged accuracy is 1 while the rule-based one stays what it was."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     from vlmrl.stages.evaluate import evaluate, format_table
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": "1"}}]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        cfg = compose_cfg(["eval=mathverse_testmini", f"data_root={data_root}", "+scale=smoke", f"out={tmp_path}",
-                           f"eval.judge.base_url=http://127.0.0.1:{server.server_port}/v1"], "evaluate")
-        report = evaluate(cfg)
-    finally:
-        server.shutdown()
-        server.server_close()
+    endpoint.default = (200, "1")
+    cfg = compose_cfg(["eval=mathverse_testmini", f"data_root={data_root}", "+scale=smoke", f"out={tmp_path}",
+                       f"eval.judge.base_url={endpoint.url}"], "evaluate")
+    report = evaluate(cfg)
     result = report["results"]["mathverse_testmini"]
     assert result["acc_judge"] == 1.0 and result["acc"] < 1.0
     assert report["judge"] == "gpt-4o-mini-2024-07-18" and "judge" in format_table(report).splitlines()[0]

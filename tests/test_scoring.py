@@ -3,8 +3,6 @@ extraction, GeoQA's awkward golds under math-verify (ours and R1-V's), MathVista
 MathVerse letters, MM-Math's rule judge, and the LLM judge against a local mock endpoint."""
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -279,36 +277,6 @@ def test_hostile_completions_score_zero(verifier):
 
 
 # --- the LLM judge against a local mock endpoint ------------------------------------------------------------
-
-@pytest.fixture
-def endpoint():
-    """A chat-completions server on localhost: answers from `replies` (status, content), logs each request."""
-    state = SimpleNamespace(requests=[], replies=[])
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            state.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-            status, content = state.replies.pop(0) if state.replies else (500, None)
-            payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    state.judge = lambda **kw: Judge(base_url=f"http://127.0.0.1:{server.server_port}/v1", retry_wait_s=0,
-                                     timeout_s=5, **kw)
-    state.temperatures = lambda: [r["body"]["temperature"] for r in state.requests]
-    yield state
-    server.shutdown()
-    server.server_close()
-
 
 def test_judge_request_shape(endpoint, monkeypatch):
     monkeypatch.setenv("VLMRL_TEST_JUDGE_KEY", "sekrit")

@@ -76,19 +76,30 @@ class CheckpointOnSignal(Callback):
             self._stop_if_requested(trainer)
 
 
-def _stored_step(path: Path) -> int | None:
-    """The global step a checkpoint file holds, or None when it cannot be read (a damaged file)."""
+def _progress(path: Path) -> int | None:
+    """Batches a checkpoint has done (GRPO's rollout steps, whose global step counts mu optimizer steps
+    each; SFT's steps), or None when it cannot be read (a damaged file). Memory-mapped: the small
+    pickled state is read, the weights are not, so scanning a real model's checkpoints stays cheap."""
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])
+        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        return int(state.get("grpo", {}).get("rollout_step", state["global_step"]))
     except Exception:  # a torn write from before atomic saves, or any unreadable file: not a candidate
         return None
 
 
+def _newest(run_dir: Path) -> tuple[Path, int] | None:
+    steps = {p: _progress(p) for p in sorted((Path(run_dir) / "checkpoints").glob("*.ckpt"))}
+    readable = {p: s for p, s in steps.items() if s is not None}
+    if not readable:
+        return None
+    path = max(readable, key=lambda p: (readable[p], p.name == "last.ckpt"))
+    return path, readable[path]
+
+
 def newest_checkpoint(run_dir: Path) -> Path | None:
     """The readable checkpoint in `run_dir/checkpoints` with the highest step (None if there is none)."""
-    steps = {p: _stored_step(p) for p in sorted((Path(run_dir) / "checkpoints").glob("*.ckpt"))}
-    readable = {p: s for p, s in steps.items() if s is not None}
-    return max(readable, key=lambda p: (readable[p], p.name == "last.ckpt")) if readable else None
+    newest = _newest(run_dir)
+    return None if newest is None else newest[0]
 
 
 def _cut_jsonl(path: Path, keep) -> None:
@@ -98,11 +109,8 @@ def _cut_jsonl(path: Path, keep) -> None:
         path.write_text("".join(line + "\n" for line in kept))
 
 
-def cut_logs(run_dir: Path, checkpoint: Path) -> None:
-    """Drop metric and sample rows written after `checkpoint` (the resumed run writes them again)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    # batches done: GRPO's rollout steps (its global step counts mu optimizer steps each), SFT's steps
-    batches = int(state.get("grpo", {}).get("rollout_step", state["global_step"]))
+def cut_logs(run_dir: Path, batches: int) -> None:
+    """Drop metric and sample rows of batches after the first `batches` (the resumed run writes them again)."""
     _cut_jsonl(run_dir / "metrics.jsonl", lambda row: row.get("step") is not None and row["step"] < batches)
     _cut_jsonl(run_dir / "samples.jsonl", lambda row: row.get("step", 0) < batches)
 
@@ -113,9 +121,10 @@ def resolve_resume(resume: str | None, run_dir: Path) -> tuple[str | None, bool]
         return resume, False
     if (run_dir / "results.json").is_file():
         return None, True
-    checkpoint = newest_checkpoint(run_dir)
-    if checkpoint is not None:
-        cut_logs(run_dir, checkpoint)
+    newest = _newest(run_dir)
+    if newest is not None:
+        checkpoint, batches = newest
+        cut_logs(run_dir, batches)
         return str(checkpoint), False
     for stale in ("metrics.jsonl", "samples.jsonl"):  # a run killed before its first checkpoint starts over
         (run_dir / stale).unlink(missing_ok=True)

@@ -22,14 +22,19 @@ def greedy_scores(policy, processor, records: list[dict], max_new_tokens: int, r
     return batch, (reward or Reward()).score_records(batch.completions, records)
 
 
+def per_record(batch, scores: dict) -> dict[str, torch.Tensor]:
+    """{"acc": [n], "format": [n], "completion_len": [n]}, one value per completion, in batch order."""
+    return {"acc": scores["accuracy"], "format": scores["format"],
+            "completion_len": batch.completion_mask.sum(1).float().cpu()}
+
+
 def per_task(records: list[dict], batch, scores: dict) -> dict[str, dict[str, torch.Tensor]]:
     """{task: {"acc": [n], "format": [n], "completion_len": [n]}} for the records of each task."""
-    lengths = batch.completion_mask.sum(1).float().cpu()
+    values = per_record(batch, scores)
     rows = defaultdict(list)
     for i, record in enumerate(records):
         rows[record["task"]].append(i)
-    return {task: {"acc": scores["accuracy"][idx], "format": scores["format"][idx], "completion_len": lengths[idx]}
-            for task, idx in ((t, torch.tensor(i)) for t, i in rows.items())}
+    return {task: {k: v[idx] for k, v in values.items()} for task, idx in ((t, torch.tensor(i)) for t, i in rows.items())}
 
 
 class GreedyEvaluation:

@@ -16,7 +16,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ..lit.evaluation import METRICS, greedy_scores
+from ..lit.evaluation import METRICS, greedy_scores, per_record
 from ..models.loading import load_model
 from ..data.real import RecordTable
 from .start import start_checkpoint
@@ -122,9 +122,8 @@ def score_set(policy, processor, records, batch_size: int, max_new_tokens: int, 
     for i in range(0, len(records), batch_size):
         chunk = records[i:i + batch_size]
         batch, scores = greedy_scores(policy, processor, chunk, max_new_tokens)
-        rows["acc"] += scores["accuracy"].tolist()
-        rows["format"] += scores["format"].tolist()
-        rows["completion_len"] += batch.completion_mask.sum(1).float().tolist()
+        for key, values in per_record(batch, scores).items():
+            rows[key] += values.tolist()
         kept += [r.get("meta") or {} for r in chunk]  # not the records: their decoded images add up
         if judge is not None:
             from ..scoring import judge_score
