@@ -69,7 +69,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
             self._ref[0] = self.ref_policy.to(self.device).eval().requires_grad_(False)
 
     def configure_optimizers(self):
-        return build_optimizer(self.policy.parameters(), self.optim, self.steps * self.mu)
+        return build_optimizer(self.policy, self.optim, self.steps * self.mu)
 
     # ------------------------------------------------------------------ one rollout step
     def training_step(self, _step_index, batch_idx):
