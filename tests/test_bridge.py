@@ -198,6 +198,7 @@ def test_pipeline_runs_every_stage_and_accounts_for_every_item(tmp_path):
     assert [(stages[s]["in"], stages[s]["out"]) for s in ("pseudo_cot", "description", "reasoning", "filter", "format")] \
         == [(10, 9), (9, 9), (9, 7), (7, 2), (2, 2)]
     assert stages["reasoning"]["truncated"] == 1 and stages["pseudo_cot"]["tokens_generated"] == 10 * 5
+    assert stages["reasoning"]["first_error"] == "HTTP 503: overloaded" and "first_error" not in stages["description"]
     assert summary["tokens_generated"] == sum(stages[s]["tokens_generated"] for s in ("pseudo_cot", "description",
                                                                                       "reasoning"))
     # the reasoner saw text only: the description and the question, never the image or the gold

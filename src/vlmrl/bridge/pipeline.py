@@ -68,6 +68,7 @@ class Report:
         self.stage, self.model = stage, model
         self.n_in = self.ran = self.reused = self.tokens = self.tokens_total = self.truncated = 0
         self.dropped: Counter = Counter()
+        self.first_error: str | None = None   # what a model_error said (the first one of this run)
         self.started = time.time()
         self.time_s = 0.0
 
@@ -79,6 +80,8 @@ class Report:
         self.truncated += entry.get("finish_reason") == "length"
         if entry.get("drop"):
             self.dropped[entry["drop"]] += 1
+        if entry.get("error") and self.first_error is None:
+            self.first_error = entry["error"]
 
     def as_dict(self) -> dict:
         out = self.n_in - sum(self.dropped.values())
@@ -87,6 +90,8 @@ class Report:
         if self.stage in GENERATION_STAGES:
             row.update(model=self.model, tokens_generated=self.tokens, tokens_total=self.tokens_total,
                        truncated=self.truncated)
+            if self.first_error:
+                row["first_error"] = self.first_error
         return row
 
 
