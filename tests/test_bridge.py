@@ -3,7 +3,7 @@
 Unit tests drive every stage and the filter with scripted model outputs (`Scripted`, a test double
 that lives only here), malformed ones included; the HTTP backend meets scripted loopback servers
 (retries, timeouts, the concurrency limit) and a real one serving the tiny model; every command of
-docs/bridge_section.md runs at the smoke scale, which is the end-to-end test through the real HF and
+the README's bridging section runs at the smoke scale, which is the end-to-end test through the real HF and
 HTTP backends and the `algo=sft` run on a dataset the pipeline wrote.
 """
 import json
@@ -483,7 +483,7 @@ def start_server(argv: list[str], cwd) -> tuple[subprocess.Popen, str]:
 
 @pytest.fixture(scope="module")
 def served(tiny_checkpoint, tmp_path_factory):
-    """docs/bridge_section.md's serve command (a free port instead of 8000): a real server process."""
+    """the README bridging section's serve command (a free port instead of 8000): a real server process."""
     argv = [sys.executable, "-m", "vlmrl.bridge.serve", "--model", tiny_checkpoint, "--port", "0"]
     proc, url = start_server(argv, tmp_path_factory.mktemp("serve"))
     yield SimpleNamespace(url=url, model=tiny_checkpoint, proc=proc)
@@ -507,11 +507,12 @@ def test_real_server_serves_the_tiny_model_to_the_http_backend(served):
 
 
 # ------------------------------------------------------------------------------------------------ the docs
-DOC = ROOT / "docs" / "bridge_section.md"
+SECTION = "## Cold-start data by modality bridging"
 
 
 def doc_commands() -> list[str]:
-    text = DOC.read_text()
+    """The commands of the README's bridging section."""
+    text = (ROOT / "README.md").read_text().split(SECTION, 1)[1].split("\n## ", 1)[0]
     return [line.split(" #")[0].strip() for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S)
             for line in block.splitlines() if line.split(" #")[0].strip()]
 
