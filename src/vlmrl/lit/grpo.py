@@ -24,6 +24,7 @@ from ..algo.loss import group_advantages, grpo_loss
 from ..logging import log_samples, log_step_metrics
 from ..optim import build_optimizer
 from ..rollout.base import completion_logprobs
+from ..strategies import full_params_for_generate, prepare_reference, rank_slice, reduce_mean
 from .evaluation import GreedyEvaluation
 
 
@@ -46,7 +47,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
     def __init__(self, policy, processor, rollout, reward, kl, curriculum, optim: dict, steps: int,
                  mu: int = 1, clip_eps: float = 0.2, micro_batch_size: int = 64, max_grad_norm: float = 1.0,
                  eval_max_new_tokens: int = 32, samples_every: int = 25, seed: int = 0, ref_policy=None,
-                 max_nonfinite: int = 3):
+                 max_nonfinite: int = 3, reference: dict | None = None):
         super().__init__()
         self.automatic_optimization = False
         self.policy, self.processor = policy, processor
@@ -57,6 +58,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
         self.eval_max_new_tokens, self.samples_every, self.seed = eval_max_new_tokens, samples_every, seed
         self.rollout_step = 0  # completed rollout steps; the s of beta(s) and stage(s)
         self.max_nonfinite, self.skipped_updates, self.nonfinite_in_a_row = max_nonfinite, 0, 0
+        self.reference = reference  # strategy.reference: shard / offload the reference (strategies.prepare_reference)
         if ref_policy is None and not kl.always_zero:
             raise ValueError("the KL schedule is non-zero somewhere, so a reference model is needed")
 
@@ -66,7 +68,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
 
     def on_fit_start(self) -> None:
         if self.ref_policy is not None:
-            self._ref[0] = self.ref_policy.to(self.device).eval().requires_grad_(False)
+            self._ref[0] = prepare_reference(self.ref_policy, self.trainer.strategy, self.reference)
 
     def configure_optimizers(self):
         return build_optimizer(self.policy, self.optim, self.steps * self.mu)
@@ -76,9 +78,14 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
         s = self.rollout_step
         stage_index, stage = self.curriculum.stage_at(s)
         beta = self.kl(s)
-        records = self.trainer.datamodule.train_batch(s)
-        batch = self.rollout.generate(self.policy, self.processor, records, stage.group_size,
-                                      stage.max_new_tokens, seed=derive_seed(self.seed, "rollout", s))
+        rank, world = self.global_rank, self.trainer.world_size
+        records = rank_slice(self.trainer.datamodule.train_batch(s), rank, world)  # whole groups per rank
+        seed = derive_seed(self.seed, "rollout", s)
+        if world > 1 and getattr(self.rollout, "seeding", "row") == "step":  # ranks must not share one stream
+            seed = derive_seed(self.seed, "rollout", s, "rank", rank)
+        with full_params_for_generate(self.trainer.strategy, self.policy):
+            batch = self.rollout.generate(self.policy, self.processor, records, stage.group_size,
+                                          stage.max_new_tokens, seed=seed)
         scores = self.reward.score_records(batch.completions, records, repeat=stage.group_size)
         advantages = group_advantages(scores["total"], stage.group_size).to(self.device)   # [N]
         temperature = self.rollout.temperature
@@ -103,6 +110,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
                 step_metrics.append({"loss": loss.item(), **metrics})
             grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             finite = bool(torch.isfinite(grad_norm)) and all(math.isfinite(m["loss"]) for m in step_metrics[-len(slices):])
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)  # every rank steps, or none
             self._update(opt, sched, finite, step=s)
 
         grouped = scores["total"].view(-1, stage.group_size)
@@ -118,11 +126,12 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
         }
         for key in step_metrics[0]:
             log[f"train/{key}"] = sum(m[key] for m in step_metrics) / len(step_metrics)
+        log = reduce_mean(self.trainer.strategy, log)  # means over ranks (equal shares: the global means)
         if "train/kl" in log:
-            self.kl.update(log["train/kl"], n)  # the adaptive controller moves beta; step schedules ignore it
+            self.kl.update(log["train/kl"], n * world)  # the adaptive controller moves beta; step schedules ignore it
         log_step_metrics(self, log, step=s)
         self.log("reward", log["train/reward"], prog_bar=True, on_step=True, logger=False)
-        if self.samples_every and s % self.samples_every == 0:
+        if self.samples_every and s % self.samples_every == 0 and rank == 0:  # rank 0 holds the step's first prompt
             G = stage.group_size
             log_samples(self.trainer, s, records[0], batch.completions[:G],
                         scores["accuracy"][:G].tolist(), scores["format"][:G].tolist(), advantages[:G].tolist())

@@ -2,15 +2,19 @@
 
 Sampling seed: HF `generate` draws every row from one global generator, so the seed derives from
 (seed, step) and is shared by the rows of a step; a vLLM backend can take per-request seeds from
-(seed, step, prompt, sample). Vision special tokens are suppressed: a sampled <|image_pad|> would
+(seed, step, prompt, sample). `seeding: row` does that here too (rollout/seeded.py): each row's sample is
+then independent of the batch it shares, so a data-parallel rank that generates a slice of a step's
+prompts samples what a single process would. Vision special tokens are suppressed: a sampled <|image_pad|> would
 break the next forward ("Image features and image tokens do not match").
 """
 from __future__ import annotations
 
 import torch
+from transformers import LogitsProcessorList
 
 from ..data.prompts import encode_prompts
 from .base import RolloutBatch
+from .seeded import RowSeededSampling, row_seeds
 
 VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 
@@ -28,10 +32,14 @@ def completion_mask_from_ids(completion_ids: torch.Tensor, eos_ids: list[int]) -
 
 
 class HFRollout:
-    def __init__(self, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0):
+    SEEDINGS = ("step", "row")
+
+    def __init__(self, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0, seeding: str = "step"):
         if temperature <= 0:
             raise ValueError(f"rollout.temperature={temperature} must be > 0 (use greedy evaluation instead)")
-        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
+        if seeding not in self.SEEDINGS:
+            raise ValueError(f"rollout.seeding={seeding!r}: choose one of {', '.join(self.SEEDINGS)}")
+        self.temperature, self.top_p, self.top_k, self.seeding = temperature, top_p, top_k, seeding
 
     @torch.no_grad()
     def generate(self, model, processor, records: list[dict], group_size: int, max_new_tokens: int,
@@ -42,6 +50,9 @@ class HFRollout:
         torch.manual_seed(seed)
         sampling = {} if greedy else dict(temperature=self.temperature, top_p=self.top_p,
                                           top_k=self.top_k)
+        if not greedy and self.seeding == "row":  # greedy decoding over Gumbel-perturbed logits: an exact sample
+            sampling, greedy = {"logits_processor": LogitsProcessorList([RowSeededSampling(
+                row_seeds(seed, records, group_size), self.temperature, self.top_k, self.top_p)])}, True
         eos_ids = [tokenizer.eos_token_id]
         was_training = model.training
         model.eval()
