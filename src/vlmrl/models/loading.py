@@ -39,7 +39,7 @@ def add_lora(model, r: int, alpha: int, dropout: float = 0.0, target_modules: li
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules or []) or None,
                         bias="none")
     peft_model = get_peft_model(model, config)
-    if getattr(model, "is_gradient_checkpointing", False):  # checkpointed blocks need an input that requires grad
+    if getattr(model, "is_activation_checkpointing", False):  # checkpointed blocks need an input that requires grad
         peft_model.enable_input_require_grads()
     return peft_model
 
