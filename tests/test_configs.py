@@ -23,7 +23,7 @@ MODELS = ["tiny", "qwen2_vl_2b", "qwen2_vl_7b", "qwen2_5_vl_7b"]
 
 
 def test_groups_are_the_documented_ones():
-    assert set(GROUPS) == {"model", "cold_start", "data", "algo", "kl", "reward", "curriculum", "rollout", "scale", "eval",
+    assert set(GROUPS) == {"model", "cold_start", "data", "algo", "kl", "reward", "curriculum", "rollout", "scale", "eval", "strategy", "hydra",
                            "source", "bridge"}
     assert GROUPS["kl"] == ["adaptive", "constant", "dynamic", "linear", "none"]
 
