@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from conftest import CONF, TINY_FAST
 
@@ -42,3 +42,22 @@ def test_a_local_sweep_of_multi_process_cells_is_refused_before_loading(tmp_path
                           text=True, timeout=300)
     assert proc.returncode != 0 and "in a sweep (-m): use hydra/launcher=slurm" in proc.stderr
     assert "Loading weights" not in proc.stdout + proc.stderr
+
+
+SLURM_7B_PTST = ["-m", "hydra/launcher=slurm", "+experiments=vision_r1/ptst_7b", "strategy=deepspeed_zero3",
+                 "trainer.num_nodes=2", "trainer.devices=4", "trainer.precision=bf16-mixed",
+                 "hydra.launcher.partition=gpu", "resume=auto"]   # docs/scale_section.md, "Clusters"
+
+
+def test_the_documented_multi_node_7b_ptst_command_composes_and_validates():
+    from vlmrl.config import validate
+
+    overrides = [o for o in SLURM_7B_PTST if o != "-m"]
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert (launcher["nodes"], launcher["tasks_per_node"], launcher["gpus_per_node"]) == (2, 4, 4)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    validate(cfg)  # 8 prompts per step over 8 ranks: one prompt (and its G completions) per GPU
+    assert "7B" in cfg.model.name_or_path and cfg.strategy.lightning.stage == 3
