@@ -221,7 +221,7 @@ def _check_optim(cfg: DictConfig) -> None:
 
 
 def _check_scale(cfg: DictConfig) -> None:
-    """Strategy, process count and LoRA keys (src/vlmrl/strategies.py, docs/scale_section.md)."""
+    """Strategy, process count and LoRA keys (src/vlmrl/strategies.py, README "Scale")."""
     _positive(cfg, "trainer.devices", "trainer.num_nodes")
     world = cfg.trainer.devices * cfg.trainer.num_nodes
     if cfg.strategy.name == "single" and world > 1:

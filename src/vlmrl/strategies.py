@@ -13,7 +13,7 @@
 * Sharded weights (FSDP, ZeRO-3) are gathered for HF `generate` (`full_params_for_generate`); the
   frozen reference model is sharded / offloaded by `prepare_reference` (strategy.reference keys).
   Both are written for CUDA and not run here: Lightning 2.6 refuses DeepSpeed on CPU, and FSDP
-  needs the CUDA launcher in practice (docs/scale_section.md says what was run).
+  needs the CUDA launcher in practice (README "Scale" says what was run).
 """
 from __future__ import annotations
 
