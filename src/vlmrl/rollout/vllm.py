@@ -96,6 +96,7 @@ class VLLMRollout:
         self._pushed_versions = None
         self.last_sync_s = None  # seconds the last weight push took (None: no push before the last rollout)
         self.syncs = 0
+        self._asleep = False
 
     # ------------------------------------------------------------------ engine and weights
     def engine(self, model, processor):
@@ -104,8 +105,9 @@ class VLLMRollout:
                 os.environ.setdefault(key, value)
             vllm = import_vllm()
             path = model.config._name_or_path
-            if not path or not os.path.isdir(path):
-                raise ValueError(f"rollout=vllm starts its engine from the policy's checkpoint dir; got {path!r}")
+            if not path:
+                raise ValueError("rollout=vllm starts its engine from the policy's checkpoint (dir or hub id); the "
+                                 "policy has none (config._name_or_path is empty)")
             # dtype None: the policy's (vLLM's "auto" would downcast a float32 checkpoint to bfloat16 on CPU)
             dtype = self.engine_args["dtype"] or str(next(model.parameters()).dtype).removeprefix("torch.")
             args = self.engine_args | {"dtype": dtype}
@@ -135,14 +137,12 @@ class VLLMRollout:
         self.last_sync_s, self.syncs = time.perf_counter() - started, self.syncs + 1
         return True
 
-    def _wake(self, model) -> None:
+    def _wake(self) -> None:
         if self.enable_sleep_mode and self._asleep:
             self._llm.wake_up()
             self._asleep = False
             if self.sleep_level == 2:  # level 2 discarded the weights
                 self._pushed_versions = None
-
-    _asleep = False
 
     def _sleep(self) -> None:
         if self.enable_sleep_mode:
@@ -171,7 +171,7 @@ class VLLMRollout:
             raise ValueError(f"a prompt has {max(too_many)} images; rollout.max_images_per_prompt="
                              f"{self.max_images_per_prompt} (raise it)")
         llm = self.engine(model, processor)
-        self._wake(model)
+        self._wake()
         self.sync_weights(model)
         repeated = [r for r in records for _ in range(group_size)]
         requests = [{"prompt": prompt_text(processor, r)} | (
