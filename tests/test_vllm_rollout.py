@@ -159,7 +159,7 @@ def test_sampled_batch_shapes_seeds_and_logprob_gap(engine):
         trainer = completion_logprobs(policy.eval(), a, temperature=0.7)
     policy.train()
     gap = ((trainer - a.rollout_logprobs).abs() * a.completion_mask).sum() / a.completion_mask.sum()
-    assert gap < 0.02, f"vLLM's sampled log-probs are {gap:.4f} nats from the trainer's"   # measured ~0.002
+    assert gap < 1e-3, f"vLLM's sampled log-probs are {gap:.5f} nats from the trainer's"   # float32: ~2e-5 measured
     assert torch.all(a.rollout_logprobs[a.completion_mask == 0] == 0)
 
 
@@ -232,5 +232,5 @@ def test_train_rollout_vllm_smoke_run(tmp_path, monkeypatch):
     rows = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "train/loss" in r]
     assert len(rows) == 3 and result["module"].rollout.syncs == 3                  # one push per update
     for row in rows:
-        assert 0 <= row["train/rollout_logprob_gap"] < 0.05 and math.isfinite(row["train/loss"])
+        assert 0 <= row["train/rollout_logprob_gap"] < 1e-3 and math.isfinite(row["train/loss"])   # pushed: ~2e-5
         assert row["train/rollout_is_weight"] > 0
