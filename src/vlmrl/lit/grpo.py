@@ -20,7 +20,7 @@ import math
 import lightning as L
 import torch
 
-from ..algo.loss import group_advantages, grpo_loss
+from ..algo.loss import group_advantages, grpo_loss, rollout_correction
 from ..logging import log_samples, log_step_metrics
 from ..optim import build_optimizer
 from ..rollout.base import completion_logprobs
@@ -104,8 +104,12 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
             for sl, ref, old in zip(slices, ref_logp, old_logp):
                 micro = batch.rows(sl)
                 logp = completion_logprobs(self.policy, micro, temperature)           # [n, L]
-                loss, metrics = grpo_loss(logp, logp.detach() if old is None else old, ref, advantages[sl],
-                                          micro.completion_mask, beta, self.clip_eps)
+                old = logp.detach() if old is None else old
+                weights, correction = (None, {}) if micro.rollout_logprobs is None else rollout_correction(
+                    old, micro.rollout_logprobs, micro.completion_mask, getattr(self.rollout, "is_correction", None))
+                loss, metrics = grpo_loss(logp, old, ref, advantages[sl], micro.completion_mask, beta, self.clip_eps,
+                                          token_weights=weights)
+                metrics.update(correction)
                 self.manual_backward(loss * (sl.stop - sl.start) / n)
                 step_metrics.append({"loss": loss.item(), **metrics})
             grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)

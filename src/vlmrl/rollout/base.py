@@ -22,6 +22,7 @@ class RolloutBatch:
     completion_mask: Tensor    # [N, L] float, 1 on completion tokens up to and including EOS
     completions: list[str]     # N decoded completions (special tokens dropped)
     group_size: int            # G
+    rollout_logprobs: Tensor | None = None  # [N, L] the sampler's log-probs of the completion tokens (vLLM), 0 off the mask
 
     @property
     def prompt_length(self) -> int:
@@ -46,7 +47,8 @@ class RolloutBatch:
             mm_token_type_ids=self.mm_token_type_ids[index],
             pixel_values=self.pixel_values[offsets[first]:offsets[last]],
             image_grid_thw=self.image_grid_thw[first:last], completion_mask=self.completion_mask[index],
-            completions=self.completions[index], group_size=self.group_size)
+            completions=self.completions[index], group_size=self.group_size,
+            rollout_logprobs=None if self.rollout_logprobs is None else self.rollout_logprobs[index])
 
 
 class Rollout(Protocol):
