@@ -12,7 +12,7 @@ from vlmrl.algo.loss import grpo_loss, rollout_correction
 from vlmrl.rollout.vllm import VLLMRollout, image_size_kwargs, parameter_versions, request_seed
 
 CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_OMP_THREADS_BIND": "nobind", "VLLM_CPU_KVCACHE_SPACE": "1"}
-NO_VLLM = "vllm is not installed (bash install.sh --vllm; README "vLLM rollouts")"
+NO_VLLM = "vllm is not installed (bash install.sh --vllm; README, vLLM rollouts)"
 
 
 # ------------------------------------------------------------------------------------------ no vLLM needed

