@@ -51,6 +51,18 @@ class RolloutBatch:
             rollout_logprobs=None if self.rollout_logprobs is None else self.rollout_logprobs[index])
 
 
+def batch_of(prompts: dict, completion_ids: Tensor, mask: Tensor, tokenizer, group_size: int,
+             rollout_logprobs: Tensor | None = None) -> RolloutBatch:
+    """Encoded prompts [N, P] plus completions [N, L] (padded past `mask` [N, L]) -> a RolloutBatch."""
+    return RolloutBatch(
+        input_ids=torch.cat([prompts["input_ids"], completion_ids], dim=1),
+        attention_mask=torch.cat([prompts["attention_mask"], mask.long()], dim=1),
+        mm_token_type_ids=torch.cat([prompts["mm_token_type_ids"], torch.zeros_like(completion_ids)], dim=1),
+        pixel_values=prompts["pixel_values"], image_grid_thw=prompts["image_grid_thw"],
+        completion_mask=mask, completions=tokenizer.batch_decode(completion_ids, skip_special_tokens=True),
+        group_size=group_size, rollout_logprobs=rollout_logprobs)
+
+
 class Rollout(Protocol):
     """A rollout backend: B records -> B * G sampled completions as a RolloutBatch."""
 

@@ -13,7 +13,7 @@ import torch
 from transformers import LogitsProcessorList
 
 from ..data.prompts import encode_prompts
-from .base import RolloutBatch
+from .base import RolloutBatch, batch_of
 from .seeded import RowSeededSampling, row_seeds
 
 VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
@@ -64,10 +64,4 @@ class HFRollout:
         completion_ids = out[:, P:]
         mask = completion_mask_from_ids(completion_ids, eos_ids)
         completion_ids = torch.where(mask.bool(), completion_ids, tokenizer.pad_token_id)
-        return RolloutBatch(
-            input_ids=torch.cat([prompts["input_ids"], completion_ids], dim=1),
-            attention_mask=torch.cat([prompts["attention_mask"], mask.long()], dim=1),
-            mm_token_type_ids=torch.cat([prompts["mm_token_type_ids"], torch.zeros_like(completion_ids)], dim=1),
-            pixel_values=prompts["pixel_values"], image_grid_thw=prompts["image_grid_thw"],
-            completion_mask=mask, completions=tokenizer.batch_decode(completion_ids, skip_special_tokens=True),
-            group_size=group_size)
+        return batch_of(prompts, completion_ids, mask, tokenizer, group_size)

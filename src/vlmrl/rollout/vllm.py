@@ -30,7 +30,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.prompts import encode_prompts, prompt_text
-from .base import RolloutBatch
+from .base import RolloutBatch, batch_of
 from .hf import completion_mask_from_ids, vision_token_ids
 
 VISION_LOGIT_BIAS = -100.0  # vLLM's bound for logit_bias
@@ -206,10 +206,5 @@ class VLLMRollout:
         completion_ids = torch.where(mask.bool(), completion_ids, tokenizer.pad_token_id)
         mask = mask * (torch.arange(L, device=mask.device) < torch.tensor(
             [len(s.token_ids) for s in samples], device=mask.device).unsqueeze(1)).float()   # [N, L] no padding
-        return RolloutBatch(
-            input_ids=torch.cat([prompts["input_ids"], completion_ids], dim=1),
-            attention_mask=torch.cat([prompts["attention_mask"], mask.long()], dim=1),
-            mm_token_type_ids=torch.cat([prompts["mm_token_type_ids"], torch.zeros_like(completion_ids)], dim=1),
-            pixel_values=prompts["pixel_values"], image_grid_thw=prompts["image_grid_thw"],
-            completion_mask=mask, completions=tokenizer.batch_decode(completion_ids, skip_special_tokens=True),
-            group_size=group_size, rollout_logprobs=(rollout_logprobs.to(model.device) * mask) if not greedy else None)
+        return batch_of(prompts, completion_ids, mask, tokenizer, group_size,
+                        rollout_logprobs=(rollout_logprobs.to(model.device) * mask) if not greedy else None)
