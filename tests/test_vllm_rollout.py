@@ -9,17 +9,34 @@ from PIL import Image
 
 from conftest import TINY_FAST, compose_cfg
 from vlmrl.algo.loss import grpo_loss, rollout_correction
-from vlmrl.rollout.vllm import VLLMRollout, image_size_kwargs, parameter_versions, request_seed
+from vlmrl.rollout.vllm import VLLMRollout, image_size_kwargs, parameter_versions
 
 CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_OMP_THREADS_BIND": "nobind", "VLLM_CPU_KVCACHE_SPACE": "1"}
 NO_VLLM = "vllm is not installed (bash install.sh --vllm; README, vLLM rollouts)"
 
 
 # ------------------------------------------------------------------------------------------ no vLLM needed
-def test_request_seeds_depend_on_step_prompt_and_sample_only():
-    assert request_seed(5, 1, 2) == request_seed(5, 1, 2)
-    seeds = {request_seed(s, p, g) for s in (5, 6) for p in range(3) for g in range(4)}
-    assert len(seeds) == 24 and all(0 <= x < 2 ** 63 for x in seeds)
+def test_request_seeds_follow_the_prompt_id_not_its_position(monkeypatch):
+    """vLLM requests are seeded like the HF backend's seeding=row: a prompt's G seeds depend on (step seed, prompt
+    id, sample), so the same prompt samples the same on another rank or at another place in the batch."""
+    import types
+
+    import vlmrl.rollout.vllm as backend
+    from vlmrl.rollout.base import derive_seed
+
+    monkeypatch.setattr(backend, "import_vllm", lambda: types.SimpleNamespace(SamplingParams=lambda **kw: kw))
+    tokenizer = types.SimpleNamespace(eos_token_id=0, convert_tokens_to_ids=lambda t: 1, unk_token_id=None)
+    monkeypatch.setattr(backend, "vision_token_ids", lambda tok: [5, 6])
+    rollout = VLLMRollout(temperature=0.7)
+    a, b, c = ({"id": name} for name in "abc")
+    seeds = [p["seed"] for p in rollout.sampling_params(tokenizer, [a, b], 16, seed=5, group_size=3, greedy=False)]
+    assert seeds[:3] == [derive_seed(5, "a", 0, j) for j in range(3)] and len(set(seeds)) == 6
+    moved = [p["seed"] for p in rollout.sampling_params(tokenizer, [c, b], 16, seed=5, group_size=3, greedy=False)]
+    assert moved[3:] == seeds[3:] and moved[:3] != seeds[:3]            # b at another position: same seeds
+    assert [p["seed"] for p in rollout.sampling_params(tokenizer, [a, b], 16, 6, 3, False)] != seeds   # next step
+    greedy = rollout.sampling_params(tokenizer, [a, b], 16, seed=5, group_size=3, greedy=True)
+    assert len(greedy) == 6 and all(p["temperature"] == 0.0 and "seed" not in p for p in greedy)
+    assert greedy[0]["logit_bias"] == {5: backend.VISION_LOGIT_BIAS, 6: backend.VISION_LOGIT_BIAS}
 
 
 def test_rollout_correction_by_hand():
@@ -220,17 +237,31 @@ def test_max_pixels_reaches_the_engine(tiny_start):
 
 
 @pytest.mark.slow
-def test_train_rollout_vllm_smoke_run(tmp_path, monkeypatch):
-    """`python train.py rollout=vllm +scale=smoke`, in process, with the fast test overrides."""
+def test_train_rollout_vllm_smoke_run_and_exact_resume(tmp_path, monkeypatch):
+    """`python train.py rollout=vllm +scale=smoke`, in process, with the fast test overrides; then a run resumed
+    from its step-2 checkpoint resamples the same completions and ends with the same weights."""
     pytest.importorskip("vllm", reason=NO_VLLM)
+    from safetensors.torch import load_file
+
     from vlmrl.logging import read_metrics
     from vlmrl.run import run
 
     monkeypatch.setenv("VLLM_CACHE_ROOT", str(tmp_path / "vllm_cache"))
-    overrides = [*TINY_FAST, "rollout=vllm", "rollout.is_correction=2", "algo.steps=3", "rollout.max_model_len=1024"]
-    result = run(compose_cfg(overrides), tmp_path, overrides)
-    rows = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "train/loss" in r]
-    assert len(rows) == 3 and result["module"].rollout.syncs == 3                  # one push per update
-    for row in rows:
+    overrides = [*TINY_FAST, "rollout=vllm", "rollout.is_correction=2", "algo.steps=4", "rollout.max_model_len=1024"]
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    result = run(compose_cfg(overrides), full, overrides)
+    rows = {r["step"]: r for r in read_metrics(full / "metrics.jsonl") if "train/loss" in r}
+    assert sorted(rows) == [0, 1, 2, 3] and result["module"].rollout.syncs == 4      # one push per update
+    for row in rows.values():
         assert 0 <= row["train/rollout_logprob_gap"] < 1e-3 and math.isfinite(row["train/loss"])   # pushed: ~2e-5
         assert row["train/rollout_is_weight"] > 0
+    del result
+    again_overrides = [*overrides, f"resume={full / 'checkpoints' / 'step2.ckpt'}"]
+    run(compose_cfg(again_overrides), resumed, again_overrides)
+    again = {r["step"]: r for r in read_metrics(resumed / "metrics.jsonl") if "train/loss" in r}
+    assert sorted(again) == [2, 3]
+    for step in again:
+        for key in ("train/loss", "train/reward", "train/completion_len", "train/grad_norm", "train/rollout_logprob_gap"):
+            assert again[step][key] == pytest.approx(rows[step][key], rel=1e-5, abs=1e-7), (step, key)
+    a, b = load_file(full / "final" / "model.safetensors"), load_file(resumed / "final" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

@@ -22,6 +22,7 @@ from .algo.curriculum import Stage
 from .models.loading import DTYPES
 from .optim import LR_SCHEDULES, OPTIM_KEYS
 from .stages.start import check_stages
+from .strategies import world_size
 
 STUDY_KEYS = ("paper", "result", "method")
 RESUME_AUTO = "auto"  # resume=auto: the latest checkpoint of the run dir (resolved where the run starts)
@@ -223,7 +224,7 @@ def _check_optim(cfg: DictConfig) -> None:
 def _check_scale(cfg: DictConfig) -> None:
     """Strategy, process count and LoRA keys (src/vlmrl/strategies.py, README "Scale")."""
     _positive(cfg, "trainer.devices", "trainer.num_nodes")
-    world = cfg.trainer.devices * cfg.trainer.num_nodes
+    world = world_size(cfg)
     if cfg.strategy.name == "single" and world > 1:
         raise ConfigError(f"trainer.devices={cfg.trainer.devices} (x num_nodes={cfg.trainer.num_nodes}) with "
                           "strategy=single: choose strategy=ddp, fsdp, deepspeed_zero2 or deepspeed_zero3")

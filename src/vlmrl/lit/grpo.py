@@ -23,16 +23,9 @@ import torch
 from ..algo.loss import group_advantages, grpo_loss, rollout_correction
 from ..logging import log_samples, log_step_metrics
 from ..optim import build_optimizer
-from ..rollout.base import completion_logprobs
+from ..rollout.base import completion_logprobs, derive_seed
 from ..strategies import full_params_for_generate, prepare_reference, rank_slice, reduce_mean
 from .evaluation import GreedyEvaluation
-
-
-def derive_seed(*parts) -> int:
-    """A 63-bit seed from (seed, step, ...), stable across processes (no Python hash randomisation)."""
-    import hashlib
-
-    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "big") >> 1
 
 
 class NonFiniteError(RuntimeError):

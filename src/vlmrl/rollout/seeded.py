@@ -10,26 +10,10 @@ Seeds derive from (step seed, prompt id, repeat of the prompt in the batch, samp
 """
 from __future__ import annotations
 
-import hashlib
-
 import torch
 from transformers import LogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-
-def stable_seed(*parts) -> int:
-    """A 63-bit seed from parts, stable across processes (no Python hash randomisation)."""
-    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "big") >> 1
-
-
-def row_seeds(seed: int, records: list[dict], group_size: int) -> list[int]:
-    """One seed per completion row (rows of a prompt contiguous): (seed, prompt id, repeat, sample)."""
-    seen: dict[str, int] = {}
-    seeds = []
-    for record in records:
-        key = str(record.get("id", record.get("problem")))
-        repeat = seen[key] = seen.get(key, -1) + 1   # a prompt drawn twice in a step gets fresh samples
-        seeds += [stable_seed(seed, key, repeat, j) for j in range(group_size)]
-    return seeds
+from .base import derive_seed, row_seeds  # noqa: F401  (row_seeds: re-exported)
 
 
 def _signed(x: int) -> int:

@@ -8,8 +8,9 @@ moved, pushes the state dict with `collective_rpc("reload_weights")`, then clear
 and multimodal caches (a stale encoder cache fails later steps with "Encoder cache miss"). The first
 rollout always pushes (a resumed policy differs from the checkpoint the engine loaded).
 
-Sampling: one request per completion with seed = hash(seed, prompt index, sample index), where
-`seed` already derives from (run seed, step): a resumed run resamples the same completions. Vision
+Sampling: one request per completion with seed = hash(seed, prompt id, repeat, sample) (rollout.base.row_seeds,
+as the HF backend's seeding=row), where `seed` already derives from (run seed, step): a resumed run resamples
+the same completions, and a prompt samples the same whichever rank or batch position it lands on. Vision
 special tokens get logit_bias -100 (HF: suppress_tokens). Prompts are encoded by our processor for
 the trainer and by vLLM's (given the same min/max pixels) for sampling; their lengths are checked
 to agree, so a `max_pixels` mismatch fails loudly instead of training on other images.
@@ -22,7 +23,6 @@ Evaluation stays on HF generate (lit/evaluation.py).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 
@@ -30,16 +30,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.prompts import encode_prompts, prompt_text
-from .base import RolloutBatch, batch_of
+from .base import RolloutBatch, batch_of, row_seeds
 from .hf import completion_mask_from_ids, vision_token_ids
 
 VISION_LOGIT_BIAS = -100.0  # vLLM's bound for logit_bias
-
-
-def request_seed(seed: int, prompt: int, sample: int) -> int:
-    """A 63-bit seed per completion from (step seed, prompt index, sample index), stable across processes."""
-    digest = hashlib.sha256(f"{seed}/{prompt}/{sample}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def parameter_versions(model) -> tuple[int, ...]:
@@ -155,17 +149,18 @@ class VLLMRollout:
             self._asleep = True
 
     # ------------------------------------------------------------------ one rollout
-    def sampling_params(self, tokenizer, n_requests: int, max_new_tokens: int, seed: int, group_size: int,
+    def sampling_params(self, tokenizer, records: list[dict], max_new_tokens: int, seed: int, group_size: int,
                         greedy: bool) -> list:
+        """One SamplingParams per completion row; sampled rows are seeded by rollout.base.row_seeds (prompt id,
+        not position), so a prompt samples the same on any rank and in any batch, as the HF backend's seeding=row."""
         vllm = import_vllm()
         bias = {i: VISION_LOGIT_BIAS for i in vision_token_ids(tokenizer)}
         common = dict(max_tokens=max_new_tokens, logit_bias=bias, logprobs=0, stop_token_ids=[tokenizer.eos_token_id],
                       skip_special_tokens=True)
         if greedy:
-            return [vllm.SamplingParams(temperature=0.0, **common) for _ in range(n_requests)]
-        return [vllm.SamplingParams(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
-                                    seed=request_seed(seed, i // group_size, i % group_size), **common)
-                for i in range(n_requests)]
+            return [vllm.SamplingParams(temperature=0.0, **common) for _ in range(len(records) * group_size)]
+        return [vllm.SamplingParams(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, seed=row_seed,
+                                    **common) for row_seed in row_seeds(seed, records, group_size)]
 
     @torch.no_grad()
     def generate(self, model, processor, records: list[dict], group_size: int, max_new_tokens: int,
@@ -181,7 +176,7 @@ class VLLMRollout:
         repeated = [r for r in records for _ in range(group_size)]
         requests = [{"prompt": prompt_text(processor, r)} | (
             {"multi_modal_data": {"image": list(r["images"])}} if r["images"] else {}) for r in repeated]
-        params = self.sampling_params(tokenizer, len(requests), max_new_tokens, seed, group_size, greedy)
+        params = self.sampling_params(tokenizer, records, max_new_tokens, seed, group_size, greedy)
         outputs = llm.generate(requests, params, use_tqdm=False)
         self._sleep()
 
