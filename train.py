@@ -26,7 +26,7 @@ def main(cfg: DictConfig) -> float:
     from vlmrl.preemption import Preempted
     from vlmrl.quiet import quiet_third_party
     from vlmrl.run import run
-    from vlmrl.strategies import check_launch
+    from vlmrl.strategies import check_launch, is_global_zero
 
     quiet_third_party()
     hydra_cfg = HydraConfig.get()
@@ -37,6 +37,8 @@ def main(cfg: DictConfig) -> float:
         print(f"\n[vlmrl] {stop}; rerun the same command with resume=auto to continue")
         sys.exit(143)
     start, end = result["start"], result["end"]
+    if not is_global_zero():  # under DDP every rank returns here; one summary
+        return float(end["test/acc"])
     print(f"\n[vlmrl] run dir: {hydra_cfg.runtime.output_dir}")
     if start is not None:
         print(f"[vlmrl] start: test accuracy {start['test/acc']:.3f}, format rate {start['test/format']:.3f}")

