@@ -4,9 +4,14 @@ One training step = one rollout step s:
   B prompts (a pure function of (seed, s)) -> G completions each (stage(s) sets G and the length)
   -> rewards -> group-normalised advantages -> mu policy updates on the same rollouts, each a
   PPO-clip surrogate with k3 KL weighted by beta(s) (OThink-MR1 Eq. 3-5; math in algo/loss.py).
-With mu = 1 the old policy is the current one (ratio 1, as in R1-V); with mu > 1 old log-probs are
-taken once before the first update. The reference model is frozen, kept out of the checkpoint (it
-is the starting checkpoint), and not loaded at all when beta(s) = 0 for every s.
+With mu = 1 the old policy is the current one (ratio 1, as in R1-V); with mu > 1 the old log-probs
+are those of the first update's forward, detached (the policy before any update of the step, so no
+separate no-grad pass). The reference model is frozen, kept out of the checkpoint (it is the
+starting checkpoint), and not loaded at all when beta(s) = 0 for every s.
+
+Each prompt and its images go through a model once per group, not once per completion
+(rollout/shared_prefix.py): in sampling, in the reference pass and in the policy's forward.
+Wall time per phase, completions/s and tokens/s are logged every step as perf/* (vlmrl/perf.py).
 
 An update whose loss or gradient norm is not finite is skipped (the LR schedule still advances, so
 it stays a function of the step), counted in `train/skipped_updates`, and after `max_nonfinite`
@@ -23,6 +28,7 @@ import torch
 from ..algo.loss import group_advantages, grpo_loss
 from ..logging import log_samples, log_step_metrics
 from ..optim import build_optimizer
+from ..perf import PhaseTimer, step_metrics
 from ..rollout.base import completion_logprobs
 from .evaluation import GreedyEvaluation
 
@@ -74,36 +80,43 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
     # ------------------------------------------------------------------ one rollout step
     def training_step(self, _step_index, batch_idx):
         s = self.rollout_step
+        timer = PhaseTimer()
         stage_index, stage = self.curriculum.stage_at(s)
         beta = self.kl(s)
         records = self.trainer.datamodule.train_batch(s)
-        batch = self.rollout.generate(self.policy, self.processor, records, stage.group_size,
-                                      stage.max_new_tokens, seed=derive_seed(self.seed, "rollout", s))
-        scores = self.reward.score_records(batch.completions, records, repeat=stage.group_size)
+        with timer("rollout"):
+            batch = self.rollout.generate(self.policy, self.processor, records, stage.group_size,
+                                          stage.max_new_tokens, seed=derive_seed(self.seed, "rollout", s))
+        with timer("reward"):
+            scores = self.reward.score_records(batch.completions, records, repeat=stage.group_size)
         advantages = group_advantages(scores["total"], stage.group_size).to(self.device)   # [N]
         temperature = self.rollout.temperature
         n = len(batch.completions)
         slices = [slice(i, min(i + self.micro_batch_size, n)) for i in range(0, n, self.micro_batch_size)]
 
-        with torch.no_grad():
-            ref_logp = ([completion_logprobs(self.ref_policy, batch.rows(sl), temperature) for sl in slices]
+        micro_batches = [batch.rows(sl) for sl in slices]
+        with timer("logprobs"), torch.no_grad():
+            ref_logp = ([completion_logprobs(self.ref_policy, micro, temperature) for micro in micro_batches]
                         if beta != 0 else [None] * len(slices))
-            old_logp = ([completion_logprobs(self.policy, batch.rows(sl), temperature) for sl in slices]
-                        if self.mu > 1 else [None] * len(slices))
 
         opt, sched = self.optimizers(), self.lr_schedulers()
-        step_metrics = []
+        loss_metrics = []
+        # old log-probs: the first update's own forward, detached (no separate pass). The parameters change only
+        # after every micro-batch of an update has run, so that forward is the policy the rollouts came from.
+        old_logp = [None] * len(slices)
         for _ in range(self.mu):
-            for sl, ref, old in zip(slices, ref_logp, old_logp):
-                micro = batch.rows(sl)
-                logp = completion_logprobs(self.policy, micro, temperature)           # [n, L]
-                loss, metrics = grpo_loss(logp, logp.detach() if old is None else old, ref, advantages[sl],
-                                          micro.completion_mask, beta, self.clip_eps)
-                self.manual_backward(loss * (sl.stop - sl.start) / n)
-                step_metrics.append({"loss": loss.item(), **metrics})
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-            finite = bool(torch.isfinite(grad_norm)) and all(math.isfinite(m["loss"]) for m in step_metrics[-len(slices):])
-            self._update(opt, sched, finite, step=s)
+            with timer("update"):
+                for i, (sl, micro, ref) in enumerate(zip(slices, micro_batches, ref_logp)):
+                    logp = completion_logprobs(self.policy, micro, temperature)           # [n, L]
+                    if old_logp[i] is None:
+                        old_logp[i] = logp.detach()
+                    loss, metrics = grpo_loss(logp, old_logp[i], ref, advantages[sl], micro.completion_mask, beta,
+                                              self.clip_eps)
+                    self.manual_backward(loss * (sl.stop - sl.start) / n)
+                    loss_metrics.append({"loss": loss.item(), **metrics})
+                grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                finite = bool(torch.isfinite(grad_norm)) and all(math.isfinite(m["loss"]) for m in loss_metrics[-len(slices):])
+                self._update(opt, sched, finite, step=s)
 
         grouped = scores["total"].view(-1, stage.group_size)
         log = {
@@ -116,12 +129,17 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
             "kl/beta": beta, "curriculum/stage": float(stage_index), "curriculum/group_size": float(stage.group_size),
             "curriculum/max_new_tokens": float(stage.max_new_tokens),
         }
-        for key in step_metrics[0]:
-            log[f"train/{key}"] = sum(m[key] for m in step_metrics) / len(step_metrics)
+        for key in loss_metrics[0]:
+            log[f"train/{key}"] = sum(m[key] for m in loss_metrics) / len(loss_metrics)
         if "train/kl" in log:
             self.kl.update(log["train/kl"], n)  # the adaptive controller moves beta; step schedules ignore it
         log_step_metrics(self, log, step=s)
+        # timings in a row of their own: the train rows stay a pure function of (seed, step), as resume tests demand
+        perf = step_metrics(timer, completions=n, tokens=int(batch.completion_mask.sum()))
+        log_step_metrics(self, perf, step=s)
         self.log("reward", log["train/reward"], prog_bar=True, on_step=True, logger=False)
+        self.log("s/step", perf["perf/step_s"], prog_bar=True, on_step=True, logger=False)
+        self.log("compl/s", perf["perf/completions_per_s"], prog_bar=True, on_step=True, logger=False)
         if self.samples_every and s % self.samples_every == 0:
             G = stage.group_size
             log_samples(self.trainer, s, records[0], batch.completions[:G],

@@ -1,9 +1,13 @@
-"""Rollouts with Hugging Face `generate` (the CPU / small-GPU backend).
+"""Rollouts with Hugging Face models in-process (the CPU / small-GPU backend).
 
-Sampling seed: HF `generate` draws every row from one global generator, so the seed derives from
-(seed, step) and is shared by the rows of a step; a vLLM backend can take per-request seeds from
-(seed, step, prompt, sample). Vision special tokens are suppressed: a sampled <|image_pad|> would
-break the next forward ("Image features and image tokens do not match").
+Each prompt is encoded (processor, vision tower, prompt prefill) once, and its KV cache expanded to
+its G rows before decoding (`shared_prefix.sample_groups`); models outside the Qwen2-VL family fall
+back to HF `generate` over G copies of each prompt. Greedy evaluation keeps HF `generate`.
+
+Sampling seed: every row is drawn from one generator seeded from (seed, step), so the rows of a step
+share it and a step's completions are a pure function of (seed, step); a vLLM backend can take
+per-request seeds from (seed, step, prompt, sample). Vision special tokens are suppressed: a sampled
+<|image_pad|> would break the next forward ("Image features and image tokens do not match").
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import torch
 
 from ..data.prompts import encode_prompts
 from .base import RolloutBatch
+from .shared_prefix import sample_groups, supports_shared_prefix
 
 VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 
@@ -37,26 +42,39 @@ class HFRollout:
     def generate(self, model, processor, records: list[dict], group_size: int, max_new_tokens: int,
                  seed: int, greedy: bool = False) -> RolloutBatch:
         tokenizer = processor.tokenizer
-        repeated = [r for r in records for _ in range(group_size)]
-        prompts = encode_prompts(processor, repeated).to(model.device)
-        torch.manual_seed(seed)
-        sampling = {} if greedy else dict(temperature=self.temperature, top_p=self.top_p,
-                                          top_k=self.top_k)
+        prompts = encode_prompts(processor, records).to(model.device)                   # each prompt once
+        index = torch.arange(len(records), device=model.device).repeat_interleave(group_size)   # [N]
         eos_ids = [tokenizer.eos_token_id]
         was_training = model.training
         model.eval()
-        out = model.generate(**prompts, max_new_tokens=max_new_tokens, do_sample=not greedy,
-                             suppress_tokens=vision_token_ids(tokenizer), eos_token_id=eos_ids,
-                             pad_token_id=tokenizer.pad_token_id, **sampling)
+        if greedy or not supports_shared_prefix(model):
+            completion_ids = self._hf_generate(model, processor, records, prompts, group_size, max_new_tokens, seed, greedy)
+        else:
+            generator = torch.Generator(device=model.device).manual_seed(seed)
+            completion_ids = sample_groups(
+                model, prompts, group_size, max_new_tokens, generator=generator, temperature=self.temperature,
+                top_k=self.top_k, top_p=self.top_p, suppress_ids=vision_token_ids(tokenizer), eos_ids=eos_ids,
+                pad_id=tokenizer.pad_token_id)
         model.train(was_training)
-        P = prompts["input_ids"].shape[1]
-        completion_ids = out[:, P:]
         mask = completion_mask_from_ids(completion_ids, eos_ids)
         completion_ids = torch.where(mask.bool(), completion_ids, tokenizer.pad_token_id)
         return RolloutBatch(
-            input_ids=torch.cat([prompts["input_ids"], completion_ids], dim=1),
-            attention_mask=torch.cat([prompts["attention_mask"], mask.long()], dim=1),
-            mm_token_type_ids=torch.cat([prompts["mm_token_type_ids"], torch.zeros_like(completion_ids)], dim=1),
+            input_ids=torch.cat([prompts["input_ids"][index], completion_ids], dim=1),
+            attention_mask=torch.cat([prompts["attention_mask"][index], mask.long()], dim=1),
+            mm_token_type_ids=torch.cat([prompts["mm_token_type_ids"][index], torch.zeros_like(completion_ids)], dim=1),
             pixel_values=prompts["pixel_values"], image_grid_thw=prompts["image_grid_thw"],
             completion_mask=mask, completions=tokenizer.batch_decode(completion_ids, skip_special_tokens=True),
-            group_size=group_size)
+            group_size=group_size, prompt_index=index)
+
+    def _hf_generate(self, model, processor, records, prompts, group_size: int, max_new_tokens: int, seed: int,
+                     greedy: bool):
+        """HF `generate` over G copies of each prompt -> completion ids [N, steps]."""
+        tokenizer = processor.tokenizer
+        if group_size > 1:  # every copy with its own images, as HF generate takes them
+            prompts = encode_prompts(processor, [r for r in records for _ in range(group_size)]).to(model.device)
+        torch.manual_seed(seed)
+        sampling = {} if greedy else dict(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)
+        out = model.generate(**prompts, max_new_tokens=max_new_tokens, do_sample=not greedy,
+                             suppress_tokens=vision_token_ids(tokenizer), eos_token_id=[tokenizer.eos_token_id],
+                             pad_token_id=tokenizer.pad_token_id, **sampling)
+        return out[:, prompts["input_ids"].shape[1]:]
