@@ -327,8 +327,8 @@ HEADER = ("| px | G | max_new_tokens | ours s/step | TRL s/step | ours compl/s |
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cells", nargs="+", default=list(DEFAULT_CELLS), help="PXxGxTOKENS, e.g. 112x8x32")
-    p.add_argument("--steps", type=int, default=5, help="timed steps per trainer and cell")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    p.add_argument("--steps", type=int, default=4, help="timed steps per trainer and cell")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     p.add_argument("--repeat", type=int, default=1, help="runs per trainer and cell, interleaved")
     p.add_argument("--batch", type=int, default=8, help="prompts per step (B)")
     p.add_argument("--temperature", type=float, default=0.7)

@@ -108,3 +108,24 @@ def test_draw_samples_the_given_distribution():
     freq = torch.bincount(tokens[:, 0], minlength=4).float() / len(tokens)
     torch.testing.assert_close(freq, probs[0], atol=0.015, rtol=0)            # ~4 sigma at n = 20000
     assert (tokens[:, 1] == 3).all()                                          # probability 0 is never drawn
+
+
+def test_gradient_checkpointing_takes_the_plain_path(model_and_records):
+    from vlmrl.rollout.shared_prefix import supports_shared_prefix
+
+    processor, policy, records = model_and_records
+    batch = _batch(processor, policy, records[:2], G=2)
+    assert supports_shared_prefix(policy)
+    policy.gradient_checkpointing_enable()
+    try:
+        assert not supports_shared_prefix(policy)          # HF would drop the prompt's KV cache
+        assert supports_shared_prefix(policy.eval())       # sampling and no-grad passes keep sharing it
+        policy.train()
+        logp = completion_logprobs(policy, batch)
+        logp.sum().backward()
+    finally:
+        policy.gradient_checkpointing_disable()
+        policy.zero_grad(set_to_none=True)
+        policy.train()
+    with torch.no_grad():
+        _close_on_completions(logp.detach(), completion_logprobs_plain(policy, batch), batch.completion_mask)

@@ -13,7 +13,8 @@ Positions: Qwen2-VL's M-RoPE positions of a prompt come from the model's own `ge
 completion tokens are text, so all three components continue from the prompt's last position + 1,
 which is what the plain forward assigns them. The result equals the plain forward's up to float
 rounding (tests/test_shared_prefix.py). Models without `model.get_rope_index` (not Qwen2-VL /
-Qwen2.5-VL) take the plain path.
+Qwen2.5-VL), and a policy's training forward under gradient checkpointing (the real-model configs),
+take the plain path.
 
 The same prefill serves sampling (`sample_groups`): one prefill per prompt, the cache expanded to G
 rows, then token-by-token decoding. Sampling is HF's distribution (temperature, then top-k, then
@@ -31,7 +32,12 @@ from torch import Tensor
 
 
 def supports_shared_prefix(model) -> bool:
-    return hasattr(getattr(model, "model", None), "get_rope_index")
+    """Qwen2-VL-family models, unless they train under gradient checkpointing: HF's checkpointed layers drop
+    the KV cache in training mode (recomputation would append to it twice), so the completions could not
+    see their prompt; that forward takes the plain path."""
+    if not hasattr(getattr(model, "model", None), "get_rope_index"):
+        return False
+    return not (model.training and any(getattr(m, "gradient_checkpointing", False) for m in model.modules()))
 
 
 def first_rows(prompt_index: Tensor) -> Tensor:
