@@ -67,7 +67,7 @@ class Result:
 
 
 # ---------------------------------------------------------------------------------------- settings
-def compose(cell: Cell, args) -> "DictConfig":  # noqa: F821
+def compose(cell: Cell, args):
     from hydra import compose as hydra_compose, initialize_config_dir
 
     from vlmrl.resolvers import register
@@ -75,7 +75,8 @@ def compose(cell: Cell, args) -> "DictConfig":  # noqa: F821
     register()
     px2 = cell.px * cell.px
     overrides = [*args.overrides,                    # first: the benchmark's settings below win
-        "kl=constant", f"kl.beta={args.beta}", f"algo.group_size={cell.G}", f"algo.max_new_tokens={cell.max_new_tokens}",
+        "kl=constant", f"kl.beta={args.beta}", f"algo.group_size={cell.G}",
+        f"algo.max_new_tokens={cell.max_new_tokens}",
         f"model.grpo_lr={args.lr}", "model.grpo_schedule=constant", f"model.rollout_temperature={args.temperature}",
         f"data.module.image_size={cell.px}", f"data.module.batch_size={args.batch}",
         f"data.module.train_size={args.batch * (args.warmup + args.steps)}",
@@ -116,10 +117,12 @@ def trl_settings(trainer) -> dict:
     advantage = {"group": "(r - group mean) / group std"}.get(a.scale_rewards, a.scale_rewards)
     return {
         "prompts per step": a.generation_batch_size // trainer.num_generations, "G": trainer.num_generations,
-        "max_new_tokens": a.max_completion_length, "temperature": trainer.temperature, "top_p": a.top_p, "top_k": a.top_k,
+        "max_new_tokens": a.max_completion_length, "temperature": trainer.temperature, "top_p": a.top_p,
+        "top_k": a.top_k,
         "beta": a.beta, "lr": a.learning_rate, "lr schedule": str(a.lr_scheduler_type).split(".")[-1].lower(),
         "weight_decay": a.weight_decay, "adam betas": (a.adam_beta1, a.adam_beta2),
-        "clip eps": (trainer.epsilon_low, trainer.epsilon_high), "mu": a.num_iterations, "max_grad_norm": a.max_grad_norm,
+        "clip eps": (trainer.epsilon_low, trainer.epsilon_high), "mu": a.num_iterations,
+        "max_grad_norm": a.max_grad_norm,
         "loss aggregation": aggregation, "advantage": advantage, "micro-batch": a.per_device_train_batch_size,
         "dtype": str(next(trainer.model.parameters()).dtype), "threads": torch.get_num_threads(),
         "format_w": trainer._bench_format_w,
@@ -157,13 +160,14 @@ def run_ours(cfg, records_by_step: list[list[dict]], warmup: int) -> tuple[Resul
 
     class Clock(L.Callback):
         def __init__(self):
-            self.ends = []
+            self.ends, self.threads = [], set()
 
         def on_train_start(self, trainer, pl_module):
             self.ends.append(time.perf_counter())
 
         def on_train_batch_end(self, *a, **k):
             self.ends.append(time.perf_counter())
+            self.threads.add(torch.get_num_threads())
 
     parts = validate(cfg)
     module = make_module(cfg, parts, start_checkpoint(cfg))
@@ -178,6 +182,7 @@ def run_ours(cfg, records_by_step: list[list[dict]], warmup: int) -> tuple[Resul
                         log_every_n_steps=1, precision="32-true")
     torch.set_num_threads(settings["threads"])
     trainer.fit(module, datamodule=datamodule)
+    assert clock.threads == {settings["threads"]}, f"ours ran with {clock.threads} threads"
     train = [r for r in capture.rows if "train/completion_len" in r]
     perf = [r for r in capture.rows if "perf/step_s" in r]
     n = int(cfg.data.module.batch_size) * int(cfg.algo.group_size)
@@ -229,13 +234,14 @@ def run_trl(cfg, records_by_step: list[list[dict]], path: str, processor_kwargs:
 
     class Clock(TrainerCallback):
         def __init__(self):
-            self.ends, self.logs = [], []
+            self.ends, self.logs, self.threads = [], [], set()
 
         def on_train_begin(self, *a, **k):
             self.ends.append(time.perf_counter())
 
         def on_step_end(self, *a, **k):
             self.ends.append(time.perf_counter())
+            self.threads.add(torch.get_num_threads())
 
         def on_log(self, args, state, control, logs=None, **k):
             if logs and "completions/mean_length" in logs:
@@ -248,6 +254,7 @@ def run_trl(cfg, records_by_step: list[list[dict]], path: str, processor_kwargs:
     torch.set_num_threads(threads)
     settings = trl_settings(trainer)
     trainer.train()
+    assert clock.threads == {threads}, f"TRL ran with {clock.threads} threads"
     intervals = [b - a for a, b in zip(clock.ends, clock.ends[1:])]
     lengths = [lg["completions/mean_length"] for lg in clock.logs]
     return Result(intervals[warmup:], completions_per_call, lengths, {}), settings
@@ -270,7 +277,6 @@ def same_prompts(processor, records: list[dict]) -> None:
 def run_cell(cell: Cell, args) -> dict:
     import torch
 
-    from vlmrl.build import make_module  # noqa: F401  (import cost outside the timed region)
     from vlmrl.config import validate
     from vlmrl.models.loading import load_model
     from vlmrl.stages.start import start_checkpoint

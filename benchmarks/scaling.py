@@ -64,8 +64,8 @@ def main(argv=None) -> None:
         print("RESULT " + json.dumps(one(c["px"], c["G"], c["T"], c["B"], args.steps, args.warmup, args.threads,
                                          args.overrides)))
         return
-    print(f"| varied | B | G | px | max_new_tokens | s/step | completions/s | mean length | per phase (s) | peak RSS (GB) |\n"
-          f"|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    print("| varied | B | G | px | max_new_tokens | s/step | completions/s | mean length | per phase (s) "
+          "| peak RSS (GB) |\n|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for c in configurations(args.factors):
         child = [sys.executable, __file__, "--one", json.dumps(c), "--steps", str(args.steps), "--warmup",
                  str(args.warmup), "--threads", str(args.threads), "--overrides", *args.overrides]
@@ -77,7 +77,8 @@ def main(argv=None) -> None:
         r = json.loads(lines[-1][len("RESULT "):])
         phases = " ".join(f"{k} {v:.2f}" for k, v in r["phases"].items())
         print(f"| {c['vary']} | {c['B']} | {c['G']} | {c['px']} | {c['T']} | {r['s_per_step']:.2f} | "
-              f"{r['completions_per_s']:.1f} | {r['mean_length']:.1f} | {phases} | {r['peak_rss_gb']:.2f} |", flush=True)
+              f"{r['completions_per_s']:.1f} | {r['mean_length']:.1f} | {phases} | {r['peak_rss_gb']:.2f} |",
+              flush=True)
 
 
 if __name__ == "__main__":

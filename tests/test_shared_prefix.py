@@ -1,6 +1,7 @@
 """Prompts run once per group (rollout/shared_prefix.py) give the plain forward's numbers: log-probs and
-(bitwise reproducible) gradients on batches with several prompts, groups, micro-batch slices across groups and two images a
-prompt; greedy decoding from the shared prefill equals HF `generate`; sampling is a function of the seed."""
+(bitwise reproducible) gradients on batches with several prompts, groups, micro-batch slices across
+groups and two images a prompt; greedy decoding from the shared prefill equals HF `generate`;
+sampling is a function of the seed and draws the given distribution; gradient checkpointing falls back."""
 import pytest
 import torch
 

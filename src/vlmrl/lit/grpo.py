@@ -98,25 +98,8 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
         with timer("logprobs"), torch.no_grad():
             ref_logp = ([completion_logprobs(self.ref_policy, micro, temperature) for micro in micro_batches]
                         if beta != 0 else [None] * len(slices))
-
-        opt, sched = self.optimizers(), self.lr_schedulers()
-        loss_metrics = []
-        # old log-probs: the first update's own forward, detached (no separate pass). The parameters change only
-        # after every micro-batch of an update has run, so that forward is the policy the rollouts came from.
-        old_logp = [None] * len(slices)
-        for _ in range(self.mu):
-            with timer("update"):
-                for i, (sl, micro, ref) in enumerate(zip(slices, micro_batches, ref_logp)):
-                    logp = completion_logprobs(self.policy, micro, temperature)           # [n, L]
-                    if old_logp[i] is None:
-                        old_logp[i] = logp.detach()
-                    loss, metrics = grpo_loss(logp, old_logp[i], ref, advantages[sl], micro.completion_mask, beta,
-                                              self.clip_eps)
-                    self.manual_backward(loss * (sl.stop - sl.start) / n)
-                    loss_metrics.append({"loss": loss.item(), **metrics})
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-                finite = bool(torch.isfinite(grad_norm)) and all(math.isfinite(m["loss"]) for m in loss_metrics[-len(slices):])
-                self._update(opt, sched, finite, step=s)
+        with timer("update"):
+            loss_metrics, grad_norm = self._policy_updates(slices, micro_batches, ref_logp, advantages, beta, step=s)
 
         grouped = scores["total"].view(-1, stage.group_size)
         log = {
@@ -124,7 +107,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
             "train/format": scores["format"].mean(),
             "train/completion_len": batch.completion_mask.sum(1).float().mean(),
             "train/frac_groups_equal_reward": (grouped.std(dim=1) == 0).float().mean(),
-            "train/grad_norm": grad_norm, "train/lr": sched.get_last_lr()[0],
+            "train/grad_norm": grad_norm, "train/lr": self.lr_schedulers().get_last_lr()[0],
             "train/skipped_updates": float(self.skipped_updates),
             "kl/beta": beta, "curriculum/stage": float(stage_index), "curriculum/group_size": float(stage.group_size),
             "curriculum/max_new_tokens": float(stage.max_new_tokens),
@@ -145,6 +128,28 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
             log_samples(self.trainer, s, records[0], batch.completions[:G],
                         scores["accuracy"][:G].tolist(), scores["format"][:G].tolist(), advantages[:G].tolist())
         self.rollout_step += 1
+
+    def _policy_updates(self, slices, micro_batches, ref_logp, advantages, beta: float, step: int):
+        """mu updates of the policy on one rollout batch -> (loss metrics of every micro-batch, last grad norm).
+
+        Old log-probs: the first update's own forward, detached (no separate pass). The parameters change
+        only after every micro-batch of an update has run, so that forward is the policy that sampled."""
+        opt, sched = self.optimizers(), self.lr_schedulers()
+        n, temperature = slices[-1].stop, self.rollout.temperature
+        loss_metrics, old_logp = [], [None] * len(slices)
+        for _ in range(self.mu):
+            for i, (sl, micro, ref) in enumerate(zip(slices, micro_batches, ref_logp)):
+                logp = completion_logprobs(self.policy, micro, temperature)               # [n, L]
+                if old_logp[i] is None:
+                    old_logp[i] = logp.detach()
+                loss, metrics = grpo_loss(logp, old_logp[i], ref, advantages[sl], micro.completion_mask, beta,
+                                          self.clip_eps)
+                self.manual_backward(loss * (sl.stop - sl.start) / n)
+                loss_metrics.append({"loss": loss.item(), **metrics})
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            finite = bool(torch.isfinite(grad_norm)) and all(math.isfinite(m["loss"]) for m in loss_metrics[-len(slices):])
+            self._update(opt, sched, finite, step=step)
+        return loss_metrics, grad_norm
 
     def _update(self, opt, sched, finite: bool, step: int) -> None:
         """One optimizer step, or none when the loss or gradient norm is not finite."""

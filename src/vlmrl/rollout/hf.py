@@ -48,7 +48,8 @@ class HFRollout:
         was_training = model.training
         model.eval()
         if greedy or not supports_shared_prefix(model):
-            completion_ids = self._hf_generate(model, processor, records, prompts, group_size, max_new_tokens, seed, greedy)
+            completion_ids = self._hf_generate(model, processor, records, prompts, group_size, max_new_tokens, seed,
+                                               greedy)
         else:
             generator = torch.Generator(device=model.device).manual_seed(seed)
             completion_ids = sample_groups(

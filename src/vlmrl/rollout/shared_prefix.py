@@ -56,7 +56,7 @@ def trim_left(input_ids: Tensor, attention_mask: Tensor, mm_token_type_ids: Tens
 
 def prefill(model, input_ids: Tensor, attention_mask: Tensor, mm_token_type_ids: Tensor, pixel_values: Tensor | None,
             image_grid_thw: Tensor | None):
-    """Run the distinct prompts [B, P] (left-padded) -> (logits at the last position [B, V], cache, last position [B])."""
+    """The distinct prompts [B, P], left-padded -> (logits at the last position [B, V], KV cache, last position [B])."""
     from transformers import DynamicCache
 
     positions, _ = model.model.get_rope_index(input_ids, mm_token_type_ids=mm_token_type_ids,
@@ -69,7 +69,9 @@ def prefill(model, input_ids: Tensor, attention_mask: Tensor, mm_token_type_ids:
 
 
 def continue_from(model, cache, input_ids: Tensor, attention_mask: Tensor, first_position: Tensor) -> Tensor:
-    """Text tokens [N, T] after the cached ones; attention_mask [N, cached + T]; first_position [N] -> logits [N, T, V]."""
+    """Text tokens [N, T] after the cached ones -> logits [N, T, V].
+
+    attention_mask: [N, cached + T]; first_position: [N] the position of each row's first token."""
     T = input_ids.shape[1]
     positions = (first_position[:, None] + torch.arange(T, device=input_ids.device)).unsqueeze(0).expand(3, -1, -1)
     return model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, past_key_values=cache,
@@ -115,7 +117,8 @@ def shared_prefix_logprobs(model, prompt_ids: Tensor, prompt_mask: Tensor, promp
     completion_ids, completion_mask: [N, L]; pixel_values / image_grid_thw: the B prompts' images.
     Completions run in buckets of similar length (`length_buckets`), each padded to its own longest."""
     prompt_ids, prompt_mask, prompt_mm = trim_left(prompt_ids, prompt_mask, prompt_mm)
-    last_logits, prefix, last_position = prefill(model, prompt_ids, prompt_mask, prompt_mm, pixel_values, image_grid_thw)
+    last_logits, prefix, last_position = prefill(model, prompt_ids, prompt_mask, prompt_mm, pixel_values,
+                                                 image_grid_thw)
     lengths = completion_mask.sum(dim=1).long().clamp(min=1).tolist()
     logp = torch.zeros(completion_ids.shape, dtype=torch.float32, device=completion_ids.device)   # [N, L]
     for rows in length_buckets(lengths):
