@@ -36,7 +36,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 PHASES = ("perf/rollout_s", "perf/reward_s", "perf/logprobs_s", "perf/update_s")
-DEFAULT_CELLS = ("112x8x32", "112x16x32", "112x8x128", "448x8x32", "448x16x32")
+DEFAULT_CELLS = ("112x8x32", "112x16x32", "112x8x128", "112x16x128", "448x8x32", "448x16x32", "448x8x128", "448x16x128")
 
 
 @dataclass(frozen=True)
