@@ -13,6 +13,7 @@ import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from vlmrl.resolvers import register
@@ -25,9 +26,11 @@ def main(cfg: DictConfig) -> float:
     from vlmrl.preemption import Preempted
     from vlmrl.quiet import quiet_third_party
     from vlmrl.run import run
+    from vlmrl.strategies import check_launch
 
     quiet_third_party()
     hydra_cfg = HydraConfig.get()
+    check_launch(cfg, multirun=hydra_cfg.mode == RunMode.MULTIRUN)  # strategy=ddp: Lightning re-runs this script per rank
     try:
         result = run(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task))
     except Preempted as stop:

@@ -13,8 +13,8 @@ from vlmrl.config import validate
 from vlmrl.resolvers import REPO_ROOT
 
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in Path(CONF).iterdir() if g.is_dir()}
-OPTIONS = [(group, option) for group, options in sorted(GROUPS.items()) if group not in ("eval", "source")
-           for option in options]
+OPTIONS = [(group, option) for group, options in sorted(GROUPS.items()) if group not in ("eval", "source", "bridge")
+           for option in options]  # bridge/: bridge.py's backend options (tests/test_bridge.py composes them)
 EXPERIMENTS = sorted(str(p.relative_to(REPO_ROOT / "experiments").with_suffix(""))
                      for p in (REPO_ROOT / "experiments").rglob("*.yaml"))
 SWEEPS = sorted(str(p.relative_to(REPO_ROOT / "sweeps").with_suffix("")) for p in (REPO_ROOT / "sweeps").rglob("*.yaml")
@@ -23,8 +23,8 @@ MODELS = ["tiny", "qwen2_vl_2b", "qwen2_vl_7b", "qwen2_5_vl_7b"]
 
 
 def test_groups_are_the_documented_ones():
-    assert set(GROUPS) == {"model", "cold_start", "data", "algo", "kl", "reward", "curriculum", "rollout", "scale", "eval",
-                           "source"}
+    assert set(GROUPS) == {"model", "cold_start", "data", "algo", "kl", "reward", "curriculum", "rollout", "scale", "eval", "strategy", "hydra",
+                           "source", "bridge"}
     assert GROUPS["kl"] == ["adaptive", "constant", "dynamic", "linear", "none"]
 
 

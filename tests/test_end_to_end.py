@@ -137,6 +137,36 @@ def test_cli_multirun_names_dirs_and_writes_wandb_offline(tmp_path):
         assert any(f.read_bytes()[:4] == b"\x89PNG" for f in staged), f"sample images staged outside {d}"
     assert cells == {("DynamicKL", 0), ("DynamicKL", 1), ("NoKL", 0), ("NoKL", 1)}
     assert "[vlmrl] end:" in proc.stdout
+    _check_relocation(dirs[0], tmp_path / "elsewhere" / "copy")
+
+
+def _check_relocation(run_dir: Path, target: Path):
+    """A run dir copied to another path and the original deleted: after `python -m vlmrl.relocate`, every
+    staged file the W&B records name exists in the copy with the digest the manifest states."""
+    import base64
+    import hashlib
+    import shutil
+
+    from vlmrl.relocate import read_records, staged_paths
+    from wandb.proto import wandb_internal_pb2
+
+    shutil.copytree(run_dir, target)
+    shutil.rmtree(run_dir)
+    proc = subprocess.run([sys.executable, "-m", "vlmrl.relocate", str(target)], capture_output=True, text=True)
+    assert proc.returncode == 0 and "now under" in proc.stdout, proc.stderr
+    entries = []
+    for log in target.glob("wandb/offline-run-*/run-*.wandb"):
+        for data in read_records(log.read_bytes()):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(data)
+            entries += staged_paths(record)
+    assert entries, "no staged table files recorded"
+    for entry in entries:
+        path = Path(entry.local_path)
+        assert path.is_relative_to(target) and path.is_file(), entry.local_path
+        assert base64.b64encode(hashlib.md5(path.read_bytes()).digest()).decode() == entry.digest
+    again = subprocess.run([sys.executable, "-m", "vlmrl.relocate", str(target)], capture_output=True, text=True)
+    assert again.returncode == 0 and ": 0 staged file path(s)" in again.stdout  # idempotent
 
 
 def test_cli_bad_value_fails_before_loading_a_model(tmp_path):

@@ -45,6 +45,17 @@ PLAN = {
     "python train.py data=clevr_count70k data_root=data/fixtures": SMOKE,
     "python train.py +experiments=othink_mr1/table1_counting_grpo_d_2b data.path=/data/clevr_cogen_a_train":
         ["--cfg", "job"],                   # a GPU node's command; the same file runs on fixtures in test_real_data
+    "bash install.sh --vllm": None,         # .ci/run-vllm (optional job: its own venv, then tests/test_vllm_rollout.py)
+    "python train.py rollout=vllm": ["--cfg", "job"],   # runs for real in tests/test_vllm_rollout.py where vllm is installed
+    "python train.py rollout=vllm rollout.is_correction=2": ["--cfg", "job"],
+    "python train.py model=qwen2_vl_2b rollout=vllm rollout.gpu_memory_utilization=0.3 rollout.enable_sleep_mode=true":
+        ["--cfg", "job"],                   # a GPU node's command
+    'python bridge.py': None,   # run by tests/test_bridge.py
+    'python bridge.py data=geometry3k data_root=data/fixtures input.size=8': None,   # run by tests/test_bridge.py
+    'python -m vlmrl.bridge.serve --model <checkpoint> --port 8000': None,   # run by tests/test_bridge.py
+    'python bridge.py bridge/backend@vlm=http bridge/backend@reasoner=http vlm.model=<checkpoint> reasoner.model=<checkpoint>': None,   # run by tests/test_bridge.py
+    'python bridge.py model=qwen2_5_vl_7b data=geometry3k input.size=null bridge/backend@vlm=vllm bridge/backend@reasoner=http reasoner.base_url=https://api.deepseek.com/v1 reasoner.model=deepseek-reasoner reasoner.api_key_env=DEEPSEEK_API_KEY': None,   # run by tests/test_bridge.py
+    'python train.py algo=sft data=bridged data.path=data/bridged/counting data_root=data/fixtures': None,   # run by tests/test_bridge.py
 }
 BENCHMARKS = "python evaluate.py eval=benchmarks data_root=data/fixtures eval.max_new_tokens=96"
 NOISE = [r"💡", r"[Tt]ip:", r"LeafSpec", r"[Dd]eprecat", r"FutureWarning", r"UserWarning", r"Loading weights",

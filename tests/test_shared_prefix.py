@@ -1,7 +1,9 @@
 """Prompts run once per group (rollout/shared_prefix.py) give the plain forward's numbers: log-probs and
 (bitwise reproducible) gradients on batches with several prompts, groups, micro-batch slices across
 groups and two images a prompt; greedy decoding from the shared prefill equals HF `generate`;
-sampling is a function of the seed and draws the given distribution; gradient checkpointing falls back."""
+sampling is a function of the seed and draws the given distribution, row-seeded sampling equals HF `generate`'s
+and ignores the batch; a LoRA policy and its adapter-disabled reference share the prefix too; gradient
+checkpointing and sharded weights fall back."""
 import pytest
 import torch
 
@@ -10,7 +12,7 @@ from vlmrl.config import validate
 from vlmrl.data.prompts import encode_prompts
 from vlmrl.models.loading import load_model
 from vlmrl.rollout.base import completion_logprobs, completion_logprobs_plain
-from vlmrl.rollout.hf import HFRollout, vision_token_ids
+from vlmrl.rollout.hf import HFRollout, completion_mask_from_ids, vision_token_ids
 from vlmrl.rollout.shared_prefix import draw, sample_groups
 from vlmrl.stages.start import start_checkpoint
 
@@ -130,3 +132,67 @@ def test_gradient_checkpointing_takes_the_plain_path(model_and_records):
         policy.train()
     with torch.no_grad():
         _close_on_completions(logp.detach(), completion_logprobs_plain(policy, batch), batch.completion_mask)
+
+
+def test_row_seeded_sampling_from_the_shared_prefill_equals_hf_generate_and_ignores_the_batch(model_and_records):
+    """seeding=row (DDP: a rank samples what one process would): the shared-prefix sampler draws each row with its
+    own Gumbel noise, as HF generate does with RowSeededSampling, and a prompt samples the same in any batch."""
+    from transformers import LogitsProcessorList
+
+    from vlmrl.rollout.seeded import RowSeededSampling, row_seeds
+
+    processor, policy, records = model_and_records
+    tok, G = processor.tokenizer, 3
+    rollout = HFRollout(temperature=0.7, top_k=20, top_p=0.9, seeding="row")
+    both, alone = (rollout.generate(policy, processor, r, G, 16, seed=5) for r in (records[:2], records[1:2]))
+    assert both.completions[G:] == alone.completions                      # prompt 1 alone: its samples unchanged
+    assert len(set(both.completions[:G])) > 1 and torch.equal(both.prompt_index, torch.arange(2).repeat_interleave(G))
+    repeated = encode_prompts(processor, [r for r in records[:2] for _ in range(G)])
+    sampler = RowSeededSampling(row_seeds(5, records[:2], G), 0.7, top_k=20, top_p=0.9)
+    policy.eval()
+    hf = policy.generate(**repeated, max_new_tokens=16, do_sample=False, suppress_tokens=vision_token_ids(tok),
+                         eos_token_id=[tok.eos_token_id], pad_token_id=tok.pad_token_id,
+                         logits_processor=LogitsProcessorList([sampler]))[:, repeated["input_ids"].shape[1]:]
+    policy.train()
+    hf = torch.where(completion_mask_from_ids(hf, [tok.eos_token_id]).bool(), hf, tok.pad_token_id)
+    assert both.completions == tok.batch_decode(hf, skip_special_tokens=True)
+
+
+def test_lora_policy_and_its_reference_share_the_prefix(model_and_records):
+    """LoRA: the policy (adapter on) and the reference (adapter disabled, the same module) take the shared-prefix
+    path and give the plain forward's log-probs, each with its adapter state throughout."""
+    import copy
+
+    pytest.importorskip("peft")  # not in the vLLM venv
+    from vlmrl.models.loading import AdapterDisabled, add_lora
+    from vlmrl.rollout.shared_prefix import supports_shared_prefix
+
+    processor, policy, records = model_and_records
+    lora = add_lora(copy.deepcopy(policy), r=4, alpha=8, target_modules=["q_proj", "v_proj"])
+    with torch.no_grad():
+        for name, p in lora.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)                                    # the adapter moves the log-probs
+    batch = _batch(processor, policy, records[:2], G=3)
+    ref = AdapterDisabled(lora)
+    assert supports_shared_prefix(lora) and supports_shared_prefix(ref)
+    with torch.no_grad():
+        adapted, base = completion_logprobs(lora, batch), completion_logprobs(ref, batch)
+        _close_on_completions(adapted, completion_logprobs_plain(lora, batch), batch.completion_mask)
+        _close_on_completions(base, completion_logprobs_plain(policy, batch), batch.completion_mask)
+    assert (adapted - base).abs().mul(batch.completion_mask).max() > 1e-3
+
+
+def test_sharded_weights_take_the_plain_path(model_and_records):
+    """FSDP / ZeRO-3 gather weights collectively in every forward call: every rank must make the same calls, which
+    the data-dependent shared prefix (length buckets, decoding steps) would not."""
+    from vlmrl.rollout.shared_prefix import supports_shared_prefix
+
+    _, policy, _ = model_and_records
+    param = next(policy.parameters())
+    param.ds_id = 0                                                  # how DeepSpeed ZeRO-3 marks its parameters
+    try:
+        assert not supports_shared_prefix(policy)
+    finally:
+        del param.ds_id
+    assert supports_shared_prefix(policy)

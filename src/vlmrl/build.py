@@ -13,16 +13,22 @@ from omegaconf import DictConfig, OmegaConf
 
 from .logging import JsonlLogger, run_name_and_group
 from .preemption import AtomicCheckpointIO, CheckpointOnSignal
-from .models.loading import load_model
+from .models.loading import AdapterDisabled, add_lora, load_model
+from .strategies import make_strategy
 
 
 def make_module(cfg: DictConfig, parts: dict, path: str) -> L.LightningModule:
     load = dict(dtype=cfg.model.dtype, attn_implementation=cfg.model.attn_implementation,
                 processor_kwargs=OmegaConf.to_container(cfg.model.processor_kwargs))
     processor, policy = load_model(path, gradient_checkpointing=cfg.model.gradient_checkpointing, **load)
+    lora = cfg.model.get("lora")
+    if lora:  # only the adapter trains; the reference is the same model with the adapter disabled
+        policy = add_lora(policy, **OmegaConf.to_container(lora))
     if cfg.algo.name == "sft":
         return instantiate(cfg.algo.module, _partial_=True)(policy=policy, processor=processor, reward=parts["reward"])
-    ref = None if parts["kl"].always_zero else load_model(path, trainable=False, **load)[1]
+    ref = None
+    if not parts["kl"].always_zero:
+        ref = AdapterDisabled(policy) if lora else load_model(path, trainable=False, **load)[1]
     # a partial, then live objects: instantiate() would turn dataclass kwargs (Reward) into DictConfigs
     return instantiate(cfg.algo.module, _partial_=True)(
         policy=policy, processor=processor, ref_policy=ref, reward=parts["reward"], kl=parts["kl"],
@@ -75,7 +81,7 @@ def make_trainer(cfg: DictConfig, run_dir: Path, loggers: list) -> L.Trainer:
     checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", auto_insert_metric_name=False,
                                   every_n_train_steps=cfg.ckpt_every, save_top_k=-1, save_last=True)
     return L.Trainer(
-        **OmegaConf.to_container(cfg.trainer), max_epochs=1, limit_train_batches=cfg.algo.steps,
+        **OmegaConf.to_container(cfg.trainer), strategy=make_strategy(cfg), max_epochs=1, limit_train_batches=cfg.algo.steps,
         val_check_interval=cfg.eval_every, check_val_every_n_epoch=None, num_sanity_val_steps=0,
         log_every_n_steps=1, logger=loggers, default_root_dir=str(run_dir), enable_model_summary=False,
         callbacks=[checkpoints, CheckpointOnSignal(run_dir / "checkpoints" / "last.ckpt")],

@@ -22,6 +22,7 @@ from .algo.curriculum import Stage
 from .models.loading import DTYPES
 from .optim import LR_SCHEDULES, OPTIM_KEYS
 from .stages.start import check_stages
+from .strategies import world_size
 
 STUDY_KEYS = ("paper", "result", "method")
 RESUME_AUTO = "auto"  # resume=auto: the latest checkpoint of the run dir (resolved where the run starts)
@@ -47,6 +48,9 @@ KEY_TYPES = {
     "algo.module.optim.schedule": LR_SCHEDULES, "algo.module.optim.warmup_frac": float,
     "logger.samples_every": int, "logger.wandb.mode": ("offline", "online", "disabled"),
     "logger.wandb.project": str, "logger.wandb.entity": str | None,
+    "strategy.name": ("single", "ddp", "fsdp", "deepspeed_zero2", "deepspeed_zero3"), "trainer.devices": int,
+    "trainer.num_nodes": int, "strategy.reference.shard": bool, "strategy.reference.offload": bool,
+    "model.lora.r": int, "model.lora.alpha": float, "model.lora.dropout": float,
 }
 # Instantiated nodes typed by their class; kl, curriculum and rollout are only built for GRPO.
 TARGET_NODES = ("reward", "data.module", "algo.module")
@@ -217,6 +221,24 @@ def _check_optim(cfg: DictConfig) -> None:
     _positive(cfg, "algo.module.optim.weight_decay", "algo.module.optim.warmup_frac", allow_zero=True)
 
 
+def _check_scale(cfg: DictConfig) -> None:
+    """Strategy, process count and LoRA keys (src/vlmrl/strategies.py, README "Scale")."""
+    _positive(cfg, "trainer.devices", "trainer.num_nodes")
+    world = world_size(cfg)
+    if cfg.strategy.name == "single" and world > 1:
+        raise ConfigError(f"trainer.devices={cfg.trainer.devices} (x num_nodes={cfg.trainer.num_nodes}) with "
+                          "strategy=single: choose strategy=ddp, fsdp, deepspeed_zero2 or deepspeed_zero3")
+    batch = OmegaConf.select(cfg, "data.module.batch_size", default=None)
+    if cfg.algo.name == "grpo" and isinstance(batch, int) and batch % world:
+        raise ConfigError(f"data.module.batch_size={batch}: the step's prompts must split evenly over the "
+                          f"{world} processes (trainer.devices x trainer.num_nodes)")
+    lora = OmegaConf.select(cfg, "model.lora", default=None)
+    if lora is not None:
+        if not isinstance(lora, DictConfig) or set(lora) - {"r", "alpha", "dropout", "target_modules"} or "r" not in lora:
+            raise ConfigError(f"model.lora={_show(lora)}: expected null or {{r, alpha, dropout, target_modules}}")
+        _positive(cfg, "model.lora.r", "model.lora.alpha")
+
+
 def validate(cfg: DictConfig) -> dict:
     """Check the composed config and instantiate the cheap parts (which validate themselves).
 
@@ -234,6 +256,7 @@ def validate(cfg: DictConfig) -> dict:
               "model.eval_max_new_tokens")
     _positive(cfg, "reward.format_w", "logger.samples_every", allow_zero=True)
     _check_optim(cfg)
+    _check_scale(cfg)
     check_stages(cfg)
     parts = {"reward": build(cfg.reward), "kl": None, "curriculum": None, "rollout": None}
     if cfg.algo.name == "grpo":

@@ -1,7 +1,7 @@
 """Throughput metrics: wall time per phase of a training step, completions and tokens per second, peak memory.
 
 A GRPO step is timed in four phases, the split the benchmark (`benchmarks/grpo_vs_trl.py`) reports:
-rollout (sampling), reward (scoring), logprobs (the no-grad reference / old-policy passes) and update
+rollout (sampling), reward (scoring), logprobs (the no-grad reference pass) and update
 (policy forward-backward and the optimizer). On a GPU each phase boundary synchronises, so the split
 is honest (CUDA work is asynchronous); that costs a few microseconds a phase.
 """

@@ -115,8 +115,9 @@ def cut_logs(run_dir: Path, batches: int) -> None:
     _cut_jsonl(run_dir / "samples.jsonl", lambda row: row.get("step", 0) < batches)
 
 
-def resolve_resume(resume: str | None, run_dir: Path) -> tuple[str | None, bool]:
-    """(checkpoint to resume from or None, whether the run already finished) for `resume`."""
+def resolve_resume(resume: str | None, run_dir: Path, cut: bool = True) -> tuple[str | None, bool]:
+    """(checkpoint to resume from or None, whether the run already finished) for `resume`; `cut`: trim
+    the logs to the checkpoint (one process of a multi-process run does)."""
     if resume != "auto":
         return resume, False
     if (run_dir / "results.json").is_file():
@@ -124,8 +125,9 @@ def resolve_resume(resume: str | None, run_dir: Path) -> tuple[str | None, bool]
     newest = _newest(run_dir)
     if newest is not None:
         checkpoint, batches = newest
-        cut_logs(run_dir, batches)
+        if cut:
+            cut_logs(run_dir, batches)
         return str(checkpoint), False
-    for stale in ("metrics.jsonl", "samples.jsonl"):  # a run killed before its first checkpoint starts over
+    for stale in ("metrics.jsonl", "samples.jsonl") if cut else ():  # killed before its first checkpoint: start over
         (run_dir / stale).unlink(missing_ok=True)
     return None, False

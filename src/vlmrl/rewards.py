@@ -10,7 +10,7 @@
 * total: R = R_acc + format_w * R_format (OThink-MR1 Eq. 1), or with `hard=True` Vision-R1's hard
   formatting result reward (HFRRF): 1 only when format and answer are both right, else 0.
 A completion with no tags, an empty answer or garbage scores 0; no completion raises. The format check is
-linear in the completion; the accuracy verifiers bound their symbolic work heuristically
+linear in the completion; the accuracy verifiers' symbolic work has a hard time bound in every thread
 (`vlmrl.scoring.guard`). Deviation from the old single regex: a tag inside the answer is never accepted
 (that regex let its `\\S` land on the `<` of one).
 """

@@ -18,18 +18,32 @@ from .config import validate
 from .perf import peak_memory_gb
 from .preemption import resolve_resume
 from .stages.start import start_checkpoint
+from .strategies import is_global_zero
 
 
 def _floats(metrics: dict | None) -> dict | None:
     return None if metrics is None else {k: float(v) for k, v in metrics.items()}
 
 
+def save_policy(policy, path: Path) -> None:
+    """An HF checkpoint dir; a LoRA policy is saved merged (a copy: the module keeps its adapter)."""
+    if hasattr(policy, "merge_and_unload"):
+        import copy
+
+        policy = copy.deepcopy(policy).merge_and_unload()
+    policy.save_pretrained(path)
+
+
 def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict:
     """Returns {"start": test metrics before training (None on an explicit resume), "end": after, "module",
-    "trainer", "peak_memory": {"peak_rss_gb": ..., with CUDA "peak_gpu_gb": ...}}; with `resume=auto` a finished run is not run again (its results.json is returned)."""
+    "trainer", "peak_memory": {"peak_rss_gb": ..., with CUDA "peak_gpu_gb": ...} (this rank's)}; with
+    `resume=auto` a finished run is not run again (its results.json is returned)."""
     parts = validate(cfg)  # fails here, before any model loads
     run_dir = Path(run_dir)
-    resume, finished = resolve_resume(cfg.resume, run_dir)
+    # Under DDP every rank runs this function in the same run dir (Lightning re-runs train.py with the
+    # rank-0 dir); only rank 0 writes the run dir's files and cuts logs on resume.
+    writer = is_global_zero()
+    resume, finished = resolve_resume(cfg.resume, run_dir, cut=writer)
     if finished:
         print(f"[vlmrl] {run_dir} already finished (results.json); nothing to do")
         results = json.loads((run_dir / "results.json").read_text())
@@ -37,7 +51,8 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict:
     for line in getattr(parts["datamodule"], "load", lambda: [])():  # real data: every row checked now
         print(f"[vlmrl] data {line}")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_files(cfg, run_dir)
+    if writer:
+        write_run_files(cfg, run_dir)
     path = start_checkpoint(cfg)  # builds missing stages (the tiny instruct model, a cold start) first
     started = time.time()
     module = make_module(cfg, parts, path)
@@ -53,7 +68,8 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict:
     try:
         if resume is None:
             start = trainer.test(module, datamodule=datamodule, verbose=False)[0]
-            start_file.write_text(json.dumps(_floats(start)) + "\n")
+            if writer:
+                start_file.write_text(json.dumps(_floats(start)) + "\n")
         else:
             start = json.loads(start_file.read_text()) if cfg.resume == "auto" and start_file.is_file() else None
             print(f"[vlmrl] resuming from {resume}")
@@ -64,9 +80,10 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict:
             logger.log_metrics({f"perf/{k}": v for k, v in peak.items()}, step=cfg.algo.steps)
     finally:
         close_loggers(loggers)
-    module.policy.save_pretrained(run_dir / "final")
-    module.processor.save_pretrained(run_dir / "final")
     results = {"start": _floats(start), "end": _floats(end), "steps": cfg.algo.steps,
                "wall_time_s": round(time.time() - started, 1), **{k: round(v, 3) for k, v in peak.items()}}
-    (run_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    if trainer.is_global_zero:
+        save_policy(module.policy, run_dir / "final")
+        module.processor.save_pretrained(run_dir / "final")
+        (run_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     return {"start": start, "end": end, "module": module, "trainer": trainer, "peak_memory": peak}

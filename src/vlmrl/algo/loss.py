@@ -9,6 +9,13 @@ Deviations, each the choice R1-V (TRL 0.14, "other parameters follow R1-V") make
 silent: std is the unbiased sample std and eps = 1e-4, so a group whose rewards are all equal gets
 advantage 0 (never NaN); clip epsilon 0.2 (not given by OThink-MR1; Vision-R1 uses 0.2).
 Each function returns a tensor and, where useful, a dict of detached metrics.
+
+Rollout correction (rollout=vllm, beyond both papers): the completions are sampled by an inference
+engine whose log-probs differ from the trainer's. With `rollout.is_correction = C` the surrogate of
+each token is weighted by the truncated importance ratio min(pi_old / pi_rollout, C), detached
+(token-level TIS: Yao et al. 2025, "Your Efficient RL Framework Secretly Brings You Off-Policy RL
+Training", fengyao.notion.site/off-policy-rl; verl's `actor.tis_imp_ratio_cap`, C = 2 there); the
+KL term is not weighted, as in verl.
 """
 from __future__ import annotations
 
@@ -51,14 +58,34 @@ def sequence_mean(values: Tensor, mask: Tensor) -> Tensor:
     return per_seq.mean()
 
 
+def rollout_correction(old_logp: Tensor, rollout_logp: Tensor, mask: Tensor,
+                       cap: float | None) -> tuple[Tensor | None, dict]:
+    """Truncated importance weights min(pi_old / pi_rollout, cap) and the trainer-sampler gap.
+
+    old_logp, rollout_logp, mask: [N, L] -> weights [N, L] detached (None when cap is None), metrics:
+    `rollout_logprob_gap` = token mean of |old_logp - rollout_logp|, `rollout_is_weight` (with a cap).
+    """
+    log_ratio = (old_logp - rollout_logp).detach()                           # [N, L]
+    metrics = {"rollout_logprob_gap": sequence_mean(log_ratio.abs(), mask).item()}
+    if cap is None:
+        return None, metrics
+    weights = torch.exp(log_ratio).clamp(max=cap)                            # [N, L]
+    metrics["rollout_is_weight"] = sequence_mean(weights, mask).item()
+    metrics["rollout_is_capped"] = sequence_mean((torch.exp(log_ratio) > cap).float(), mask).item()
+    return weights, metrics
+
+
 def grpo_loss(logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, advantages: Tensor, mask: Tensor,
-              beta: float, clip_eps: float) -> tuple[Tensor, dict]:
+              beta: float, clip_eps: float, token_weights: Tensor | None = None) -> tuple[Tensor, dict]:
     """OThink-MR1 Eq. 4-5 as a loss to minimise.
 
     logp: [N, L] (with grad); old_logp, ref_logp: [N, L] (no grad; ref_logp None when beta is 0);
-    advantages: [N]; mask: [N, L] float, 1 on completion tokens -> loss [], metrics of floats.
+    advantages: [N]; mask: [N, L] float, 1 on completion tokens; token_weights: [N, L] detached
+    weights of the surrogate (rollout_correction) or None -> loss [], metrics of floats.
     """
     objective, parts = clipped_surrogate(logp, old_logp, advantages, clip_eps)   # [N, L]
+    if token_weights is not None:
+        objective = objective * token_weights
     per_token = objective
     metrics = {}
     if ref_logp is not None:

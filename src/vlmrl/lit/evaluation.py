@@ -52,7 +52,7 @@ class GreedyEvaluation:
         for name, values in groups.items():
             n = len(values["acc"])
             for key in METRICS:
-                self.log(f"{name}/{key}", values[key].mean(), batch_size=n, on_epoch=True)
+                self.log(f"{name}/{key}", values[key].mean(), batch_size=n, on_epoch=True, sync_dist=True)  # mean over ranks
 
     def validation_step(self, records, batch_idx):
         self._evaluate(records, "val")

@@ -10,7 +10,8 @@ separate no-grad pass). The reference model is frozen, kept out of the checkpoin
 starting checkpoint), and not loaded at all when beta(s) = 0 for every s.
 
 Each prompt and its images go through a model once per group, not once per completion
-(rollout/shared_prefix.py): in sampling, in the reference pass and in the policy's forward.
+(rollout/shared_prefix.py): in sampling, in the reference pass and in the policy's forward (the plain
+forward where the shared prefix cannot be used: gradient checkpointing, sharded weights; see there).
 Wall time per phase, completions/s and tokens/s are logged every step as perf/* (vlmrl/perf.py).
 
 An update whose loss or gradient norm is not finite is skipped (the LR schedule still advances, so
@@ -25,19 +26,13 @@ import math
 import lightning as L
 import torch
 
-from ..algo.loss import group_advantages, grpo_loss
+from ..algo.loss import group_advantages, grpo_loss, rollout_correction
 from ..logging import log_samples, log_step_metrics
 from ..optim import build_optimizer
 from ..perf import PhaseTimer, step_metrics
-from ..rollout.base import completion_logprobs
+from ..rollout.base import completion_logprobs, derive_seed
+from ..strategies import full_params_for_generate, prepare_reference, rank_slice, reduce_mean
 from .evaluation import GreedyEvaluation
-
-
-def derive_seed(*parts) -> int:
-    """A 63-bit seed from (seed, step, ...), stable across processes (no Python hash randomisation)."""
-    import hashlib
-
-    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "big") >> 1
 
 
 class NonFiniteError(RuntimeError):
@@ -52,7 +47,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
     def __init__(self, policy, processor, rollout, reward, kl, curriculum, optim: dict, steps: int,
                  mu: int = 1, clip_eps: float = 0.2, micro_batch_size: int = 64, max_grad_norm: float = 1.0,
                  eval_max_new_tokens: int = 32, samples_every: int = 25, seed: int = 0, ref_policy=None,
-                 max_nonfinite: int = 3):
+                 max_nonfinite: int = 3, reference: dict | None = None):
         super().__init__()
         self.automatic_optimization = False
         self.policy, self.processor = policy, processor
@@ -63,6 +58,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
         self.eval_max_new_tokens, self.samples_every, self.seed = eval_max_new_tokens, samples_every, seed
         self.rollout_step = 0  # completed rollout steps; the s of beta(s) and stage(s)
         self.max_nonfinite, self.skipped_updates, self.nonfinite_in_a_row = max_nonfinite, 0, 0
+        self.reference = reference  # strategy.reference: shard / offload the reference (strategies.prepare_reference)
         if ref_policy is None and not kl.always_zero:
             raise ValueError("the KL schedule is non-zero somewhere, so a reference model is needed")
 
@@ -72,10 +68,10 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
 
     def on_fit_start(self) -> None:
         if self.ref_policy is not None:
-            self._ref[0] = self.ref_policy.to(self.device).eval().requires_grad_(False)
+            self._ref[0] = prepare_reference(self.ref_policy, self.trainer.strategy, self.reference)
 
     def configure_optimizers(self):
-        return build_optimizer(self.policy.parameters(), self.optim, self.steps * self.mu)
+        return build_optimizer(self.policy, self.optim, self.steps * self.mu)
 
     # ------------------------------------------------------------------ one rollout step
     def training_step(self, _step_index, batch_idx):
@@ -83,10 +79,14 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
         timer = PhaseTimer()
         stage_index, stage = self.curriculum.stage_at(s)
         beta = self.kl(s)
-        records = self.trainer.datamodule.train_batch(s)
-        with timer("rollout"):
+        rank, world = self.global_rank, self.trainer.world_size
+        records = rank_slice(self.trainer.datamodule.train_batch(s), rank, world)  # whole groups per rank
+        seed = derive_seed(self.seed, "rollout", s)
+        if world > 1 and getattr(self.rollout, "seeding", "row") == "step":  # ranks must not share one stream
+            seed = derive_seed(self.seed, "rollout", s, "rank", rank)
+        with timer("rollout"), full_params_for_generate(self.trainer.strategy, self.policy):
             batch = self.rollout.generate(self.policy, self.processor, records, stage.group_size,
-                                          stage.max_new_tokens, seed=derive_seed(self.seed, "rollout", s))
+                                          stage.max_new_tokens, seed=seed)
         with timer("reward"):
             scores = self.reward.score_records(batch.completions, records, repeat=stage.group_size)
         advantages = group_advantages(scores["total"], stage.group_size).to(self.device)   # [N]
@@ -114,16 +114,19 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
         }
         for key in loss_metrics[0]:
             log[f"train/{key}"] = sum(m[key] for m in loss_metrics) / len(loss_metrics)
+        log = reduce_mean(self.trainer.strategy, log)  # means over ranks (equal shares: the global means)
         if "train/kl" in log:
-            self.kl.update(log["train/kl"], n)  # the adaptive controller moves beta; step schedules ignore it
+            self.kl.update(log["train/kl"], n * world)  # the adaptive controller moves beta; step schedules ignore it
         log_step_metrics(self, log, step=s)
-        # timings in a row of their own: the train rows stay a pure function of (seed, step), as resume tests demand
-        perf = step_metrics(timer, completions=n, tokens=int(batch.completion_mask.sum()))
+        # timings in a row of their own: the train rows stay a pure function of (seed, step), as resume tests demand.
+        # Under DDP: seconds are means over ranks; counts x world averaged over ranks give the sum of the ranks' rates.
+        perf = reduce_mean(self.trainer.strategy, step_metrics(timer, completions=n * world,
+                                                               tokens=int(batch.completion_mask.sum()) * world))
         log_step_metrics(self, perf, step=s)
         self.log("reward", log["train/reward"], prog_bar=True, on_step=True, logger=False)
         self.log("s/step", perf["perf/step_s"], prog_bar=True, on_step=True, logger=False)
         self.log("compl/s", perf["perf/completions_per_s"], prog_bar=True, on_step=True, logger=False)
-        if self.samples_every and s % self.samples_every == 0:
+        if self.samples_every and s % self.samples_every == 0 and rank == 0:  # rank 0 holds the step's first prompt
             G = stage.group_size
             log_samples(self.trainer, s, records[0], batch.completions[:G],
                         scores["accuracy"][:G].tolist(), scores["format"][:G].tolist(), advantages[:G].tolist())
@@ -142,12 +145,16 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
                 logp = completion_logprobs(self.policy, micro, temperature)               # [n, L]
                 if old_logp[i] is None:
                     old_logp[i] = logp.detach()
+                weights, correction = (None, {}) if micro.rollout_logprobs is None else rollout_correction(
+                    old_logp[i], micro.rollout_logprobs, micro.completion_mask,
+                    getattr(self.rollout, "is_correction", None))
                 loss, metrics = grpo_loss(logp, old_logp[i], ref, advantages[sl], micro.completion_mask, beta,
-                                          self.clip_eps)
+                                          self.clip_eps, token_weights=weights)
                 self.manual_backward(loss * (sl.stop - sl.start) / n)
-                loss_metrics.append({"loss": loss.item(), **metrics})
+                loss_metrics.append({"loss": loss.item(), **metrics, **correction})
             grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             finite = bool(torch.isfinite(grad_norm)) and all(math.isfinite(m["loss"]) for m in loss_metrics[-len(slices):])
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)  # every rank steps, or none
             self._update(opt, sched, finite, step=step)
         return loss_metrics, grad_norm
 

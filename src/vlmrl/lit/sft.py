@@ -69,7 +69,7 @@ class SFTModule(GreedyEvaluation, L.LightningModule):
         self.eval_max_new_tokens, self.batch_size = eval_max_new_tokens, batch_size
 
     def configure_optimizers(self):
-        return build_optimizer(self.policy.parameters(), self.optim, self.steps)
+        return build_optimizer(self.policy, self.optim, self.steps)
 
     def sft_loss(self, records: list[dict]) -> torch.Tensor:
         tokenizer = self.processor.tokenizer

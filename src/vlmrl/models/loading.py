@@ -29,3 +29,33 @@ def load_model(path: str, dtype: str = "float32", attn_implementation: str = "sd
     if not trainable:
         model.eval().requires_grad_(False)
     return processor, model
+
+
+def add_lora(model, r: int, alpha: int, dropout: float = 0.0, target_modules: list[str] | None = None):
+    """`model` wrapped in a peft LoRA adapter (only adapter weights trainable); `with model.disable_adapter():`
+    gives the base model back, which GRPO uses as its reference (no second copy in memory)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules or []) or None,
+                        bias="none")
+    peft_model = get_peft_model(model, config)
+    if getattr(model, "is_activation_checkpointing", False):  # checkpointed blocks need an input that requires grad
+        peft_model.enable_input_require_grads()
+    return peft_model
+
+
+class AdapterDisabled:
+    """The reference model under LoRA: the policy called with its adapter disabled, i.e. the base weights
+    the policy shares (nothing copied). Placement calls are no-ops: the policy is placed by Lightning."""
+
+    def __init__(self, peft_model):
+        self.model = peft_model
+
+    def __call__(self, *args, **kwargs):
+        with self.model.disable_adapter():
+            return self.model(*args, **kwargs)
+
+    def get_base_model(self):
+        """The transformers model underneath (peft's name): its config and M-RoPE index, which the adapter
+        does not change, for the shared-prefix forward (rollout/shared_prefix.hf_model)."""
+        return self.model.get_base_model()

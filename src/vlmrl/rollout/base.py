@@ -7,6 +7,7 @@ them, and `completion_logprobs` encodes them (and runs the prompt) once per grou
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, fields
 from typing import Protocol
 
@@ -27,6 +28,7 @@ class RolloutBatch:
     completions: list[str]     # N decoded completions (special tokens dropped)
     group_size: int            # G
     prompt_index: Tensor       # [N] long, non-decreasing: the prompt (0 .. B - 1) row i completes
+    rollout_logprobs: Tensor | None = None  # [N, L] the sampler's log-probs of the completion tokens (vLLM), 0 off the mask
 
     @property
     def prompt_length(self) -> int:
@@ -61,7 +63,8 @@ class RolloutBatch:
             input_ids=self.input_ids[index], attention_mask=self.attention_mask[index],
             mm_token_type_ids=self.mm_token_type_ids[index], pixel_values=self.pixel_values[patch_rows],
             image_grid_thw=self.image_grid_thw[image_rows], completion_mask=self.completion_mask[index],
-            completions=self.completions[index], group_size=self.group_size, prompt_index=rows - first)
+            completions=self.completions[index], group_size=self.group_size, prompt_index=rows - first,
+            rollout_logprobs=None if self.rollout_logprobs is None else self.rollout_logprobs[index])
 
     def per_row_images(self) -> tuple[Tensor, Tensor]:
         """(pixel_values, image_grid_thw) with each row's own copy of its prompt's images, as a plain forward
@@ -69,6 +72,40 @@ class RolloutBatch:
         spans = [self._image_span(int(p), int(p) + 1) for p in self.prompt_index]
         return (torch.cat([self.pixel_values[patches] for patches, _ in spans]),
                 torch.cat([self.image_grid_thw[images] for _, images in spans]))
+
+
+def derive_seed(*parts) -> int:
+    """A 63-bit seed from parts such as (seed, step, prompt, sample), stable across processes (no Python hash
+    randomisation): the one way rollout seeds are made, for every backend."""
+    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "big") >> 1
+
+
+def row_seeds(seed: int, records: list[dict], group_size: int) -> list[int]:
+    """One seed per completion row (rows of a prompt contiguous): (seed, prompt id, repeat, sample)."""
+    seen: dict[str, int] = {}
+    seeds = []
+    for record in records:
+        key = str(record.get("id", record.get("problem")))
+        repeat = seen[key] = seen.get(key, -1) + 1   # a prompt drawn twice in a step gets fresh samples
+        seeds += [derive_seed(seed, key, repeat, j) for j in range(group_size)]
+    return seeds
+
+
+def batch_of(prompts: dict, completion_ids: Tensor, mask: Tensor, tokenizer, group_size: int,
+             rollout_logprobs: Tensor | None = None) -> RolloutBatch:
+    """The B distinct prompts, encoded once each ([B, P], their images once), plus their G completions each
+    ([N = B * G, L], rows of a prompt contiguous, padded past `mask` [N, L]) -> a RolloutBatch.
+
+    The one place a batch is built (HF and vLLM backends): prompt rows are indexed out to their completions,
+    `prompt_index` [N] records which prompt each row completes, and the images stay once per prompt."""
+    index = torch.arange(prompts["input_ids"].shape[0], device=completion_ids.device).repeat_interleave(group_size)
+    return RolloutBatch(
+        input_ids=torch.cat([prompts["input_ids"][index], completion_ids], dim=1),
+        attention_mask=torch.cat([prompts["attention_mask"][index], mask.long()], dim=1),
+        mm_token_type_ids=torch.cat([prompts["mm_token_type_ids"][index], torch.zeros_like(completion_ids)], dim=1),
+        pixel_values=prompts["pixel_values"], image_grid_thw=prompts["image_grid_thw"],
+        completion_mask=mask, completions=tokenizer.batch_decode(completion_ids, skip_special_tokens=True),
+        group_size=group_size, prompt_index=index, rollout_logprobs=rollout_logprobs)
 
 
 class Rollout(Protocol):

@@ -13,13 +13,22 @@ Positions: Qwen2-VL's M-RoPE positions of a prompt come from the model's own `ge
 completion tokens are text, so all three components continue from the prompt's last position + 1,
 which is what the plain forward assigns them. The result equals the plain forward's up to float
 rounding (tests/test_shared_prefix.py). Models without `model.get_rope_index` (not Qwen2-VL /
-Qwen2.5-VL), and a policy's training forward under gradient checkpointing (the real-model configs),
-take the plain path.
+Qwen2.5-VL), a policy's training forward under gradient checkpointing (the real-model configs), and
+weights sharded over ranks (FSDP, ZeRO-3) take the plain path (`supports_shared_prefix` says why).
+
+Wrappers: a LoRA policy (peft) and its reference (`models.loading.AdapterDisabled`, the same model
+with the adapter disabled) are called as they are, so every forward here, prefill and continuation
+alike, runs with the adapter on (policy) or off (reference); only the config and the M-RoPE index,
+which no adapter changes, are read from the transformers model underneath (`hf_model`). Under DDP
+each rank holds whole groups (strategies.rank_slice splits prompts), so a rank's prompts are
+prefilled on that rank; DDP reduces the gradients however many forward calls built them.
 
 The same prefill serves sampling (`sample_groups`): one prefill per prompt, the cache expanded to G
 rows, then token-by-token decoding. Sampling is HF's distribution (temperature, then top-k, then
 top-p; suppressed tokens never drawn), drawn by inverse CDF (`draw`) from a generator seeded by the
-caller, so the completions are a pure function of (seed, step). Unlike HF `generate` it applies no
+caller, so the completions are a pure function of (seed, step); or, given per-row seeds, by Gumbel-max
+with each row's own noise (rollout/seeded.py), so a row's sample does not depend on the batch it is
+in (DDP ranks sample what one process would). Unlike HF `generate` it applies no
 other logits processor from the checkpoint's generation config (e.g. a repetition penalty): the
 log-probs the loss uses are those of exactly this distribution.
 """
@@ -31,13 +40,30 @@ import torch
 from torch import Tensor
 
 
+def hf_model(model):
+    """The transformers model under a peft wrapper (a LoRA policy, or `AdapterDisabled`, its reference); the
+    model itself otherwise. For its config, M-RoPE index and training state only: calls go through the wrapper."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def sharded(model) -> bool:
+    """Parameters sharded over ranks: FSDP units or DeepSpeed ZeRO-3 parameters (`ds_id`)."""
+    return (any(type(m).__name__ == "FullyShardedDataParallel" for m in model.modules())
+            or any(hasattr(p, "ds_id") for p in model.parameters()))
+
+
 def supports_shared_prefix(model) -> bool:
-    """Qwen2-VL-family models, unless they train under gradient checkpointing: HF's checkpointed layers drop
-    the KV cache in training mode (recomputation would append to it twice), so the completions could not
-    see their prompt; that forward takes the plain path."""
-    if not hasattr(getattr(model, "model", None), "get_rope_index"):
+    """Qwen2-VL-family models, unless
+    * they train under gradient checkpointing: HF's checkpointed layers drop the KV cache in training mode
+      (recomputation would append to it twice), so the completions could not see their prompt. Under LoRA
+      this holds for the reference too: it is the training policy with its adapter disabled;
+    * their weights are sharded over ranks (FSDP, ZeRO-3): each forward call gathers them collectively, so
+      every rank must make the same calls, and here their number depends on the data (length buckets,
+      decoding steps). The plain forward makes one call per micro-batch on every rank."""
+    base = hf_model(model)
+    if not hasattr(getattr(base, "model", None), "get_rope_index") or sharded(base):
         return False
-    return not (model.training and any(getattr(m, "gradient_checkpointing", False) for m in model.modules()))
+    return not (base.training and any(getattr(m, "gradient_checkpointing", False) for m in base.modules()))
 
 
 def first_rows(prompt_index: Tensor) -> Tensor:
@@ -59,9 +85,10 @@ def prefill(model, input_ids: Tensor, attention_mask: Tensor, mm_token_type_ids:
     """The distinct prompts [B, P], left-padded -> (logits at the last position [B, V], KV cache, last position [B])."""
     from transformers import DynamicCache
 
-    positions, _ = model.model.get_rope_index(input_ids, mm_token_type_ids=mm_token_type_ids,
-                                              image_grid_thw=image_grid_thw, attention_mask=attention_mask)  # [3, B, P]
-    cache = DynamicCache(config=model.config)
+    base = hf_model(model)
+    positions, _ = base.model.get_rope_index(input_ids, mm_token_type_ids=mm_token_type_ids,
+                                             image_grid_thw=image_grid_thw, attention_mask=attention_mask)  # [3, B, P]
+    cache = DynamicCache(config=base.config)
     out = model(input_ids=input_ids, attention_mask=attention_mask, mm_token_type_ids=mm_token_type_ids,
                 pixel_values=pixel_values, image_grid_thw=image_grid_thw, position_ids=positions,
                 past_key_values=cache, use_cache=True, logits_to_keep=1)
@@ -144,7 +171,7 @@ def _select(model, cache, index: Tensor):
     atomics in any order, so gradients (and a resumed run) would not be bitwise reproducible."""
     from transformers import DynamicCache
 
-    out = DynamicCache(config=model.config)
+    out = DynamicCache(config=hf_model(model).config)
     for layer_idx, layer in enumerate(cache.layers):
         out.update(layer.keys.index_select(0, index), layer.values.index_select(0, index), layer_idx)
     return out
@@ -216,10 +243,16 @@ def _warp(logits: Tensor, temperature: float, top_k: int, top_p: float) -> Tenso
 
 @torch.no_grad()
 def sample_groups(model, prompts: dict, group_size: int, max_new_tokens: int, *, generator: torch.Generator | None,
-                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, greedy: bool = False,
-                  suppress_ids: list[int] = (), eos_ids: list[int] = (), pad_id: int = 0) -> Tensor:
+                  row_seeds: list[int] | None = None, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                  greedy: bool = False, suppress_ids: list[int] = (), eos_ids: list[int] = (),
+                  pad_id: int = 0) -> Tensor:
     """`group_size` completions of each of the B prompts (a processor BatchFeature, left-padded), prompts
-    prefilled once. -> completion ids [B * G, steps], rows of a prompt contiguous, pad after EOS."""
+    prefilled once. -> completion ids [B * G, steps], rows of a prompt contiguous, pad after EOS.
+
+    row_seeds: [B * G] seeds (rollout.base.row_seeds): each row sampled by Gumbel-max with its own noise, as
+    HF `generate` with seeded.RowSeededSampling samples it; None: every row drawn from `generator`."""
+    from .seeded import gumbel_perturbed  # not at the top: seeded imports base, which imports this module
+
     B = prompts["input_ids"].shape[0]
     logits, cache, last_position = prefill(model, prompts["input_ids"], prompts["attention_mask"],
                                            prompts["mm_token_type_ids"], prompts.get("pixel_values"),
@@ -231,6 +264,7 @@ def sample_groups(model, prompts: dict, group_size: int, max_new_tokens: int, *,
     suppress = torch.tensor(list(suppress_ids), dtype=torch.long, device=logits.device)
     eos = torch.tensor(list(eos_ids), dtype=torch.long, device=logits.device)
     done = torch.zeros(len(index), dtype=torch.bool, device=logits.device)
+    seeds = None if row_seeds is None else torch.tensor(row_seeds, dtype=torch.int64, device=logits.device)  # [N]
     tokens = []
     for step in range(max_new_tokens):
         logits = logits.float()
@@ -238,6 +272,8 @@ def sample_groups(model, prompts: dict, group_size: int, max_new_tokens: int, *,
             logits[:, suppress] = -float("inf")
         if greedy:
             token = logits.argmax(dim=-1)
+        elif seeds is not None:
+            token = gumbel_perturbed(_warp(logits, temperature, top_k, top_p), seeds, step).argmax(dim=-1)
         else:
             probs = _warp(logits, temperature, top_k, top_p).softmax(dim=-1)
             token = draw(probs, generator)

@@ -23,7 +23,7 @@ written from its description, precision 1e-2 as VLMEvalKit calls it.
 
 Deviation: the reference uses sympy's `parse_latex` (needs antlr4 4.11, not installed); latex2sympy2_extended
 reads the same LaTeX for these answers. Symbolic checks are skipped for items over 200 characters or with
-power towers, and run under a 2 s SIGALRM limit on the main thread (`guard`); any error means "not equal".
+power towers, and have a hard 2 s bound in any thread (`guard.symbolic`); any error means "not equal".
 
 `score_rule(completion, record)`: the prediction side is `extract.prediction(completion)` (Vision-R1 extracts
 `Final Answer:` first, then the judge preprocesses); when that has no box but the completion does, the
@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 
 from .extract import boxed, prediction
-from .guard import explosive, time_limited
+from .guard import explosive, symbolic
 
 PRECISION = 1e-2
 SYMBOLIC_MAX_CHARS = 200
@@ -158,8 +158,8 @@ def is_equal(gold: str, pred: str, precision: float = PRECISION) -> bool:
         return True
     if _too_hard(gold) or _too_hard(pred):
         return False
-    return (time_limited(lambda: expression_equal(gold, pred, precision), SYMBOLIC_SECONDS, False)
-            or time_limited(lambda: equation_equal(gold, pred), SYMBOLIC_SECONDS, False))
+    return (symbolic(expression_equal, (gold, pred, precision), False, SYMBOLIC_SECONDS)
+            or symbolic(equation_equal, (gold, pred), False, SYMBOLIC_SECONDS))
 
 
 def interval_equal(gold: str, pred: str, precision: float = PRECISION) -> bool:

