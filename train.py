@@ -43,6 +43,8 @@ def main(cfg: DictConfig) -> float:
     if start is not None:
         print(f"[vlmrl] start: test accuracy {start['test/acc']:.3f}, format rate {start['test/format']:.3f}")
     print(f"[vlmrl] end:   test accuracy {end['test/acc']:.3f}, format rate {end['test/format']:.3f}")
+    if result.get("peak_memory"):
+        print("[vlmrl] peak memory: " + ", ".join(f"{k} {v:.2f}" for k, v in result["peak_memory"].items()))
     print("[vlmrl] metrics: metrics.jsonl, samples: samples.jsonl, config: config_resolved.yaml, W&B: wandb/")
     return float(end["test/acc"])
 

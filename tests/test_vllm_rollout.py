@@ -163,12 +163,15 @@ def test_greedy_vllm_and_hf_completions_agree(engine):
 
 
 def test_sampled_batch_shapes_seeds_and_logprob_gap(engine):
-    from vlmrl.rollout.base import completion_logprobs
+    from vlmrl.rollout.base import completion_logprobs, completion_logprobs_plain
 
     rollout, policy, processor = engine
     records = _records(2)
     a = rollout.generate(policy, processor, records, 4, 24, seed=11)
     assert a.group_size == 4 and len(a.completions) == 16 and a.rollout_logprobs.shape == a.completion_mask.shape
+    # batch_of, as for the HF backend: each prompt's images once, its rows indexed by prompt_index (shared prefix)
+    assert torch.equal(a.prompt_index.cpu(), torch.arange(4).repeat_interleave(4))
+    assert a.image_grid_thw.shape[0] == 4
     assert a.completions == rollout.generate(policy, processor, records, 4, 24, seed=11).completions   # a resume resamples the same
     assert a.completions != rollout.generate(policy, processor, records, 4, 24, seed=12).completions
     assert len(set(a.completions[:4])) > 1, "the samples of one prompt share a seed"
@@ -177,6 +180,13 @@ def test_sampled_batch_shapes_seeds_and_logprob_gap(engine):
     policy.train()
     gap = ((trainer - a.rollout_logprobs).abs() * a.completion_mask).sum() / a.completion_mask.sum()
     assert gap < 1e-3, f"vLLM's sampled log-probs are {gap:.5f} nats from the trainer's"   # float32: ~2e-5 measured
+    with torch.no_grad():  # a micro-batch across the two groups, shared prefix and plain forward alike
+        micro = a.rows(slice(2, 7))
+        torch.testing.assert_close(completion_logprobs(policy.eval(), micro, 0.7) * micro.completion_mask,
+                                   trainer[2:7] * micro.completion_mask, atol=1e-5, rtol=0)
+        torch.testing.assert_close(completion_logprobs_plain(policy, micro, 0.7) * micro.completion_mask,
+                                   trainer[2:7] * micro.completion_mask, atol=1e-5, rtol=0)
+    policy.train()
     assert torch.all(a.rollout_logprobs[a.completion_mask == 0] == 0)
 
 
@@ -218,7 +228,7 @@ def test_two_image_prompts_generate(engine):
     rollout, policy, processor = engine
     records = [dict(r, images=[r["images"][0], Image.new("RGB", (112, 112), "white")]) for r in _records(1)]
     batch = rollout.generate(policy, processor, records, 2, 8, seed=0)
-    assert batch.image_grid_thw.shape[0] == 2 * 2 * 2 and len(batch.completions) == 4
+    assert batch.image_grid_thw.shape[0] == 2 * 2 and len(batch.completions) == 4    # images once per prompt
     with pytest.raises(ValueError, match="max_images_per_prompt=2"):
         rollout.generate(policy, processor, [dict(records[0], images=records[0]["images"] * 2)], 2, 8, seed=0)
 
@@ -232,7 +242,7 @@ def test_max_pixels_reaches_the_engine(tiny_start):
     processor, policy = load_model(tiny_start, processor_kwargs={"max_pixels": 3136, "min_pixels": 3136})
     rollout = VLLMRollout(temperature=0.7, max_model_len=512, env=CPU_ENV)
     batch = rollout.generate(policy, processor, _records(1), 2, 8, seed=0)
-    assert batch.image_grid_thw.prod(dim=1).tolist() == [16] * 4                   # 4 x 4 patches -> 4 tokens
+    assert batch.image_grid_thw.prod(dim=1).tolist() == [16] * 2    # one image per prompt; 4 x 4 patches -> 4 tokens
     assert int(batch.mm_token_type_ids[0].sum()) == 4
 
 

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from .build import close_loggers, make_loggers, make_module, make_trainer, write_run_files
 from .config import validate
+from .perf import peak_memory_gb
 from .preemption import resolve_resume
 from .stages.start import start_checkpoint
 from .strategies import is_global_zero
@@ -35,7 +36,8 @@ def save_policy(policy, path: Path) -> None:
 
 def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict:
     """Returns {"start": test metrics before training (None on an explicit resume), "end": after, "module",
-    "trainer"}; with `resume=auto` a finished run is not run again (its results.json is returned)."""
+    "trainer", "peak_memory": {"peak_rss_gb": ..., with CUDA "peak_gpu_gb": ...} (this rank's)}; with
+    `resume=auto` a finished run is not run again (its results.json is returned)."""
     parts = validate(cfg)  # fails here, before any model loads
     run_dir = Path(run_dir)
     # Under DDP every rank runs this function in the same run dir (Lightning re-runs train.py with the
@@ -75,12 +77,15 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict:
                 print(f"[vlmrl] resuming from {resume}")
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
         end = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+        peak = peak_memory_gb()
+        for logger in loggers:
+            logger.log_metrics({f"perf/{k}": v for k, v in peak.items()}, step=cfg.algo.steps)
     finally:
         close_loggers(loggers)
     results = {"start": _floats(start), "end": _floats(end), "steps": cfg.algo.steps,
-               "wall_time_s": round(time.time() - started, 1)}
+               "wall_time_s": round(time.time() - started, 1), **{k: round(v, 3) for k, v in peak.items()}}
     if writer:
         save_policy(module.policy, run_dir / "final")
         module.processor.save_pretrained(run_dir / "final")
         (run_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    return {"start": start, "end": end, "module": module, "trainer": trainer}
+    return {"start": start, "end": end, "module": module, "trainer": trainer, "peak_memory": peak}

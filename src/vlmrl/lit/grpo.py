@@ -4,9 +4,15 @@ One training step = one rollout step s:
   B prompts (a pure function of (seed, s)) -> G completions each (stage(s) sets G and the length)
   -> rewards -> group-normalised advantages -> mu policy updates on the same rollouts, each a
   PPO-clip surrogate with k3 KL weighted by beta(s) (OThink-MR1 Eq. 3-5; math in algo/loss.py).
-With mu = 1 the old policy is the current one (ratio 1, as in R1-V); with mu > 1 old log-probs are
-taken once before the first update. The reference model is frozen, kept out of the checkpoint (it
-is the starting checkpoint), and not loaded at all when beta(s) = 0 for every s.
+With mu = 1 the old policy is the current one (ratio 1, as in R1-V); with mu > 1 the old log-probs
+are those of the first update's forward, detached (the policy before any update of the step, so no
+separate no-grad pass). The reference model is frozen, kept out of the checkpoint (it is the
+starting checkpoint), and not loaded at all when beta(s) = 0 for every s.
+
+Each prompt and its images go through a model once per group, not once per completion
+(rollout/shared_prefix.py): in sampling, in the reference pass and in the policy's forward (the plain
+forward where the shared prefix cannot be used: gradient checkpointing, sharded weights; see there).
+Wall time per phase, completions/s and tokens/s are logged every step as perf/* (vlmrl/perf.py).
 
 An update whose loss or gradient norm is not finite is skipped (the LR schedule still advances, so
 it stays a function of the step), counted in `train/skipped_updates`, and after `max_nonfinite`
@@ -23,6 +29,7 @@ import torch
 from ..algo.loss import group_advantages, grpo_loss, rollout_correction
 from ..logging import log_samples, log_step_metrics
 from ..optim import build_optimizer
+from ..perf import PhaseTimer, step_metrics
 from ..rollout.base import completion_logprobs, derive_seed
 from ..strategies import full_params_for_generate, prepare_reference, rank_slice, reduce_mean
 from .evaluation import GreedyEvaluation
@@ -69,6 +76,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
     # ------------------------------------------------------------------ one rollout step
     def training_step(self, _step_index, batch_idx):
         s = self.rollout_step
+        timer = PhaseTimer()
         stage_index, stage = self.curriculum.stage_at(s)
         beta = self.kl(s)
         rank, world = self.global_rank, self.trainer.world_size
@@ -76,39 +84,22 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
         seed = derive_seed(self.seed, "rollout", s)
         if world > 1 and getattr(self.rollout, "seeding", "row") == "step":  # ranks must not share one stream
             seed = derive_seed(self.seed, "rollout", s, "rank", rank)
-        with full_params_for_generate(self.trainer.strategy, self.policy):
+        with timer("rollout"), full_params_for_generate(self.trainer.strategy, self.policy):
             batch = self.rollout.generate(self.policy, self.processor, records, stage.group_size,
                                           stage.max_new_tokens, seed=seed)
-        scores = self.reward.score_records(batch.completions, records, repeat=stage.group_size)
+        with timer("reward"):
+            scores = self.reward.score_records(batch.completions, records, repeat=stage.group_size)
         advantages = group_advantages(scores["total"], stage.group_size).to(self.device)   # [N]
         temperature = self.rollout.temperature
         n = len(batch.completions)
         slices = [slice(i, min(i + self.micro_batch_size, n)) for i in range(0, n, self.micro_batch_size)]
 
-        with torch.no_grad():
-            ref_logp = ([completion_logprobs(self.ref_policy, batch.rows(sl), temperature) for sl in slices]
+        micro_batches = [batch.rows(sl) for sl in slices]
+        with timer("logprobs"), torch.no_grad():
+            ref_logp = ([completion_logprobs(self.ref_policy, micro, temperature) for micro in micro_batches]
                         if beta != 0 else [None] * len(slices))
-            old_logp = ([completion_logprobs(self.policy, batch.rows(sl), temperature) for sl in slices]
-                        if self.mu > 1 else [None] * len(slices))
-
-        opt, sched = self.optimizers(), self.lr_schedulers()
-        step_metrics = []
-        for _ in range(self.mu):
-            for sl, ref, old in zip(slices, ref_logp, old_logp):
-                micro = batch.rows(sl)
-                logp = completion_logprobs(self.policy, micro, temperature)           # [n, L]
-                old = logp.detach() if old is None else old
-                weights, correction = (None, {}) if micro.rollout_logprobs is None else rollout_correction(
-                    old, micro.rollout_logprobs, micro.completion_mask, getattr(self.rollout, "is_correction", None))
-                loss, metrics = grpo_loss(logp, old, ref, advantages[sl], micro.completion_mask, beta, self.clip_eps,
-                                          token_weights=weights)
-                metrics.update(correction)
-                self.manual_backward(loss * (sl.stop - sl.start) / n)
-                step_metrics.append({"loss": loss.item(), **metrics})
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-            finite = bool(torch.isfinite(grad_norm)) and all(math.isfinite(m["loss"]) for m in step_metrics[-len(slices):])
-            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)  # every rank steps, or none
-            self._update(opt, sched, finite, step=s)
+        with timer("update"):
+            loss_metrics, grad_norm = self._policy_updates(slices, micro_batches, ref_logp, advantages, beta, step=s)
 
         grouped = scores["total"].view(-1, stage.group_size)
         log = {
@@ -116,23 +107,56 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
             "train/format": scores["format"].mean(),
             "train/completion_len": batch.completion_mask.sum(1).float().mean(),
             "train/frac_groups_equal_reward": (grouped.std(dim=1) == 0).float().mean(),
-            "train/grad_norm": grad_norm, "train/lr": sched.get_last_lr()[0],
+            "train/grad_norm": grad_norm, "train/lr": self.lr_schedulers().get_last_lr()[0],
             "train/skipped_updates": float(self.skipped_updates),
             "kl/beta": beta, "curriculum/stage": float(stage_index), "curriculum/group_size": float(stage.group_size),
             "curriculum/max_new_tokens": float(stage.max_new_tokens),
         }
-        for key in step_metrics[0]:
-            log[f"train/{key}"] = sum(m[key] for m in step_metrics) / len(step_metrics)
+        for key in loss_metrics[0]:
+            log[f"train/{key}"] = sum(m[key] for m in loss_metrics) / len(loss_metrics)
         log = reduce_mean(self.trainer.strategy, log)  # means over ranks (equal shares: the global means)
         if "train/kl" in log:
             self.kl.update(log["train/kl"], n * world)  # the adaptive controller moves beta; step schedules ignore it
         log_step_metrics(self, log, step=s)
+        # timings in a row of their own: the train rows stay a pure function of (seed, step), as resume tests demand.
+        # Under DDP: seconds are means over ranks; counts x world averaged over ranks give the sum of the ranks' rates.
+        perf = reduce_mean(self.trainer.strategy, step_metrics(timer, completions=n * world,
+                                                               tokens=int(batch.completion_mask.sum()) * world))
+        log_step_metrics(self, perf, step=s)
         self.log("reward", log["train/reward"], prog_bar=True, on_step=True, logger=False)
+        self.log("s/step", perf["perf/step_s"], prog_bar=True, on_step=True, logger=False)
+        self.log("compl/s", perf["perf/completions_per_s"], prog_bar=True, on_step=True, logger=False)
         if self.samples_every and s % self.samples_every == 0 and rank == 0:  # rank 0 holds the step's first prompt
             G = stage.group_size
             log_samples(self.trainer, s, records[0], batch.completions[:G],
                         scores["accuracy"][:G].tolist(), scores["format"][:G].tolist(), advantages[:G].tolist())
         self.rollout_step += 1
+
+    def _policy_updates(self, slices, micro_batches, ref_logp, advantages, beta: float, step: int):
+        """mu updates of the policy on one rollout batch -> (loss metrics of every micro-batch, last grad norm).
+
+        Old log-probs: the first update's own forward, detached (no separate pass). The parameters change
+        only after every micro-batch of an update has run, so that forward is the policy that sampled."""
+        opt, sched = self.optimizers(), self.lr_schedulers()
+        n, temperature = slices[-1].stop, self.rollout.temperature
+        loss_metrics, old_logp = [], [None] * len(slices)
+        for _ in range(self.mu):
+            for i, (sl, micro, ref) in enumerate(zip(slices, micro_batches, ref_logp)):
+                logp = completion_logprobs(self.policy, micro, temperature)               # [n, L]
+                if old_logp[i] is None:
+                    old_logp[i] = logp.detach()
+                weights, correction = (None, {}) if micro.rollout_logprobs is None else rollout_correction(
+                    old_logp[i], micro.rollout_logprobs, micro.completion_mask,
+                    getattr(self.rollout, "is_correction", None))
+                loss, metrics = grpo_loss(logp, old_logp[i], ref, advantages[sl], micro.completion_mask, beta,
+                                          self.clip_eps, token_weights=weights)
+                self.manual_backward(loss * (sl.stop - sl.start) / n)
+                loss_metrics.append({"loss": loss.item(), **metrics, **correction})
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            finite = bool(torch.isfinite(grad_norm)) and all(math.isfinite(m["loss"]) for m in loss_metrics[-len(slices):])
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)  # every rank steps, or none
+            self._update(opt, sched, finite, step=step)
+        return loss_metrics, grad_norm
 
     def _update(self, opt, sched, finite: bool, step: int) -> None:
         """One optimizer step, or none when the loss or gradient norm is not finite."""

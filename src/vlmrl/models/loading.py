@@ -54,3 +54,8 @@ class AdapterDisabled:
     def __call__(self, *args, **kwargs):
         with self.model.disable_adapter():
             return self.model(*args, **kwargs)
+
+    def get_base_model(self):
+        """The transformers model underneath (peft's name): its config and M-RoPE index, which the adapter
+        does not change, for the shared-prefix forward (rollout/shared_prefix.hf_model)."""
+        return self.model.get_base_model()

@@ -1,11 +1,17 @@
-"""Rollouts with Hugging Face `generate` (the CPU / small-GPU backend).
+"""Rollouts with Hugging Face models in-process (the CPU / small-GPU backend).
 
-Sampling seed: HF `generate` draws every row from one global generator, so the seed derives from
-(seed, step) and is shared by the rows of a step; a vLLM backend can take per-request seeds from
-(seed, step, prompt, sample). `seeding: row` does that here too (rollout/seeded.py): each row's sample is
-then independent of the batch it shares, so a data-parallel rank that generates a slice of a step's
-prompts samples what a single process would. Vision special tokens are suppressed: a sampled <|image_pad|> would
-break the next forward ("Image features and image tokens do not match").
+Each prompt is encoded (processor, vision tower, prompt prefill) once, and its KV cache expanded to
+its G rows before decoding (`shared_prefix.sample_groups`); models outside the Qwen2-VL family, and
+weights sharded over ranks (FSDP, ZeRO-3), fall back to HF `generate` over G copies of each prompt.
+Greedy evaluation keeps HF `generate`.
+
+Sampling seed (`seeding`): `step` draws every row of a step from one generator seeded from (seed,
+step), so a step's completions are a pure function of (seed, step) but a row's sample depends on the
+rows it shares the step with. `row` gives each row its own seed from (seed, prompt id, repeat, sample)
+(rollout/seeded.py: Gumbel-max over a counter-based hash, in either decoding path), as the vLLM backend's
+per-request seeds: a data-parallel rank that generates a slice of a step's prompts then samples what a
+single process would. Vision special tokens are suppressed: a sampled <|image_pad|> would break the
+next forward ("Image features and image tokens do not match").
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from transformers import LogitsProcessorList
 from ..data.prompts import encode_prompts
 from .base import RolloutBatch, batch_of
 from .seeded import RowSeededSampling, row_seeds
+from .shared_prefix import sample_groups, supports_shared_prefix
 
 VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 
@@ -45,23 +52,37 @@ class HFRollout:
     def generate(self, model, processor, records: list[dict], group_size: int, max_new_tokens: int,
                  seed: int, greedy: bool = False) -> RolloutBatch:
         tokenizer = processor.tokenizer
-        repeated = [r for r in records for _ in range(group_size)]
-        prompts = encode_prompts(processor, repeated).to(model.device)
-        torch.manual_seed(seed)
-        sampling = {} if greedy else dict(temperature=self.temperature, top_p=self.top_p,
-                                          top_k=self.top_k)
-        if not greedy and self.seeding == "row":  # greedy decoding over Gumbel-perturbed logits: an exact sample
-            sampling, greedy = {"logits_processor": LogitsProcessorList([RowSeededSampling(
-                row_seeds(seed, records, group_size), self.temperature, self.top_k, self.top_p)])}, True
+        prompts = encode_prompts(processor, records).to(model.device)                   # each prompt once
+        seeds = None if greedy or self.seeding == "step" else row_seeds(seed, records, group_size)   # [N] or None
         eos_ids = [tokenizer.eos_token_id]
         was_training = model.training
         model.eval()
-        out = model.generate(**prompts, max_new_tokens=max_new_tokens, do_sample=not greedy,
-                             suppress_tokens=vision_token_ids(tokenizer), eos_token_id=eos_ids,
-                             pad_token_id=tokenizer.pad_token_id, **sampling)
+        if greedy or not supports_shared_prefix(model):
+            completion_ids = self._hf_generate(model, processor, records, prompts, group_size, max_new_tokens, seed,
+                                               seeds, greedy)
+        else:
+            generator = torch.Generator(device=model.device).manual_seed(seed)
+            completion_ids = sample_groups(
+                model, prompts, group_size, max_new_tokens, generator=generator, row_seeds=seeds,
+                temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
+                suppress_ids=vision_token_ids(tokenizer), eos_ids=eos_ids, pad_id=tokenizer.pad_token_id)
         model.train(was_training)
-        P = prompts["input_ids"].shape[1]
-        completion_ids = out[:, P:]
         mask = completion_mask_from_ids(completion_ids, eos_ids)
         completion_ids = torch.where(mask.bool(), completion_ids, tokenizer.pad_token_id)
         return batch_of(prompts, completion_ids, mask, tokenizer, group_size)
+
+    def _hf_generate(self, model, processor, records, prompts, group_size: int, max_new_tokens: int, seed: int,
+                     seeds: list[int] | None, greedy: bool):
+        """HF `generate` over G copies of each prompt -> completion ids [N, steps]."""
+        tokenizer = processor.tokenizer
+        if group_size > 1:  # every copy with its own images, as HF generate takes them
+            prompts = encode_prompts(processor, [r for r in records for _ in range(group_size)]).to(model.device)
+        torch.manual_seed(seed)
+        sampling = {} if greedy else dict(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)
+        if seeds is not None:  # greedy decoding over Gumbel-perturbed logits: an exact sample
+            sampling, greedy = {"logits_processor": LogitsProcessorList([RowSeededSampling(
+                seeds, self.temperature, self.top_k, self.top_p)])}, True
+        out = model.generate(**prompts, max_new_tokens=max_new_tokens, do_sample=not greedy,
+                             suppress_tokens=vision_token_ids(tokenizer), eos_token_id=[tokenizer.eos_token_id],
+                             pad_token_id=tokenizer.pad_token_id, **sampling)
+        return out[:, prompts["input_ids"].shape[1]:]

@@ -5,7 +5,8 @@ other rows share its batch. Under data parallelism each rank generates a slice o
 prompts; for a sharded run to sample exactly what a single-process run samples, a row's noise must
 not depend on the batch. Here sampling is Gumbel-max: argmax(warped logits + Gumbel noise) is an
 exact sample from softmax(warped logits), and the noise of row i at generated position t for token
-v is a counter-based hash of (seed_i, t, v). HF runs it as greedy decoding with this processor last.
+v is a counter-based hash of (seed_i, t, v). HF runs it as greedy decoding with this processor last;
+the shared-prefix sampler (shared_prefix.sample_groups) adds the same noise (`gumbel_perturbed`).
 Seeds derive from (step seed, prompt id, repeat of the prompt in the batch, sample index).
 """
 from __future__ import annotations
@@ -56,6 +57,12 @@ class RowSeededSampling(LogitsProcessor):
             self.start = input_ids.shape[1]
         for warp in self.warpers:
             scores = warp(input_ids, scores)
-        u = hash_uniform(self.seeds.to(scores.device), input_ids.shape[1] - self.start, scores.shape[1])
-        gumbel = -torch.log(-torch.log(u))                                           # [N, V]
-        return scores.double() + gumbel   # float64: a bf16 sum would round the noise away
+        return gumbel_perturbed(scores, self.seeds, input_ids.shape[1] - self.start)
+
+
+def gumbel_perturbed(scores: torch.Tensor, seeds: torch.Tensor, position: int) -> torch.Tensor:
+    """Warped scores [N, V] plus Gumbel noise of (seed_i, position, token) -> [N, V] float64. Its argmax is an
+    exact sample of softmax(scores), a function of the row's seed alone (HF generate and shared_prefix use it)."""
+    u = hash_uniform(seeds.to(scores.device), position, scores.shape[1])
+    gumbel = -torch.log(-torch.log(u))                                           # [N, V]
+    return scores.double() + gumbel   # float64: a bf16 sum would round the noise away

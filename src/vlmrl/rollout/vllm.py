@@ -187,8 +187,8 @@ class VLLMRollout:
         outputs = llm.generate(requests, params, use_tqdm=False)
         self._sleep()
 
-        prompts = encode_prompts(processor, repeated).to(model.device)
-        prompt_lengths = prompts["attention_mask"].sum(dim=1).tolist()
+        prompts = encode_prompts(processor, records).to(model.device)      # each prompt once (batch_of indexes rows)
+        prompt_lengths = prompts["attention_mask"].sum(dim=1).repeat_interleave(group_size).tolist()
         engine_lengths = [len(o.prompt_token_ids) for o in outputs]
         if engine_lengths != prompt_lengths:
             raise RuntimeError(f"vLLM and the trainer's processor tokenised the prompts differently (lengths "

@@ -1,0 +1,73 @@
+"""benchmarks/grpo_vs_trl.py: its settings-equality check catches a difference (no TRL needed), and one
+tiny grid cell runs both trainers end to end (skipped where TRL, an optional benchmark extra, is absent)."""
+import importlib.util
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("grpo_vs_trl", ROOT / "benchmarks" / "grpo_vs_trl.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["grpo_vs_trl"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fake_trl_trainer(**changes):
+    """What trl_settings reads from a GRPOTrainer, set to the benchmark's default cell (112x8x32)."""
+    args = dict(generation_batch_size=64, max_completion_length=32, top_p=1.0, top_k=0, beta=0.04,
+                learning_rate=1e-4, lr_scheduler_type="constant", weight_decay=0.0, adam_beta1=0.9,
+                adam_beta2=0.999, num_iterations=1, max_grad_norm=1.0, scale_rewards="group",
+                per_device_train_batch_size=64)
+    trainer = dict(num_generations=8, temperature=0.7, epsilon_low=0.2, epsilon_high=0.2, loss_type="grpo",
+                   _bench_format_w=0.5, model=torch.nn.Linear(2, 2))
+    for key, value in changes.items():
+        (args if key in args else trainer)[key] = value
+    return SimpleNamespace(args=SimpleNamespace(**args), **trainer)
+
+
+def _ours(threads):
+    return {"prompts per step": 8, "G": 8, "max_new_tokens": 32, "temperature": 0.7, "top_p": 1.0, "top_k": 0,
+            "beta": 0.04, "lr": 1e-4, "lr schedule": "constant", "weight_decay": 0.0, "adam betas": (0.9, 0.999),
+            "clip eps": (0.2, 0.2), "mu": 1, "max_grad_norm": 1.0,
+            "loss aggregation": "token mean per completion, then mean", "advantage": "(r - group mean) / group std",
+            "micro-batch": 64, "dtype": "torch.float32", "threads": threads, "format_w": 0.5}
+
+
+def test_equal_settings_pass_and_any_difference_fails(bench):
+    ours = _ours(torch.get_num_threads())
+    bench.assert_same(ours, bench.trl_settings(_fake_trl_trainer()))
+    for change in ({"loss_type": "dapo"}, {"epsilon_high": 0.28}, {"beta": 0.0}, {"temperature": 1.0},
+                   {"generation_batch_size": 128}, {"per_device_train_batch_size": 32}, {"scale_rewards": "batch"}):
+        with pytest.raises(AssertionError, match="settings differ"):
+            bench.assert_same(ours, bench.trl_settings(_fake_trl_trainer(**change)))
+
+
+def test_our_settings_come_from_the_live_module(bench):
+    from vlmrl.build import make_module
+    from vlmrl.config import validate
+    from vlmrl.stages.start import start_checkpoint
+
+    args = bench.parse_args(["--overrides", "+scale=smoke"])
+    cfg = bench.compose(bench.Cell(112, 8, 32), args)
+    parts = validate(cfg)
+    module = make_module(cfg, parts, start_checkpoint(cfg))
+    assert bench.ours_settings(module, parts["datamodule"]) == _ours(torch.get_num_threads())
+
+
+@pytest.mark.slow
+def test_one_tiny_cell_runs_both_trainers(bench, capsys):
+    pytest.importorskip("trl")
+    (summary,) = bench.main(["--cells", "112x2x8", "--steps", "1", "--warmup", "1", "--batch", "2", "--threads", "1",
+                             "--length_tol", "1.0", "--overrides", "+scale=smoke"])
+    for name in ("ours", "TRL"):
+        assert summary[name]["s_per_step"] > 0 and summary[name]["completions_per_s"] > 0
+    assert summary["ratio"] > 0 and set(summary["ours"]["phases"]) == {"rollout", "reward", "logprobs", "update"}
+    assert "| 112 | 2 | 8 |" in capsys.readouterr().out
