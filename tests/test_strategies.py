@@ -48,6 +48,8 @@ def test_every_strategy_composes_validates_and_instantiates(strategy, model):
     (["strategy=ddp", "trainer.devices=3", "data.module.batch_size=8"], "data.module.batch_size=8: the step's prompts"),
     (["strategy=zero9"], None),
     (["strategy=ddp", "trainer.num_nodes=0"], "trainer.num_nodes=0 must be > 0"),
+    (["strategy=fsdp", "trainer.devices=2", "trainer.accelerator=cpu"], "strategy=fsdp with trainer.accelerator=cpu"),
+    (["strategy=deepspeed_zero3", "trainer.accelerator=cpu"], "strategy=deepspeed_zero3 with trainer.accelerator=cpu"),
 ])
 def test_bad_scale_settings_fail_with_one_line_naming_the_key(overrides, message):
     if message is None:

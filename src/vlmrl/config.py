@@ -25,6 +25,7 @@ from .stages.start import check_stages
 from .strategies import world_size
 
 STUDY_KEYS = ("paper", "result", "method")
+CUDA_ONLY_STRATEGIES = ("fsdp", "deepspeed_zero2", "deepspeed_zero3")  # Lightning 2.6 refuses them on CPU
 RESUME_AUTO = "auto"  # resume=auto: the latest checkpoint of the run dir (resolved where the run starts)
 
 # Types of the keys users set that no `_target_` class annotates. A type is an annotation (`int`,
@@ -228,6 +229,9 @@ def _check_scale(cfg: DictConfig) -> None:
     if cfg.strategy.name == "single" and world > 1:
         raise ConfigError(f"trainer.devices={cfg.trainer.devices} (x num_nodes={cfg.trainer.num_nodes}) with "
                           "strategy=single: choose strategy=ddp, fsdp, deepspeed_zero2 or deepspeed_zero3")
+    if cfg.strategy.name in CUDA_ONLY_STRATEGIES and cfg.trainer.accelerator == "cpu":
+        raise ConfigError(f"strategy={cfg.strategy.name} with trainer.accelerator=cpu: Lightning 2.6 runs FSDP and "
+                          "DeepSpeed on CUDA only (it refuses them on CPU); use strategy=ddp on CPU")
     batch = OmegaConf.select(cfg, "data.module.batch_size", default=None)
     if cfg.algo.name == "grpo" and isinstance(batch, int) and batch % world:
         raise ConfigError(f"data.module.batch_size={batch}: the step's prompts must split evenly over the "
