@@ -25,15 +25,14 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
 import socket
 import time
 import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from ..chat_http import post_chat_completion
 from ..models.loading import DTYPES
 
 
@@ -295,13 +294,8 @@ class HTTPBackend:
         return Reply(finish_reason="error", error=f"{self.base_url}: {self.retries + 1} tries failed, last: {last}")
 
     def _post(self, data: bytes) -> Reply:
-        headers = {"Content-Type": "application/json"}
-        if os.environ.get(self.api_key_env):
-            headers["Authorization"] = f"Bearer {os.environ[self.api_key_env]}"
-        request = urllib.request.Request(f"{self.base_url}/chat/completions", data=data, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                raw = response.read()
+            raw = post_chat_completion(self.base_url, data, self.api_key_env, self.timeout_s)
         except urllib.error.HTTPError as error:
             if error.code in RETRY_STATUSES:
                 raise _Retryable(f"HTTP {error.code}: {_detail(error)}", _retry_after(error)) from None

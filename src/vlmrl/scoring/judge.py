@@ -9,12 +9,12 @@ judge settings (datasets.md 9.5): gpt-4o-mini-2024-07-18, 128 new tokens, 5 trie
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Callable
+
+from ..chat_http import post_chat_completion
 
 
 class JudgeError(RuntimeError):
@@ -39,14 +39,9 @@ class Judge:
         """The judge's reply to `prompt` (one request, no retry); JudgeError when there is none."""
         body = {"model": self.model, "messages": [{"role": "user", "content": prompt}],
                 "temperature": temperature, "max_tokens": self.max_tokens}
-        headers = {"Content-Type": "application/json"}
-        if os.environ.get(self.api_key_env):
-            headers["Authorization"] = f"Bearer {os.environ[self.api_key_env]}"
-        request = urllib.request.Request(f"{self.base_url.rstrip('/')}/chat/completions",
-                                         data=json.dumps(body).encode(), headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                content = json.loads(response.read().decode())["choices"][0]["message"]["content"]
+            raw = post_chat_completion(self.base_url, json.dumps(body).encode(), self.api_key_env, self.timeout_s)
+            content = json.loads(raw.decode())["choices"][0]["message"]["content"]
         except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError) as error:
             raise JudgeError(f"{self.base_url}: {error}") from error
         if not isinstance(content, str):
