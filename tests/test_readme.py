@@ -45,7 +45,6 @@ PLAN = {
     "python train.py data=clevr_count70k data_root=data/fixtures": SMOKE,
     "python train.py +experiments=othink_mr1/table1_counting_grpo_d_2b data.path=/data/clevr_cogen_a_train":
         ["--cfg", "job"],                   # a GPU node's command; the same file runs on fixtures in test_real_data
-    "bash install.sh --no-vllm": None,      # install.sh without vLLM; CI runs the default `bash install.sh`
     "python train.py rollout=vllm": ["--cfg", "job"],   # runs for real in tests/test_vllm_rollout.py where vllm is installed
     "python train.py rollout=vllm rollout.is_correction=2": ["--cfg", "job"],
     "python train.py model=qwen2_vl_2b rollout=vllm rollout.gpu_memory_utilization=0.3 rollout.enable_sleep_mode=true":
