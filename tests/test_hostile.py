@@ -62,9 +62,11 @@ def _report(context: str, slowest: dict) -> None:
     assert not over, f"over the {BOUND_S} s bound: {over}"
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(autouse=True)
 def warm_workers():
-    guard.warm(2, wait=True)  # start-up (imports) is not part of the per-call bound
+    """Before each test, two ready workers: start-up (imports; several seconds on a loaded machine, e.g. the
+    spares started after the previous test's kills) is not part of the per-call bound."""
+    guard.warm(2, wait=True)
 
 
 def test_hostile_corpus_is_bounded_on_the_main_thread():
