@@ -71,3 +71,18 @@ def test_one_tiny_cell_runs_both_trainers(bench, capsys):
         assert summary[name]["s_per_step"] > 0 and summary[name]["completions_per_s"] > 0
     assert summary["ratio"] > 0 and set(summary["ours"]["phases"]) == {"rollout", "reward", "logprobs", "update"}
     assert "| 112 | 2 | 8 |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_scaling_table_runs_every_configuration(capsys):
+    """`python benchmarks/scaling.py` at smoke scale, one factor: base + each of B, G, px, tokens doubled,
+    each in its own process; every row measured (none "failed") with a positive s/step and peak RSS."""
+    spec = importlib.util.spec_from_file_location("scaling", ROOT / "benchmarks" / "scaling.py")
+    scaling = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scaling)
+    scaling.main(["--steps", "1", "--warmup", "1", "--threads", "1", "--factors", "2", "--overrides", "+scale=smoke"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [r.split(" | ")[0] for r in rows] == ["| base", "| B x2", "| G x2", "| px x2", "| T x2"], rows
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert "failed" not in row and float(cells[5]) > 0 and float(cells[-1]) > 0, row

@@ -49,6 +49,9 @@ PLAN = {
     "python train.py rollout=vllm rollout.is_correction=2": ["--cfg", "job"],
     "python train.py model=qwen2_vl_2b rollout=vllm rollout.gpu_memory_utilization=0.3 rollout.enable_sleep_mode=true":
         ["--cfg", "job"],                   # a GPU node's command
+    "pip install -r requirements-bench.txt": None,   # the benchmark's optional extra (TRL); not in CI
+    "python benchmarks/grpo_vs_trl.py --repeat 2": None,   # tests/test_bench.py: one tiny cell where TRL is installed
+    "python benchmarks/scaling.py": None,   # tests/test_bench.py::test_scaling_table_runs_every_configuration
     'python bridge.py': None,   # run by tests/test_bridge.py
     'python bridge.py data=geometry3k data_root=data/fixtures input.size=8': None,   # run by tests/test_bridge.py
     'python -m vlmrl.bridge.serve --model <checkpoint> --port 8000': None,   # run by tests/test_bridge.py
