@@ -40,16 +40,24 @@ def hash_uniform(seeds: torch.Tensor, position: int, vocab: int) -> torch.Tensor
     return (_shift(x, 11).double() + 0.5) / float(1 << 53)
 
 
+def logits_warpers(temperature: float, top_k: int = 0, top_p: float = 1.0) -> list:
+    """HF's temperature, top-k and top-p warpers, in HF `generate`'s order (top-k / top-p only when set): the one
+    definition of the sampled distribution, for HF `generate` and the shared-prefix sampler alike. Each is called
+    as warp(input_ids, scores) [N, V] -> [N, V]; none of the three reads input_ids."""
+    warpers = [TemperatureLogitsWarper(temperature)]
+    if top_k > 0:
+        warpers.append(TopKLogitsWarper(top_k))
+    if top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p))
+    return warpers
+
+
 class RowSeededSampling(LogitsProcessor):
     """Temperature / top-k / top-p warping, then Gumbel noise from each row's seed (see the module doc)."""
 
     def __init__(self, seeds: list[int], temperature: float, top_k: int = 0, top_p: float = 1.0):
         self.seeds = torch.tensor(seeds, dtype=torch.int64)
-        self.warpers = [TemperatureLogitsWarper(temperature)]
-        if top_k > 0:
-            self.warpers.append(TopKLogitsWarper(top_k))
-        if top_p < 1.0:
-            self.warpers.append(TopPLogitsWarper(top_p))
+        self.warpers = logits_warpers(temperature, top_k, top_p)
         self.start = None  # prompt length (the first call's sequence length): positions count generated tokens
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:

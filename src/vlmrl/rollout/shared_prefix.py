@@ -226,21 +226,6 @@ def draw(probs: Tensor, generator: torch.Generator | None) -> Tensor:
     return torch.searchsorted(cdf, u * cdf[:, -1:]).squeeze(1).clamp(max=probs.shape[-1] - 1)
 
 
-def _warp(logits: Tensor, temperature: float, top_k: int, top_p: float) -> Tensor:
-    """HF's TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper, in that order. [N, V] -> [N, V]."""
-    logits = logits / temperature
-    if 0 < top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, -float("inf"))
-    if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=False, dim=-1)
-        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-        remove = cumulative <= 1 - top_p
-        remove[:, -1] = False                                             # keep at least one token
-        logits = logits.masked_fill(remove.scatter(1, order, remove), -float("inf"))
-    return logits
-
-
 @torch.no_grad()
 def sample_groups(model, prompts: dict, group_size: int, max_new_tokens: int, *, generator: torch.Generator | None,
                   row_seeds: list[int] | None = None, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
@@ -251,7 +236,7 @@ def sample_groups(model, prompts: dict, group_size: int, max_new_tokens: int, *,
 
     row_seeds: [B * G] seeds (rollout.base.row_seeds): each row sampled by Gumbel-max with its own noise, as
     HF `generate` with seeded.RowSeededSampling samples it; None: every row drawn from `generator`."""
-    from .seeded import gumbel_perturbed  # not at the top: seeded imports base, which imports this module
+    from .seeded import gumbel_perturbed, logits_warpers  # not at the top: seeded imports base, which imports this
 
     B = prompts["input_ids"].shape[0]
     logits, cache, last_position = prefill(model, prompts["input_ids"], prompts["attention_mask"],
@@ -265,6 +250,13 @@ def sample_groups(model, prompts: dict, group_size: int, max_new_tokens: int, *,
     eos = torch.tensor(list(eos_ids), dtype=torch.long, device=logits.device)
     done = torch.zeros(len(index), dtype=torch.bool, device=logits.device)
     seeds = None if row_seeds is None else torch.tensor(row_seeds, dtype=torch.int64, device=logits.device)  # [N]
+    warpers = logits_warpers(temperature, top_k, top_p)
+
+    def warp(scores: Tensor) -> Tensor:                                                 # [N, V] -> [N, V]
+        for warper in warpers:
+            scores = warper(None, scores)
+        return scores
+
     tokens = []
     for step in range(max_new_tokens):
         logits = logits.float()
@@ -273,9 +265,9 @@ def sample_groups(model, prompts: dict, group_size: int, max_new_tokens: int, *,
         if greedy:
             token = logits.argmax(dim=-1)
         elif seeds is not None:
-            token = gumbel_perturbed(_warp(logits, temperature, top_k, top_p), seeds, step).argmax(dim=-1)
+            token = gumbel_perturbed(warp(logits), seeds, step).argmax(dim=-1)
         else:
-            probs = _warp(logits, temperature, top_k, top_p).softmax(dim=-1)
+            probs = warp(logits).softmax(dim=-1)
             token = draw(probs, generator)
         token = torch.where(done, torch.full_like(token, pad_id), token)
         tokens.append(token)
