@@ -62,10 +62,15 @@ def test_geometry_answers_by_hand():
         assert f"<answer>{x}</answer>" in record["cots"]["verbose"]
 
 
-def test_geometry_one_angle_types_share_their_question():
-    """Only the figure tells supplementary, vertical, right and isosceles apart: the image matters."""
-    questions = {geometry.question(kind, (40,)) for kind in ("supplementary", "vertical", "right", "isosceles")}
-    assert len(questions) == 1
+def test_geometry_figure_only_pairs_share_their_question_and_named_relations_differ():
+    """Only the figure tells triangle from exterior and supplementary from vertical: the image matters.
+    The right angle and the equal sides are named in the question, as GeoQA's questions name them."""
+    q = geometry.question
+    assert q("triangle", (40, 60)) == q("exterior", (40, 60))
+    assert q("supplementary", (40,)) == q("vertical", (40,))
+    named = {q(kind, (40,)) for kind in ("supplementary", "right", "isosceles")}
+    assert len(named) == 3
+    assert "right angle" in q("right", (40,)) and "two equal sides" in q("isosceles", (40,))
 
 
 def test_geometry_space_holds_every_default_split_and_types_are_balanced_in_test():

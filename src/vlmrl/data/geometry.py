@@ -10,9 +10,11 @@ says which rule applies), drawn to scale, rotated and mirrored.
     isosceles       angle 1 (the apex)       two equal sides (tick marks)         (180 - a) / 2
     pythagoras      the two legs             a right triangle, x the hypotenuse   sqrt(p^2 + q^2)
 
-The four one-angle types share their question text: only the figure tells which rule to use, so
-the image matters. A scene is (type, numbers, rotation in 15-degree steps, mirror): with angles in
-steps of 5 degrees the space holds about 40,000 distinct figures (`space_size`).
+As in GeoQA, where a question names the relations it gives ("AB = AC", "angle C = 90"), the question
+names the right angle and the equal sides (`RELATIONS`). The two pairs it does not name share their
+question text, so only the figure tells them apart: triangle vs exterior, supplementary vs vertical.
+A scene is (type, numbers, rotation in 15-degree steps, mirror): with angles in steps of 5 degrees
+the space holds about 40,000 distinct figures (`space_size`).
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ ROTATIONS, MIRRORS = 24, 2
 PYTHAGOREAN = sorted({(k * a, k * b) for a, b, c, kmax in ((3, 4, 5, 10), (5, 12, 13, 4), (8, 15, 17, 3),
                                                           (7, 24, 25, 2), (20, 21, 29, 1), (9, 40, 41, 1))
                       for k in range(1, kmax + 1)})
-ANGLE_QUESTION = "As shown in the figure, {given}. Find the angle x in degrees."
+ANGLE_QUESTION = "As shown in the figure, {relation}{given}. Find the angle x in degrees."
+RELATIONS = {"right": "the triangle has a right angle and ", "isosceles": "the triangle has two equal sides and "}
 LENGTH_QUESTION = "As shown in the figure, the two legs of the right triangle are {p} and {q}. Find the length x."
 
 
@@ -121,7 +124,7 @@ def question(kind: str, numbers: tuple) -> str:
     if kind == "pythagoras":
         return LENGTH_QUESTION.format(p=numbers[0], q=numbers[1])
     given = ", ".join(f"angle {i} = {n}°" for i, n in enumerate(numbers, start=1))
-    return ANGLE_QUESTION.format(given=given)
+    return ANGLE_QUESTION.format(relation=RELATIONS.get(kind, ""), given=given)
 
 
 def record(params: tuple, size: int, prompt: str) -> dict:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..data.tasks import REVISION
 from ..models.tiny import build_tiny, spec_hash
 from .sft_stage import check_spec, run_sft_stage
 
@@ -109,9 +110,9 @@ def start_checkpoint(cfg: DictConfig) -> str:
     build = model.get("build")
     if build:
         arch = dict(build["arch"])
-        stem = f"tiny-{spec_hash(arch)}"
+        key: dict = {"arch": arch, "tasks_revision": REVISION}   # the tokenizer is trained on the tasks' text
+        stem = f"tiny-{spec_hash(key)}"
         path = build_once(root / stem, lambda out: build_tiny(out, **arch))
-        key: dict = {"arch": arch}
         if build.get("instruct"):
             key = {"parent": key, "instruct": build["instruct"]}
             stem = f"{stem}-instruct-{spec_hash(key)}"
