@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from conftest import TINY_FAST, compose_cfg
+from vlmrl.data import geometry
 from vlmrl.optim import build_optimizer, lr_lambda
 from vlmrl.stages import start
 from vlmrl.stages.start import build_once, start_checkpoint
@@ -69,6 +70,12 @@ def test_evaluate_base_writes_json_per_task(tmp_path):
     for scores in written["results"].values():
         assert 0 <= scores["acc"] <= 1 and 0 <= scores["format"] <= 1 and scores["n"] == 8
         assert scores["completion_len"] > 0
+    by_type = written["results"]["geometry"]["breakdown"]["type"]   # accuracy per problem type
+    assert set(by_type) <= set(geometry.TYPES) and sum(c["n"] for c in by_type.values()) == 8
+    total = sum(c["acc"] * c["n"] for c in by_type.values()) / 8
+    assert abs(total - written["results"]["geometry"]["acc"]) < 1e-9
+    assert sum(c["n"] for c in written["results"]["counting"]["breakdown"]["count"].values()) == 8
+    assert "geometry by type:" in format_table(report)
     assert "geometry" in format_table(report) and "same task" not in format_table(report)  # base: trained on nothing
     mixture = {**report, "trained_on": "mixture", "trained_tasks": ["counting", "geometry"]}
     assert format_table(mixture).count("same task") == 2 and "cross task" not in format_table(mixture)

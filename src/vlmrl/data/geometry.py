@@ -135,6 +135,7 @@ def record(params: tuple, size: int, prompt: str) -> dict:
         "problem": prompt.format(question=question(kind, numbers)),
         "answer": f"{x}" if kind == "pythagoras" else f"{x}°",
         "cots": cots(kind, numbers),
+        "meta": {"categories": {"type": kind}},   # evaluate.py reports accuracy per problem type
     }
 
 

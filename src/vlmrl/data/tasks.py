@@ -3,7 +3,8 @@
 * counting  (stand-in for CLEVR-70k / SuperCLEVR, OThink-MR1 and R1-V): coloured shapes on a 4x4
   grid, "How many shapes are in the image?", integer answer.
 * geometry  (stand-in for GeoQA / Geometry3K): a figure of one of seven problem types, GeoQA-style:
-  the numbers are in the question, the figure says which rule applies (see `geometry.py`).
+  the numbers are in the question, the figure (and for two types the question) says which rule
+  applies (see `geometry.py`).
 
 Records carry the real datasets' fields (`images`, `problem`, `answer`) plus `id`, `task`,
 `verifier` and `cots`: reference chains of thought in three styles, used as SFT / cold-start targets:
@@ -112,6 +113,7 @@ def counting_record(scene: Scene, size: int, grid: int) -> dict:
         "problem": R1V_PROMPT.format(question="How many shapes are in the image?"),
         "answer": str(k),
         "cots": counting_cots(scene),
+        "meta": {"categories": {"count": k}},   # evaluate.py reports accuracy per category
     }
 
 
