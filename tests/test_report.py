@@ -278,3 +278,10 @@ def test_cli(runs_root, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "## OThink-MR1 Fig. 4" in proc.stdout and "wrote:" in proc.stdout
     assert (out / "othink_mr1_fig4.png").stat().st_size > 0 and (out / "README.md").is_file()
+
+
+def test_length_order_ties_values_equal_as_printed():
+    from vlmrl.report import order
+
+    assert order({"b": 36.04, "a": 35.758, "c": 35.768, "d": 14.0}) == "d < a = c < b"
+    assert order({"x": 2.0}) == "x" and order({}) == ""

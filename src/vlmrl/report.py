@@ -563,9 +563,13 @@ def avg_over_tasks(run: Run, metric: str) -> float | None:
     return float(np.mean(list(values.values()))) if values else None
 
 
-def order(values: dict) -> str:
-    """"a < b < c" of the keys by value."""
-    return " < ".join(k for k, _ in sorted(values.items(), key=lambda kv: kv[1]))
+def order(values: dict, decimals: int = 1) -> str:
+    """"a < b = c" of the keys by value; values equal as printed (`decimals`) are tied with "="."""
+    ranked = sorted(values.items(), key=lambda kv: kv[1])
+    out = ranked[0][0] if ranked else ""
+    for (_, before), (key, value) in zip(ranked, ranked[1:]):
+        out += f" {'=' if round(value, decimals) == round(before, decimals) else '<'} {key}"
+    return out
 
 
 def vision_r1_table(chosen: Sequence[Run], pv: dict) -> tuple[str, str]:
