@@ -416,6 +416,23 @@ def test_vllm_backend_says_what_is_missing(monkeypatch):
         VLLMBackend("some/model").generate([Request("q")], Sampling(8))
 
 
+def test_vllm_backend_sets_its_env_before_vllm_is_imported(monkeypatch):
+    """vLLM reads some of its variables on import: the env block must be in place before the import check."""
+    seen = {}
+
+    def import_check():
+        seen["env"] = os.environ.get("VLMRL_TEST_VLLM_ENV")
+        raise BackendError("stopped at the import check")
+
+    monkeypatch.setattr(VLLMBackend, "_vllm", staticmethod(import_check))
+    try:
+        with pytest.raises(BackendError, match="stopped at the import check"):
+            VLLMBackend("some/model", env={"VLMRL_TEST_VLLM_ENV": "1"}).generate([Request("q")], Sampling(8))
+    finally:
+        os.environ.pop("VLMRL_TEST_VLLM_ENV", None)
+    assert seen["env"] == "1"
+
+
 def compose_bridge_backend_env() -> dict:
     """The env block of conf/bridge/backend/vllm.yaml (the engine in this process, CPU settings)."""
     from omegaconf import OmegaConf

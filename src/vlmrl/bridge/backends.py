@@ -174,10 +174,11 @@ class VLLMBackend:
 
     def _load(self):
         if self._llm is None:
+            from ..rollout.vllm import set_engine_env, start_engine
+
+            set_engine_env(self.env)  # before the import check below imports vLLM
             self._vllm()
             from transformers import AutoProcessor
-
-            from ..rollout.vllm import start_engine
 
             self._processor = AutoProcessor.from_pretrained(self.model)
             self._llm = start_engine(self.model, self._processor, self.env,

@@ -59,12 +59,18 @@ def import_vllm():
     return vllm
 
 
+def set_engine_env(env: dict) -> None:
+    """Set `env` (vLLM's environment variables) where the caller's environment lacks them; vLLM reads some
+    on import, so this runs before the first `import vllm`."""
+    for key, value in env.items():
+        os.environ.setdefault(str(key), str(value))
+
+
 def start_engine(path: str, processor, env: dict, **engine_args):
     """A `vllm.LLM` for the checkpoint at `path`: the one place an engine is built (rollouts, the bridge).
     `env` is set before vLLM is imported unless the caller's environment has the key; the processor's pixel
     bounds become vLLM's mm_processor_kwargs; on CPU, chunked prefill is off and torch.set_num_threads kept."""
-    for key, value in env.items():
-        os.environ.setdefault(str(key), str(value))
+    set_engine_env(env)
     vllm = import_vllm()
     from vllm.platforms import current_platform
 
