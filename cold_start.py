@@ -3,9 +3,12 @@
     python cold_start.py                                   # the tiny instruct model (built on first use anyway)
     python cold_start.py cold_start=vision_r1              # + Vision-R1's cold start (SFT on long reasoning)
     python cold_start.py model=qwen2_5_vl_7b cold_start=vision_r1
+    python cold_start.py ship=true                         # rebuild the start from scratch into starts/ (commit it)
 
-Each stage's checkpoint is cached under the model's cache dir, keyed by everything that determines
-it; `python train.py` with the same overrides finds it there. Same config tree as train.py.
+Each stage's checkpoint is keyed by everything that determines it and looked up in the repo's
+`starts/` (shipped), then in the model's cache dir; `python train.py` with the same overrides finds
+it there. `ship=true` rebuilds every stage in a fresh cache and writes them to `starts/`. Same
+config tree as train.py.
 """
 import hydra
 from omegaconf import DictConfig
@@ -19,11 +22,13 @@ register()  # resolvers used by conf/ (run-dir names, stage fractions, the repo 
 def main(cfg: DictConfig) -> str:
     from vlmrl.config import check_types
     from vlmrl.quiet import quiet_third_party
-    from vlmrl.stages.start import check_stages, start_checkpoint
+    from vlmrl.stages.start import check_stages, ship, start_checkpoint
 
     quiet_third_party()
     check_types(cfg)  # a wrong type is one line naming the key, before anything is built
     check_stages(cfg)
+    if cfg.ship:
+        return str(ship(cfg)[-1])
     path = start_checkpoint(cfg)
     print(f"[vlmrl] start checkpoint: {path}")
     return path

@@ -38,7 +38,7 @@ _STAGE = {"seed": int, "size": int, "eval_size": int, "image_size": int, "lr": f
 _PHASE = {"max_steps": int, "eval_every": int, "stop_at.*": float}  # <stage spec>.phases[i]
 _SOURCE = {"limit": int | None, "seed": int, "max_new_tokens": int | None, "hub": bool}  # data.module.splits
 KEY_TYPES = {
-    "seed": int, "resume": str | None, "eval_every": int, "ckpt_every": int, "data_root": str,
+    "seed": int, "threads": int | None, "ship": bool, "starts_dir": str | None, "resume": str | None, "eval_every": int, "ckpt_every": int, "data_root": str,
     "model.name_or_path": str | None, "model.cache_dir": str | None, "model.dtype": tuple(DTYPES),
     "model.attn_implementation": str, "model.gradient_checkpointing": bool, "model.format_w": float,
     "model.grpo_lr": float, "model.grpo_schedule": str, "model.rollout_temperature": float, "model.sft_lr": float,
@@ -258,6 +258,8 @@ def validate(cfg: DictConfig) -> dict:
         raise ConfigError(f"study={OmegaConf.to_container(cfg.study)}: give exactly the keys {STUDY_KEYS}")
     _positive(cfg, "algo.steps", "eval_every", "ckpt_every", "model.grpo_lr", "model.sft_lr",
               "model.eval_max_new_tokens")
+    if cfg.get("threads") is not None:
+        _positive(cfg, "threads")
     _positive(cfg, "reward.format_w", "logger.samples_every", allow_zero=True)
     _check_optim(cfg)
     _check_scale(cfg)

@@ -1,4 +1,4 @@
-"""Throughput metrics: wall time per phase of a training step, completions and tokens per second, peak memory.
+"""Thread count and throughput metrics: wall time per phase of a training step, completions and tokens per second, peak memory.
 
 A GRPO step is timed in four phases, the split the benchmark (`benchmarks/grpo_vs_trl.py`) reports:
 rollout (sampling), reward (scoring), logprobs (the no-grad reference pass) and update
@@ -47,6 +47,16 @@ def step_metrics(timer: PhaseTimer, completions: int, tokens: int) -> dict[str, 
     total = timer.total()
     return {**{f"perf/{phase}_s": s for phase, s in timer.seconds.items()}, "perf/step_s": total,
             "perf/completions_per_s": completions / total, "perf/tokens_per_s": tokens / total}
+
+
+def use_threads(threads: int | None) -> int:
+    """Set torch's intra-op thread count (None: leave torch's default) -> the count now in use.
+
+    A config value rather than the environment's accident: a step on the tiny model is ~2x slower on
+    one thread than on two, and tenfold slower with more threads than free cores."""
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    return torch.get_num_threads()
 
 
 def peak_memory_gb() -> dict[str, float]:

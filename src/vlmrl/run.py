@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from .build import close_loggers, make_loggers, make_module, make_trainer, write_run_files
 from .config import validate
-from .perf import peak_memory_gb
+from .perf import peak_memory_gb, use_threads
 from .preemption import resolve_resume
 from .stages.start import start_checkpoint
 from .strategies import is_global_zero
@@ -23,6 +23,14 @@ from .strategies import is_global_zero
 
 def _floats(metrics: dict | None) -> dict | None:
     return None if metrics is None else {k: float(v) for k, v in metrics.items()}
+
+
+def start_identity(path: str) -> dict:
+    """{"start_checkpoint", "start_sha256"}: which weights the run starts from (the digest recorded when
+    the stage was built; none for a checkpoint no stage of ours built)."""
+    stage = Path(path) / "stage.json"
+    digest = json.loads(stage.read_text()).get("weights_sha256") if stage.is_file() else None
+    return {"start_checkpoint": str(path), **({"start_sha256": digest} if digest else {})}
 
 
 def save_policy(policy, path: Path) -> None:
@@ -39,6 +47,7 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict:
     "trainer", "peak_memory": {"peak_rss_gb": ..., with CUDA "peak_gpu_gb": ...} (this rank's)}; with
     `resume=auto` a finished run is not run again (its results.json is returned)."""
     parts = validate(cfg)  # fails here, before any model loads
+    threads = use_threads(cfg.get("threads"))
     run_dir = Path(run_dir)
     # Under DDP every rank runs this function in the same run dir (Lightning re-runs train.py with the
     # rank-0 dir); only rank 0 writes the run dir's files and cuts logs on resume.
@@ -54,7 +63,11 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     if writer:
         write_run_files(cfg, run_dir)
-    path = start_checkpoint(cfg)  # builds missing stages (the tiny instruct model, a cold start) first
+    path = start_checkpoint(cfg)  # shipped (starts/), cached, or built: the tiny instruct model, a cold start
+    start_id = start_identity(path)
+    if writer:
+        print(f"[vlmrl] start checkpoint: {start_id['start_checkpoint']}" +
+              (f" (weights sha256 {start_id['start_sha256'][:12]})" if start_id.get("start_sha256") else ""))
     started = time.time()
     module = make_module(cfg, parts, path)
     L.seed_everything(cfg.seed, verbose=False)
@@ -82,7 +95,7 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict:
             logger.log_metrics({f"perf/{k}": v for k, v in peak.items()}, step=cfg.algo.steps)
     finally:
         close_loggers(loggers)
-    results = {"start": _floats(start), "end": _floats(end), "steps": cfg.algo.steps,
+    results = {"start": _floats(start), "end": _floats(end), "steps": cfg.algo.steps, "threads": threads, **start_id,
                "wall_time_s": round(time.time() - started, 1), **{k: round(v, 3) for k, v in peak.items()}}
     if writer:
         save_policy(module.policy, run_dir / "final")

@@ -140,6 +140,9 @@ def score_set(policy, processor, records, batch_size: int, max_new_tokens: int, 
 
 
 def evaluate(cfg: DictConfig) -> dict:
+    from ..perf import use_threads
+
+    use_threads(cfg.get("threads"))
     source = resolve(cfg)
     run_cfg = source["run_cfg"]
     processor, policy = load_policy(source, run_cfg.model)

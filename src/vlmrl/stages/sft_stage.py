@@ -6,12 +6,17 @@ both embedded tasks, as a real instruct model knows a little of both) and Vision
 split (disjoint from every train / val / test split by construction); the last `eval_size`
 records of each task are held out for the stop rule.
 
-A stage runs `phases` in order, each a mixture of tasks trained until every held-out accuracy in
-its `stop_at` is reached (checked every `eval_every` steps) or `max_steps`. Stopping at a measured
-accuracy, not a step count: on the tiny model counting accuracy jumps from chance to ~100% within
-~100 steps and where the jump lands moves with small numeric details, so a fixed budget would start
-RL at a different point run to run. Phases let a slow task (geometry) get ahead before a fast one
-(counting) joins the mixture, so both end partially learned.
+A stage runs `phases` in order, each a mixture of tasks trained for `max_steps`, or until every
+held-out accuracy in its optional `stop_at` is reached (checked every `eval_every` steps). Phases
+let a slow task (geometry) get ahead before a fast one (counting) joins the mixture, so both end
+partially learned. The tiny model's stages use fixed step counts: a stop rule turns tiny numeric
+differences into a different step count, so a different start (issue 21).
+
+Reproducible by construction on one machine: every stage trains on STAGE_THREADS torch threads
+whatever the caller set (a thread count changes float summation order, and 1000 SFT steps amplify
+that into other weights), and its output records a digest of its weights (`stage.json`). Another
+CPU's kernels can still round differently, which is why the default start ships in the repo
+(`stages/shipped.py`).
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from lightning.pytorch.callbacks import Callback
 STAGE_KEYS = ("tasks", "seed", "size", "eval_size", "image_size", "styles", "lr", "schedule", "warmup_frac",
               "batch_size", "eval_every", "eval_max_new_tokens", "phases")
 PHASE_KEYS = ("tasks", "max_steps", "stop_at", "eval_every")
+STAGE_THREADS = 1   # fixed: a build must not depend on the caller's thread count
 
 
 def check_spec(spec: dict, key: str) -> None:
@@ -87,11 +93,24 @@ class StopAtAccuracy(Callback):
 
 
 def run_sft_stage(parent: str, spec: dict, out_dir: str | Path, name: str) -> Path:
-    """Train `parent` through `spec`'s phases and save model + processor + history to `out_dir`."""
+    """Train `parent` through `spec`'s phases on STAGE_THREADS threads; save model + processor + history
+    (with the weights' digest) to `out_dir`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(STAGE_THREADS)
+    try:
+        return _run_phases(parent, spec, Path(out_dir), name)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_phases(parent: str, spec: dict, out: Path, name: str) -> Path:
     from ..data.datamodule import SplitDataModule, build_split
     from ..lit.sft import SFTModule
     from ..models.loading import load_model
     from ..rewards import Reward
+    from .digest import weights_digest
 
     L.seed_everything(spec["seed"], verbose=False)
     processor, policy = load_model(parent)
@@ -122,9 +141,9 @@ def run_sft_stage(parent: str, spec: dict, out_dir: str | Path, name: str) -> Pa
         print(f"[vlmrl] {name} phase {index} done at step {trainer.global_step}: held-out accuracy "
               f"{', '.join(f'{t} {a:.3f}' for t, a in final.items())}{note}")
         history += stop.history
-    out = Path(out_dir)
     policy.save_pretrained(out)
     processor.save_pretrained(out)
-    summary = {"stage": name, "parent": parent, "spec": spec, "history": history, "wall_time_s": time.time() - started}
+    summary = {"stage": name, "parent": parent, "spec": spec, "history": history, "threads": STAGE_THREADS,
+               "weights_sha256": weights_digest(out), "wall_time_s": round(time.time() - started, 1)}
     (out / "stage.json").write_text(json.dumps(summary, indent=1))
     return out

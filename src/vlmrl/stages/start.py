@@ -3,25 +3,36 @@
     model.name_or_path (a real checkpoint)                        -> [cold start] -> start
     model.build.arch (random tiny Qwen2-VL) -> model.build.instruct -> [cold start] -> start
 
-Each stage's output is a checkpoint directory under the cache (`model.cache_dir`, else
-$VLMRL_CACHE, else ~/.cache/vlmrl), named by a hash of everything that determines it (the parent's
-key and the stage spec), written atomically: a crash leaves no half-built directory. `python
-cold_start.py` builds the same checkpoints explicitly; `python train.py` builds what is missing.
+Each stage's output is a checkpoint directory named by a hash of everything that determines it (the
+parent's key and the stage spec). It is looked up first among the shipped starts (`starts_dir`,
+the repo's `starts/`: built once by `python cold_start.py ship=true` and committed, each with the
+digest of its weights in `stage.json`, checked on use), then in the cache (`model.cache_dir`, else $VLMRL_CACHE, else ~/.cache/vlmrl); a missing stage is
+built into the cache, atomically: a crash leaves no half-built directory.
+
+Why ship: a stage is 1000+ SFT steps, and float rounding that differs between CPUs (kernels, thread
+counts) grows over them into other weights, so "the same command" built other starts on other
+machines, and GRPO from them ended elsewhere (issue 21). A shipped start (3.4 MB) is bit-identical
+everywhere and costs nothing to build; a stage built here is reproducible on this machine (fixed
+steps, one thread, `sft_stage.py`) and records its digest too.
 """
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import shutil
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.tasks import REVISION
 from ..models.tiny import build_tiny, spec_hash
+from .digest import weights_digest
 from .sft_stage import check_spec, run_sft_stage
 
 
@@ -103,28 +114,110 @@ def check_stages(cfg: DictConfig) -> None:
         check_spec(spec, "cold_start")
 
 
-def start_checkpoint(cfg: DictConfig) -> str:
-    """Path of the checkpoint a run starts from, building whatever stage is missing."""
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a start: its directory name (a hash of everything that determines it) and how to
+    build it, build(parent checkpoint path or None, out dir)."""
+    stem: str
+    key: dict
+    build: Callable[[str | None, Path], object]
+
+
+def start_plan(cfg: DictConfig) -> tuple[Path, str | None, list[Stage]]:
+    """(cache root, the real checkpoint the stages start from or None, the stages in order)."""
     model = OmegaConf.to_container(cfg.model, resolve=True)
-    root = cache_root(model.get("cache_dir"))
+    root, stages, path = cache_root(model.get("cache_dir")), [], None
     build = model.get("build")
     if build:
         arch = dict(build["arch"])
         key: dict = {"arch": arch, "tasks_revision": REVISION}   # the tokenizer is trained on the tasks' text
         stem = f"tiny-{spec_hash(key)}"
-        path = build_once(root / stem, lambda out: build_tiny(out, **arch))
+        stages.append(Stage(stem, key, lambda parent, out: build_tiny(out, **arch)))
         if build.get("instruct"):
             key = {"parent": key, "instruct": build["instruct"]}
             stem = f"{stem}-instruct-{spec_hash(key)}"
-            parent = str(path)
-            path = build_once(root / stem, lambda out: run_sft_stage(parent, build["instruct"], out, "instruct"))
+            stages.append(Stage(stem, key, lambda parent, out: run_sft_stage(parent, build["instruct"], out, "instruct")))
     else:
         path, key = model["name_or_path"], {"name_or_path": model["name_or_path"]}
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(path)).strip("_")[-60:]
     spec = cold_start_spec(cfg)
     if spec is not None:
         key = {"parent": key, "cold_start": spec}
-        parent = str(path)
-        path = build_once(root / f"{stem}-coldstart-{spec_hash(key)}",
-                          lambda out: run_sft_stage(parent, spec, out, "cold start"))
+        stem = f"{stem}-coldstart-{spec_hash(key)}"
+        stages.append(Stage(stem, key, lambda parent, out: run_sft_stage(parent, spec, out, "cold start")))
+    return root, path, stages
+
+
+def shipped_dir(cfg: DictConfig) -> Path | None:
+    """Where shipped starts are looked up (`starts_dir`, by default the repo's starts/), or None."""
+    value = cfg.get("starts_dir")
+    return None if value is None else Path(os.path.expanduser(str(value)))
+
+
+def start_checkpoint(cfg: DictConfig) -> str:
+    """Path of the checkpoint a run starts from: the shipped copy (`starts_dir`, checked against its
+    digest), else the cached one, else built from the deepest stage found."""
+    root, path, stages = start_plan(cfg)
+    shipped = shipped_dir(cfg)
+    first = 0
+    for i in reversed(range(len(stages))):
+        found = locate(stages[i].stem, root, shipped)
+        if found is not None:
+            path, first = found, i + 1
+            break
+    for stage in stages[first:]:
+        parent = path
+        path = str(build_once(root / stage.stem, lambda out: stage.build(parent, out)))
     return str(path)
+
+
+def locate(stem: str, root: Path, shipped: Path | None) -> str | None:
+    """A complete copy of stage `stem`: shipped (its weights verified) before cached, else None."""
+    if shipped is not None and _complete(shipped / stem):
+        check_shipped(shipped / stem)
+        return str(shipped / stem)
+    return str(root / stem) if _complete(root / stem) else None
+
+
+def check_shipped(path: Path) -> str:
+    """The shipped start's weights digest; raises when it differs from the one recorded at build time."""
+    recorded = json.loads((path / "stage.json").read_text())["weights_sha256"]
+    actual = weights_digest(path)
+    if actual != recorded:
+        raise RuntimeError(f"{path}: weights digest {actual[:12]} differs from the recorded {recorded[:12]} "
+                           f"(a corrupt checkout?); restore it with git or rebuild it: python cold_start.py ship=true")
+    return actual
+
+
+def publish(built: Path, stage: Stage, shipped: Path) -> Path:
+    """Copy the built stage dir `built` to `shipped`/<stem> with its key in stage.json and no machine
+    path; prints its digest beside the one it replaces."""
+    target = shipped / stage.stem
+    before = json.loads((target / "stage.json").read_text())["weights_sha256"] if _complete(target) else None
+    summary = json.loads((built / "stage.json").read_text())
+    summary.update(parent=Path(summary["parent"]).name, key=stage.key)
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(built, target)
+    (target / "stage.json").write_text(json.dumps(summary, indent=1) + "\n")
+    digest = summary["weights_sha256"]
+    same = "new" if before is None else ("unchanged" if before == digest else f"was {before[:12]}")
+    print(f"[vlmrl] shipped {target} (weights sha256 {digest[:12]}, {same})")
+    return target
+
+
+def ship(cfg: DictConfig) -> list[Path]:
+    """Rebuild every stage of cfg's start from scratch (a fresh cache) and copy each into `starts_dir`,
+    replacing any copy there; prints each stage's digest beside the previous one."""
+    _, path, stages = start_plan(cfg)
+    shipped = shipped_dir(cfg)
+    if shipped is None:
+        raise ValueError("ship=true needs starts_dir (where to write the starts)")
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for stage in stages:
+            parent = path
+            path = str(build_once(Path(tmp) / stage.stem, lambda out: stage.build(parent, out)))
+            if (Path(path) / "stage.json").exists():   # the random tiny model is rebuilt in ms: not shipped
+                written.append(publish(Path(path), stage, shipped))
+    return written

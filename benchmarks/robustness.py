@@ -1,0 +1,149 @@
+"""Does the main job give the same result everywhere? `python train.py` over seeds x threads x starts.
+
+    python benchmarks/robustness.py                              # seeds 0-4 x threads 1, 2 on the shipped
+                                                                 # start, + seed 0 from starts built with seeds 1, 2
+    python benchmarks/robustness.py --seeds 0 --threads 2 --starts shipped --steps 20   # a quick look
+
+Each cell is a real `python train.py seed=S threads=T [start]` in its own process and run dir
+(W&B off), so it measures what a newcomer runs. A start other than `shipped` is the default instruct
+stage rebuilt with `model.build.arch.seed=N model.build.instruct.seed=N` (another tokenizer, another
+random init, other SFT data and order) into --cache, once, before its cells. Jobs run side by side
+while their threads fit the cores (two 1-thread runs at a time on 2 cores, a 2-thread run alone), so
+a wall time is never that of an oversubscribed run. Prints a Markdown table: start and end test
+accuracy, end mean completion length (tokens), wall seconds of the whole command; then min / mean
+end accuracy per start. Exits 1 when a cell ends below --min-end (default 0.90).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Cell:
+    start: str            # "shipped" or a build seed
+    seed: int
+    threads: int
+    overrides: list[str] = field(default_factory=list)
+    result: dict | None = None
+    wall_s: float | None = None
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"start-{self.start}_seed-{self.seed}_threads-{self.threads}"
+
+
+def start_overrides(start: str) -> list[str]:
+    return [] if start == "shipped" else [f"model.build.arch.seed={start}", f"model.build.instruct.seed={start}"]
+
+
+def build_start(start: str, env: dict) -> None:
+    """Build (or find in the cache) a non-shipped start once, before its cells race to build it."""
+    if start == "shipped":
+        return
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "cold_start.py", *start_overrides(start)], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"building start {start} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    print(f"start {start}: {proc.stdout.strip().splitlines()[-1]} ({time.time() - t0:.0f} s)", flush=True)
+
+
+def launch(cell: Cell, out: Path, env: dict, extra: list[str]) -> subprocess.Popen:
+    run_dir = out / cell.name
+    args = [sys.executable, "train.py", f"seed={cell.seed}", f"threads={cell.threads}", "logger.wandb.mode=disabled",
+            f"hydra.run.dir={run_dir}", *cell.overrides, *extra]
+    log = open(out / f"{cell.name}.log", "w")
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def run_all(cells: list[Cell], out: Path, env: dict, cores: int, extra: list[str]) -> None:
+    """Run cells side by side while the sum of their threads fits `cores`."""
+    pending, running = list(cells), []
+    while pending or running:
+        used = sum(c.threads for c, _, _ in running)
+        while pending and (not running or used + pending[0].threads <= cores):
+            cell = pending.pop(0)
+            running.append((cell, launch(cell, out, env, extra), time.time()))
+            used += cell.threads
+        time.sleep(1)
+        for item in list(running):
+            cell, proc, t0 = item
+            if proc.poll() is None:
+                continue
+            running.remove(item)
+            cell.wall_s = time.time() - t0
+            results = out / cell.name / "results.json"
+            if proc.returncode == 0 and results.is_file():
+                cell.result = json.loads(results.read_text())
+            else:
+                cell.error = f"exit {proc.returncode}, see {out / (cell.name + '.log')}"
+            print(f"done {cell.name}: " + (f"{cell.result['start']['test/acc']:.3f} -> {cell.result['end']['test/acc']:.3f}"
+                                          if cell.result else cell.error), flush=True)
+
+
+def table(cells: list[Cell]) -> str:
+    lines = ["| start | seed | threads | start acc | end acc | end length | wall (s) |", "|---|---|---|---|---|---|---|"]
+    for c in cells:
+        if c.result is None:
+            lines.append(f"| {c.start} | {c.seed} | {c.threads} | - | failed: {c.error} | - | - |")
+            continue
+        s, e = c.result["start"], c.result["end"]
+        lines.append(f"| {c.start} | {c.seed} | {c.threads} | {s['test/acc']:.3f} | {e['test/acc']:.3f} | "
+                     f"{e['test/completion_len']:.1f} | {c.wall_s:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", default="0,1,2,3,4", help="training seeds on the shipped start")
+    p.add_argument("--threads", default="1,2", help="thread settings (the `threads` config key)")
+    p.add_argument("--starts", default="shipped,1,2", help="'shipped' and/or build seeds of other instruct starts")
+    p.add_argument("--other-seeds", default="0", help="training seeds on the other starts")
+    p.add_argument("--other-threads", default="2", help="thread settings on the other starts")
+    p.add_argument("--cores", type=int, default=os.cpu_count(), help="threads that may run at once")
+    p.add_argument("--out", default="outputs/robustness", help="run dirs, logs and table.md")
+    p.add_argument("--cache", default=None, help="VLMRL_CACHE for the other starts (default: <out>/cache)")
+    p.add_argument("--min-end", type=float, default=0.90, help="exit 1 when an end accuracy is below this")
+    p.add_argument("overrides", nargs="*", help="extra train.py overrides for every cell (e.g. algo.steps=20)")
+    args = p.parse_args(argv)
+    out = (ROOT / args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "VLMRL_CACHE": str(Path(args.cache or out / "cache").resolve())}
+    env.pop("OMP_NUM_THREADS", None)  # each cell's `threads` says it
+    ints = lambda text: [int(x) for x in text.split(",") if x != ""]  # noqa: E731
+    cells = []
+    for start in args.starts.split(","):
+        seeds, threads = (ints(args.seeds), ints(args.threads)) if start == "shipped" else \
+            (ints(args.other_seeds), ints(args.other_threads))
+        cells += [Cell(start, s, t, start_overrides(start)) for t in threads for s in seeds]
+    t0 = time.time()
+    for start in dict.fromkeys(c.start for c in cells):
+        build_start(start, env)
+    run_all(cells, out, env, args.cores, args.overrides)
+    text = table(cells)
+    ends = {}
+    for c in cells:
+        ends.setdefault(c.start, []).append(c.result["end"]["test/acc"] if c.result else float("nan"))
+    summary = "\n".join(f"- start {s}: end accuracy min {min(v):.3f}, mean {sum(v) / len(v):.3f} over {len(v)} runs"
+                        for s, v in ends.items())
+    report = f"{text}\n\n{summary}\n\nTotal wall: {time.time() - t0:.0f} s on {args.cores} cores.\n"
+    (out / "table.md").write_text(report)
+    print("\n" + report)
+    bad = [c.name for c in cells if c.result is None or c.result["end"]["test/acc"] < args.min_end]
+    if bad:
+        print(f"below {args.min_end} or failed: {', '.join(bad)}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
