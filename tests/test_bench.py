@@ -1,6 +1,7 @@
 """benchmarks/grpo_vs_trl.py: its settings-equality check catches a difference (no TRL needed), and one
 tiny grid cell runs both trainers end to end (skipped where TRL, an optional benchmark extra, is absent)."""
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -86,3 +87,22 @@ def test_scaling_table_runs_every_configuration(capsys):
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert "failed" not in row and float(cells[5]) > 0 and float(cells[-1]) > 0, row
+
+
+@pytest.mark.slow
+def test_robustness_table_runs_each_cell_as_train_py(tmp_path, capsys):
+    """`python benchmarks/robustness.py` at smoke scale: a shipped-start cell and one on a start built
+    with another seed, each a real train.py process; the table has both rows and their results."""
+    spec = importlib.util.spec_from_file_location("robustness", ROOT / "benchmarks" / "robustness.py")
+    robustness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(robustness)
+    code = robustness.main(["--seeds", "0", "--threads", "1", "--starts", "shipped,7", "--other-threads", "1",
+                            "--min-end", "0", "--out", str(tmp_path / "rob"), "+scale=smoke"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [r.split(" | ")[0:3] for r in rows] == [["| shipped", "0", "1"], ["| 7", "0", "1"]], rows
+    assert "failed" not in out and (tmp_path / "rob" / "table.md").is_file()
+    first = json.loads((tmp_path / "rob" / "start-shipped_seed-0_threads-1" / "results.json").read_text())
+    other = json.loads((tmp_path / "rob" / "start-7_seed-0_threads-1" / "results.json").read_text())
+    assert first["threads"] == other["threads"] == 1 and first["start_sha256"] != other["start_sha256"]

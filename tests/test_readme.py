@@ -33,6 +33,8 @@ PLAN = {
     "python train.py logger.wandb.mode=online": ["--cfg", "job"],
     "python train.py --cfg job": [],
     "python cold_start.py cold_start=vision_r1": SMOKE,
+    "python cold_start.py ship=true": [*SMOKE, "starts_dir={tmp}/starts"],   # never into the repo's starts/
+    "python benchmarks/robustness.py": None,   # tests/test_bench.py::test_robustness_table_runs_each_cell_as_train_py
     "python train.py +experiments=othink_mr1/table1_counting_grpo_d": SMOKE,
     "python train.py +experiments=othink_mr1/table1_counting_grpo_d model=qwen2_vl_2b": ["--cfg", "job"],
     "python train.py -m +sweeps=othink_mr1/fig4_format_weight": SMOKE,

@@ -40,8 +40,9 @@ def test_weights_digest_sees_one_rounding_step_and_ignores_file_layout(tmp_path)
         weights_digest(tmp_path)
 
 
-def test_the_default_start_is_shipped_and_tied_to_its_config_key():
-    cfg = compose_cfg([])
+@pytest.mark.parametrize("overrides", [[], ["cold_start=vision_r1"]], ids=["instruct", "vision_r1_cold_start"])
+def test_the_default_start_is_shipped_and_tied_to_its_config_key(overrides):
+    cfg = compose_cfg(overrides)
     _, _, stages = start_plan(cfg)
     final = stages[-1]
     shipped = Path(cfg.starts_dir) / final.stem
