@@ -77,7 +77,7 @@ def compose(cell: Cell, args):
     overrides = [*args.overrides,                    # first: the benchmark's settings below win
         "kl=constant", f"kl.beta={args.beta}", f"algo.group_size={cell.G}",
         f"algo.max_new_tokens={cell.max_new_tokens}",
-        f"model.grpo_lr={args.lr}", "model.grpo_schedule=constant", f"model.rollout_temperature={args.temperature}",
+        f"model.grpo_lr={args.lr}", "model.grpo_schedule=constant", "model.grpo_aggregation=sequence_mean", f"model.rollout_temperature={args.temperature}",
         f"data.module.image_size={cell.px}", f"data.module.batch_size={args.batch}",
         f"data.module.train_size={args.batch * (args.warmup + args.steps)}",
         f"+model.processor_kwargs.min_pixels={px2}", f"+model.processor_kwargs.max_pixels={px2}",
@@ -102,7 +102,8 @@ def ours_settings(module, datamodule) -> dict:
         "beta": module.kl(0), "lr": group["lr"], "lr schedule": module.optim["schedule"],
         "weight_decay": group["weight_decay"], "adam betas": tuple(group["betas"]), "clip eps": (module.clip_eps,) * 2,
         "mu": module.mu, "max_grad_norm": module.max_grad_norm,
-        "loss aggregation": "token mean per completion, then mean",   # algo/loss.py sequence_mean
+        "loss aggregation": {"sequence_mean": "token mean per completion, then mean",   # algo/loss.py aggregate
+                             "constant": "token sum / (N x max_new_tokens)"}[module.aggregation],
         "advantage": "(r - group mean) / group std",                  # algo/loss.py group_advantages
         "micro-batch": module.micro_batch_size, "dtype": str(next(module.policy.parameters()).dtype),
         "threads": torch.get_num_threads(), "format_w": module.reward.format_w,

@@ -7,7 +7,8 @@
 Each cell is a real `python train.py seed=S threads=T [start]` in its own process and run dir
 (W&B off), so it measures what a newcomer runs. A start other than `shipped` is the default instruct
 stage rebuilt with `model.build.arch.seed=N model.build.instruct.seed=N` (another tokenizer, another
-random init, other SFT data and order) into --cache, once, before its cells. Jobs run side by side
+random init, other SFT data and order) into --cache, once, before its cells, or a checkpoint dir
+given by path (e.g. a start built by an older version of the instruct stage). Jobs run side by side
 while their threads fit the cores (two 1-thread runs at a time on 2 cores, a 2-thread run alone), so
 a wall time is never that of an oversubscribed run. Prints a Markdown table: start and end test
 accuracy, end mean completion length (tokens), wall seconds of the whole command; then min / mean
@@ -38,17 +39,26 @@ class Cell:
     error: str | None = None
 
     @property
+    def label(self) -> str:
+        return self.start if self.start == "shipped" or self.start.isdigit() else Path(self.start).name
+
+    @property
     def name(self) -> str:
-        return f"start-{self.start}_seed-{self.seed}_threads-{self.threads}"
+        return f"start-{self.label}_seed-{self.seed}_threads-{self.threads}"
 
 
 def start_overrides(start: str) -> list[str]:
-    return [] if start == "shipped" else [f"model.build.arch.seed={start}", f"model.build.instruct.seed={start}"]
+    """`shipped`, a build seed (the default instruct stage rebuilt from it), or a checkpoint dir."""
+    if start == "shipped":
+        return []
+    if not start.isdigit():
+        return ["model.build=null", f"model.name_or_path={Path(start).resolve()}"]
+    return [f"model.build.arch.seed={start}", f"model.build.instruct.seed={start}"]
 
 
 def build_start(start: str, env: dict) -> None:
     """Build (or find in the cache) a non-shipped start once, before its cells race to build it."""
-    if start == "shipped":
+    if start == "shipped" or not start.isdigit():
         return
     t0 = time.time()
     proc = subprocess.run([sys.executable, "cold_start.py", *start_overrides(start)], cwd=ROOT, env=env,
@@ -95,10 +105,10 @@ def table(cells: list[Cell]) -> str:
     lines = ["| start | seed | threads | start acc | end acc | end length | wall (s) |", "|---|---|---|---|---|---|---|"]
     for c in cells:
         if c.result is None:
-            lines.append(f"| {c.start} | {c.seed} | {c.threads} | - | failed: {c.error} | - | - |")
+            lines.append(f"| {c.label} | {c.seed} | {c.threads} | - | failed: {c.error} | - | - |")
             continue
         s, e = c.result["start"], c.result["end"]
-        lines.append(f"| {c.start} | {c.seed} | {c.threads} | {s['test/acc']:.3f} | {e['test/acc']:.3f} | "
+        lines.append(f"| {c.label} | {c.seed} | {c.threads} | {s['test/acc']:.3f} | {e['test/acc']:.3f} | "
                      f"{e['test/completion_len']:.1f} | {c.wall_s:.0f} |")
     return "\n".join(lines)
 
@@ -107,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", default="0,1,2,3,4", help="training seeds on the shipped start")
     p.add_argument("--threads", default="1,2", help="thread settings (the `threads` config key)")
-    p.add_argument("--starts", default="shipped,1,2", help="'shipped' and/or build seeds of other instruct starts")
+    p.add_argument("--starts", default="shipped,1,2",
+                   help="'shipped', build seeds of other instruct starts, and/or checkpoint dirs")
     p.add_argument("--other-seeds", default="0", help="training seeds on the other starts")
     p.add_argument("--other-threads", default="2", help="thread settings on the other starts")
     p.add_argument("--cores", type=int, default=os.cpu_count(), help="threads that may run at once")
@@ -133,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     text = table(cells)
     ends = {}
     for c in cells:
-        ends.setdefault(c.start, []).append(c.result["end"]["test/acc"] if c.result else float("nan"))
+        ends.setdefault(c.label, []).append(c.result["end"]["test/acc"] if c.result else float("nan"))
     summary = "\n".join(f"- start {s}: end accuracy min {min(v):.3f}, mean {sum(v) / len(v):.3f} over {len(v)} runs"
                         for s, v in ends.items())
     report = f"{text}\n\n{summary}\n\nTotal wall: {time.time() - t0:.0f} s on {args.cores} cores.\n"

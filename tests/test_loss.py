@@ -81,3 +81,24 @@ def test_grpo_loss_needs_ref_when_beta_nonzero():
     x = torch.zeros(1, 2)
     with pytest.raises(ValueError, match="reference"):
         grpo_loss(x, x, None, torch.ones(1), torch.ones(1, 2), beta=0.1, clip_eps=0.2)
+
+
+def test_constant_aggregation_weighs_every_token_alike_by_hand():
+    """Dr. GRPO: token sum / (N * max_tokens). Same rows as the on-policy test, max_tokens 4:
+    loss = -[(1 - 0.1 k3) + 1 + (-1)] / (2 * 4); each token's gradient is -A / (N * max_tokens),
+    whatever its completion's length (sequence_mean gives the 1-token row twice the 2-token row's)."""
+    logp = torch.log(torch.tensor([[0.5, 0.5], [0.25, 0.5]])).requires_grad_()
+    ref = torch.log(torch.tensor([[0.25, 0.5], [0.25, 0.5]]))
+    adv = torch.tensor([1.0, -1.0])
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    loss, _ = grpo_loss(logp, logp.detach(), ref, adv, mask, beta=0.1, clip_eps=0.2, aggregation="constant",
+                        max_tokens=4)
+    k3 = math.log(2) - 0.5
+    assert loss.item() == pytest.approx(-((1 - 0.1 * k3) + 1 - 1) / 8, abs=1e-6)
+    loss.backward()
+    expected_grad = torch.tensor([[-1 / 8 + 0.1 * (1 - 0.5) / 8, -1 / 8], [1 / 8, 0.0]])
+    torch.testing.assert_close(logp.grad, expected_grad)
+    with pytest.raises(ValueError, match="max_tokens"):
+        grpo_loss(logp, logp.detach(), ref, adv, mask, 0.1, 0.2, aggregation="constant")
+    with pytest.raises(ValueError, match="choose one of"):
+        grpo_loss(logp, logp.detach(), ref, adv, mask, 0.1, 0.2, aggregation="token_mean")

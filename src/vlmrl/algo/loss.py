@@ -10,6 +10,12 @@ silent: std is the unbiased sample std and eps = 1e-4, so a group whose rewards 
 advantage 0 (never NaN); clip epsilon 0.2 (not given by OThink-MR1; Vision-R1 uses 0.2).
 Each function returns a tensor and, where useful, a dict of detached metrics.
 
+Token aggregation (`algo.module.aggregation`, set per model as `model.grpo_aggregation`):
+`sequence_mean` is Eq. 4's 1/|o_i| (the default); `constant` divides the batch's token sum by
+N * max_new_tokens (Dr. GRPO, Liu et al. 2025, arXiv 2503.20783; TRL's loss_type="dr_grpo"), which
+removes 1/|o_i|'s preference for short correct completions. (Tried for issue 21 against the tiny
+model's drift to its short guessing style: it did not prevent it; the README says what did.)
+
 Rollout correction (rollout=vllm, beyond both papers): the completions are sampled by an inference
 engine whose log-probs differ from the trainer's. With `rollout.is_correction = C` the surrogate of
 each token is weighted by the truncated importance ratio min(pi_old / pi_rollout, C), detached
@@ -58,6 +64,28 @@ def sequence_mean(values: Tensor, mask: Tensor) -> Tensor:
     return per_seq.mean()
 
 
+def constant_mean(values: Tensor, mask: Tensor, max_tokens: int) -> Tensor:
+    """Token sum over the batch / (N * max_tokens): Dr. GRPO's normaliser (Liu et al. 2025, arXiv
+    2503.20783, Sec. 3.1). values, mask: [N, L] -> []. Every token weighs the same whatever the
+    length of its completion; sequence_mean's 1/|o_i| instead gives each token of a short completion
+    more weight, which favours short correct answers and long wrong ones."""
+    return (values * mask).sum() / (values.shape[0] * max_tokens)
+
+
+AGGREGATIONS = ("sequence_mean", "constant")
+
+
+def aggregate(values: Tensor, mask: Tensor, aggregation: str, max_tokens: int | None) -> Tensor:
+    """[N, L] -> [] by `aggregation`: sequence_mean (OThink-MR1 Eq. 4) or constant (Dr. GRPO)."""
+    if aggregation == "sequence_mean":
+        return sequence_mean(values, mask)
+    if aggregation == "constant":
+        if not max_tokens or max_tokens < 1:
+            raise ValueError(f"aggregation=constant needs max_tokens >= 1, got {max_tokens}")
+        return constant_mean(values, mask, max_tokens)
+    raise ValueError(f"algo.module.aggregation={aggregation!r}: choose one of {AGGREGATIONS}")
+
+
 def rollout_correction(old_logp: Tensor, rollout_logp: Tensor, mask: Tensor,
                        cap: float | None) -> tuple[Tensor | None, dict]:
     """Truncated importance weights min(pi_old / pi_rollout, cap) and the trainer-sampler gap.
@@ -76,8 +104,10 @@ def rollout_correction(old_logp: Tensor, rollout_logp: Tensor, mask: Tensor,
 
 
 def grpo_loss(logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, advantages: Tensor, mask: Tensor,
-              beta: float, clip_eps: float, token_weights: Tensor | None = None) -> tuple[Tensor, dict]:
-    """OThink-MR1 Eq. 4-5 as a loss to minimise.
+              beta: float, clip_eps: float, token_weights: Tensor | None = None,
+              aggregation: str = "sequence_mean", max_tokens: int | None = None) -> tuple[Tensor, dict]:
+    """OThink-MR1 Eq. 4-5 as a loss to minimise (aggregation="sequence_mean"); with
+    aggregation="constant" the token sum is divided by N * max_tokens instead (Dr. GRPO).
 
     logp: [N, L] (with grad); old_logp, ref_logp: [N, L] (no grad; ref_logp None when beta is 0);
     advantages: [N]; mask: [N, L] float, 1 on completion tokens; token_weights: [N, L] detached
@@ -94,7 +124,7 @@ def grpo_loss(logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, advantage
         metrics["kl"] = sequence_mean(kl.detach(), mask).item()
     elif beta != 0:
         raise ValueError("beta != 0 needs reference log-probs")
-    loss = -sequence_mean(per_token, mask)
+    loss = -aggregate(per_token, mask, aggregation, max_tokens)
     metrics["clip_frac"] = sequence_mean(parts["clipped"], mask).item()
     metrics["ratio"] = sequence_mean(parts["ratio"], mask).item()
     return loss, metrics

@@ -26,7 +26,7 @@ import math
 import lightning as L
 import torch
 
-from ..algo.loss import group_advantages, grpo_loss, rollout_correction
+from ..algo.loss import AGGREGATIONS, group_advantages, grpo_loss, rollout_correction
 from ..logging import log_samples, log_step_metrics
 from ..optim import build_optimizer
 from ..perf import PhaseTimer, step_metrics
@@ -47,7 +47,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
     def __init__(self, policy, processor, rollout, reward, kl, curriculum, optim: dict, steps: int,
                  mu: int = 1, clip_eps: float = 0.2, micro_batch_size: int = 64, max_grad_norm: float = 1.0,
                  eval_max_new_tokens: int = 32, samples_every: int = 25, seed: int = 0, ref_policy=None,
-                 max_nonfinite: int = 3, reference: dict | None = None):
+                 max_nonfinite: int = 3, reference: dict | None = None, aggregation: str = "sequence_mean"):
         super().__init__()
         self.automatic_optimization = False
         self.policy, self.processor = policy, processor
@@ -59,6 +59,9 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
         self.rollout_step = 0  # completed rollout steps; the s of beta(s) and stage(s)
         self.max_nonfinite, self.skipped_updates, self.nonfinite_in_a_row = max_nonfinite, 0, 0
         self.reference = reference  # strategy.reference: shard / offload the reference (strategies.prepare_reference)
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"algo.module.aggregation={aggregation!r}: choose one of {AGGREGATIONS}")
+        self.aggregation = aggregation
         if ref_policy is None and not kl.always_zero:
             raise ValueError("the KL schedule is non-zero somewhere, so a reference model is needed")
 
@@ -99,7 +102,8 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
             ref_logp = ([completion_logprobs(self.ref_policy, micro, temperature) for micro in micro_batches]
                         if beta != 0 else [None] * len(slices))
         with timer("update"):
-            loss_metrics, grad_norm = self._policy_updates(slices, micro_batches, ref_logp, advantages, beta, step=s)
+            loss_metrics, grad_norm = self._policy_updates(slices, micro_batches, ref_logp, advantages, beta, step=s,
+                                                           max_tokens=stage.max_new_tokens)
 
         grouped = scores["total"].view(-1, stage.group_size)
         log = {
@@ -132,7 +136,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
                         scores["accuracy"][:G].tolist(), scores["format"][:G].tolist(), advantages[:G].tolist())
         self.rollout_step += 1
 
-    def _policy_updates(self, slices, micro_batches, ref_logp, advantages, beta: float, step: int):
+    def _policy_updates(self, slices, micro_batches, ref_logp, advantages, beta: float, step: int, max_tokens: int):
         """mu updates of the policy on one rollout batch -> (loss metrics of every micro-batch, last grad norm).
 
         Old log-probs: the first update's own forward, detached (no separate pass). The parameters change
@@ -149,7 +153,8 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
                     old_logp[i], micro.rollout_logprobs, micro.completion_mask,
                     getattr(self.rollout, "is_correction", None))
                 loss, metrics = grpo_loss(logp, old_logp[i], ref, advantages[sl], micro.completion_mask, beta,
-                                          self.clip_eps, token_weights=weights)
+                                          self.clip_eps, token_weights=weights, aggregation=self.aggregation,
+                                          max_tokens=max_tokens)
                 self.manual_backward(loss * (sl.stop - sl.start) / n)
                 loss_metrics.append({"loss": loss.item(), **metrics, **correction})
             grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
