@@ -5,7 +5,7 @@
     python benchmarks/robustness.py --seeds 0 --threads 2 --starts shipped --steps 20   # a quick look
 
 Each cell is a real `python train.py seed=S threads=T [start]` in its own process and run dir
-(W&B off), so it measures what a newcomer runs. A start other than `shipped` is the default instruct
+(W&B offline, as by default), so it measures what a newcomer runs. A start other than `shipped` is the default instruct
 stage rebuilt with `model.build.arch.seed=N model.build.instruct.seed=N` (another tokenizer, another
 random init, other SFT data and order) into --cache, once, before its cells, or a checkpoint dir
 given by path (e.g. a start built by an older version of the instruct stage). Jobs run side by side
@@ -70,8 +70,8 @@ def build_start(start: str, env: dict) -> None:
 
 def launch(cell: Cell, out: Path, env: dict, extra: list[str]) -> subprocess.Popen:
     run_dir = out / cell.name
-    args = [sys.executable, "train.py", f"seed={cell.seed}", f"threads={cell.threads}", "logger.wandb.mode=disabled",
-            f"hydra.run.dir={run_dir}", *cell.overrides, *extra]
+    args = [sys.executable, "train.py", f"seed={cell.seed}", f"threads={cell.threads}", f"hydra.run.dir={run_dir}",
+            *cell.overrides, *extra]
     log = open(out / f"{cell.name}.log", "w")
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 

@@ -47,7 +47,7 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict:
     "trainer", "peak_memory": {"peak_rss_gb": ..., with CUDA "peak_gpu_gb": ...} (this rank's)}; with
     `resume=auto` a finished run is not run again (its results.json is returned)."""
     parts = validate(cfg)  # fails here, before any model loads
-    threads = use_threads(cfg.get("threads"))
+    use_threads(cfg.get("threads"))
     run_dir = Path(run_dir)
     # Under DDP every rank runs this function in the same run dir (Lightning re-runs train.py with the
     # rank-0 dir); only rank 0 writes the run dir's files and cuts logs on resume.
@@ -95,7 +95,8 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict:
             logger.log_metrics({f"perf/{k}": v for k, v in peak.items()}, step=cfg.algo.steps)
     finally:
         close_loggers(loggers)
-    results = {"start": _floats(start), "end": _floats(end), "steps": cfg.algo.steps, "threads": threads, **start_id,
+    results = {"start": _floats(start), "end": _floats(end), "steps": cfg.algo.steps, **start_id,
+               "threads": use_threads(None),   # as trained: a DDP launch divides the cores among its ranks
                "wall_time_s": round(time.time() - started, 1), **{k: round(v, 3) for k, v in peak.items()}}
     if writer:
         save_policy(module.policy, run_dir / "final")
