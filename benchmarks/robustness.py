@@ -56,12 +56,12 @@ def start_overrides(start: str) -> list[str]:
     return [f"model.build.arch.seed={start}", f"model.build.instruct.seed={start}"]
 
 
-def build_start(start: str, env: dict) -> None:
+def build_start(start: str, env: dict, extra: list[str]) -> None:
     """Build (or find in the cache) a non-shipped start once, before its cells race to build it."""
     if start == "shipped" or not start.isdigit():
         return
     t0 = time.time()
-    proc = subprocess.run([sys.executable, "cold_start.py", *start_overrides(start)], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "cold_start.py", *start_overrides(start), *extra], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"building start {start} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         cells += [Cell(start, s, t, start_overrides(start)) for t in threads for s in seeds]
     t0 = time.time()
     for start in dict.fromkeys(c.start for c in cells):
-        build_start(start, env)
+        build_start(start, env, args.overrides)
     run_all(cells, out, env, args.cores, args.overrides)
     text = table(cells)
     ends = {}

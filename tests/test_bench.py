@@ -95,6 +95,7 @@ def test_robustness_table_runs_each_cell_as_train_py(tmp_path, capsys):
     with another seed, each a real train.py process; the table has both rows and their results."""
     spec = importlib.util.spec_from_file_location("robustness", ROOT / "benchmarks" / "robustness.py")
     robustness = importlib.util.module_from_spec(spec)
+    sys.modules["robustness"] = robustness   # its dataclass resolves annotations through its module
     spec.loader.exec_module(robustness)
     code = robustness.main(["--seeds", "0", "--threads", "1", "--starts", "shipped,7", "--other-threads", "1",
                             "--min-end", "0", "--out", str(tmp_path / "rob"), "+scale=smoke"])
