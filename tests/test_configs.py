@@ -119,7 +119,7 @@ def test_paper_experiments_hold_the_papers_values():
     ("model.build.instruct.styles.verbose=-1", "model.build.instruct.styles"),
     ("model.build.instruct.phases.0.tasks=[sudoku]", r"model.build.instruct.phases\[0\].tasks"),
     ("model.build.instruct.phases.1.stop_at={counting:1.5}", r"model.build.instruct.phases\[1\].stop_at.counting"),
-    ("model.build.instruct.phases.1.eval_every=0", r"model.build.instruct.phases\[1\].eval_every"),
+    ("+model.build.instruct.phases.1.eval_every=0", r"model.build.instruct.phases\[1\].eval_every"),
     ("+study.paper=x", "study"),
 ])
 def test_bad_values_fail_naming_the_key(override, key):
