@@ -77,7 +77,8 @@ def compose(cell: Cell, args):
     overrides = [*args.overrides,                    # first: the benchmark's settings below win
         "kl=constant", f"kl.beta={args.beta}", f"algo.group_size={cell.G}",
         f"algo.max_new_tokens={cell.max_new_tokens}",
-        f"model.grpo_lr={args.lr}", "model.grpo_schedule=constant", "model.grpo_aggregation=sequence_mean", f"model.rollout_temperature={args.temperature}",
+        f"model.grpo_lr={args.lr}", "model.grpo_schedule=constant", "model.grpo_aggregation=sequence_mean",
+        f"model.rollout_temperature={args.temperature}",
         f"data.module.image_size={cell.px}", f"data.module.batch_size={args.batch}",
         f"data.module.train_size={args.batch * (args.warmup + args.steps)}",
         f"+model.processor_kwargs.min_pixels={px2}", f"+model.processor_kwargs.max_pixels={px2}",

@@ -40,25 +40,26 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return self.start if self.start == "shipped" or self.start.isdigit() else Path(self.start).name
+        return Path(self.start).name if start_kind(self.start) == "path" else self.start
 
     @property
     def name(self) -> str:
         return f"start-{self.label}_seed-{self.seed}_threads-{self.threads}"
 
 
+def start_kind(start: str) -> str:
+    """"shipped", "seed" (the default instruct stage rebuilt from that seed) or "path" (a checkpoint dir)."""
+    return "shipped" if start == "shipped" else "seed" if start.isdigit() else "path"
+
+
 def start_overrides(start: str) -> list[str]:
-    """`shipped`, a build seed (the default instruct stage rebuilt from it), or a checkpoint dir."""
-    if start == "shipped":
-        return []
-    if not start.isdigit():
-        return ["model.build=null", f"model.name_or_path={Path(start).resolve()}"]
-    return [f"model.build.arch.seed={start}", f"model.build.instruct.seed={start}"]
+    return {"shipped": [], "path": ["model.build=null", f"model.name_or_path={Path(start).resolve()}"],
+            "seed": [f"model.build.arch.seed={start}", f"model.build.instruct.seed={start}"]}[start_kind(start)]
 
 
 def build_start(start: str, env: dict, extra: list[str]) -> None:
     """Build (or find in the cache) a non-shipped start once, before its cells race to build it."""
-    if start == "shipped" or not start.isdigit():
+    if start_kind(start) != "seed":
         return
     t0 = time.time()
     proc = subprocess.run([sys.executable, "cold_start.py", *start_overrides(start), *extra], cwd=ROOT, env=env,
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     ints = lambda text: [int(x) for x in text.split(",") if x != ""]  # noqa: E731
     cells = []
     for start in args.starts.split(","):
-        seeds, threads = (ints(args.seeds), ints(args.threads)) if start == "shipped" else \
+        seeds, threads = (ints(args.seeds), ints(args.threads)) if start_kind(start) == "shipped" else \
             (ints(args.other_seeds), ints(args.other_threads))
         cells += [Cell(start, s, t, start_overrides(start)) for t in threads for s in seeds]
     t0 = time.time()

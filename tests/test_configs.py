@@ -110,6 +110,8 @@ def test_paper_experiments_hold_the_papers_values():
     ("curriculum.stages.1.steps=10", "algo.steps=200"),  # with ptst below: stages cover only 110
     ("kl.beta_min=-0.1", "kl.beta_min"),
     ("model.grpo_lr=0", "model.grpo_lr"),
+    ("model.grpo_aggregation=token_mean", "model.grpo_aggregation"),
+    ("model.grpo_lr_by_task.counting=fast", "model.grpo_lr_by_task.counting"),
     ("rollout.temperature=0", "rollout.temperature"),
     ("model.rollout_temperature=-1", "rollout.temperature"),
     ("algo.module.optim.schedule=step", "algo.module.optim.schedule"),

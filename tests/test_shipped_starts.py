@@ -95,6 +95,11 @@ def test_ship_rebuilds_the_same_weights_and_records_the_key(tmp_path, capsys):
     shutil.rmtree(second)
 
 
+def test_ship_refuses_a_start_with_nothing_to_ship(tmp_path):
+    with pytest.raises(ValueError, match="no stage of ours to ship"):
+        ship(compose_cfg(["model=qwen2_vl_2b", f"starts_dir={tmp_path}"]))
+
+
 def test_threads_is_a_config_value_and_the_environment_wins(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert compose_cfg([]).threads == 2

@@ -19,6 +19,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .algo.curriculum import Stage
+from .algo.loss import AGGREGATIONS
 from .models.loading import DTYPES
 from .optim import LR_SCHEDULES, OPTIM_KEYS
 from .stages.start import check_stages
@@ -38,10 +39,12 @@ _STAGE = {"seed": int, "size": int, "eval_size": int, "image_size": int, "lr": f
 _PHASE = {"max_steps": int, "eval_every": int, "stop_at.*": float}  # <stage spec>.phases[i]
 _SOURCE = {"limit": int | None, "seed": int, "max_new_tokens": int | None, "hub": bool}  # data.module.splits
 KEY_TYPES = {
-    "seed": int, "threads": int | None, "ship": bool, "starts_dir": str | None, "resume": str | None, "eval_every": int, "ckpt_every": int, "data_root": str,
+    "seed": int, "threads": int | None, "ship": bool, "starts_dir": str | None, "resume": str | None,
+    "eval_every": int, "ckpt_every": int, "data_root": str,
     "model.name_or_path": str | None, "model.cache_dir": str | None, "model.dtype": tuple(DTYPES),
     "model.attn_implementation": str, "model.gradient_checkpointing": bool, "model.format_w": float,
-    "model.grpo_lr_by_task.*": float, "model.grpo_lr": float, "model.grpo_aggregation": ("sequence_mean", "constant"), "model.grpo_schedule": str, "model.rollout_temperature": float, "model.sft_lr": float,
+    "model.grpo_lr_by_task.*": float, "model.grpo_lr": float, "model.grpo_aggregation": AGGREGATIONS,
+    "model.grpo_schedule": str, "model.rollout_temperature": float, "model.sft_lr": float,
     "model.max_new_tokens": int, "model.eval_max_new_tokens": int, "model.tokens.*": int,
     "model.build.arch.*": int, "data.kl.*": float, "data.few_shot.*": int,
     "algo.name": ("grpo", "sft"), "algo.steps": int, "algo.group_size": int, "algo.max_new_tokens": int,

@@ -26,7 +26,7 @@ import math
 import lightning as L
 import torch
 
-from ..algo.loss import AGGREGATIONS, group_advantages, grpo_loss, rollout_correction
+from ..algo.loss import group_advantages, grpo_loss, rollout_correction
 from ..logging import log_samples, log_step_metrics
 from ..optim import build_optimizer
 from ..perf import PhaseTimer, step_metrics
@@ -59,9 +59,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
         self.rollout_step = 0  # completed rollout steps; the s of beta(s) and stage(s)
         self.max_nonfinite, self.skipped_updates, self.nonfinite_in_a_row = max_nonfinite, 0, 0
         self.reference = reference  # strategy.reference: shard / offload the reference (strategies.prepare_reference)
-        if aggregation not in AGGREGATIONS:
-            raise ValueError(f"algo.module.aggregation={aggregation!r}: choose one of {AGGREGATIONS}")
-        self.aggregation = aggregation
+        self.aggregation = aggregation  # checked by config.validate (and by algo.loss.aggregate)
         if ref_policy is None and not kl.always_zero:
             raise ValueError("the KL schedule is non-zero somewhere, so a reference model is needed")
 

@@ -16,7 +16,7 @@ Reproducible by construction on one machine: every stage trains on STAGE_THREADS
 whatever the caller set (a thread count changes float summation order, and 1000 SFT steps amplify
 that into other weights), and its output records a digest of its weights (`stage.json`). Another
 CPU's kernels can still round differently, which is why the default start ships in the repo
-(`stages/shipped.py`).
+(`stages/start.py`).
 """
 from __future__ import annotations
 

@@ -6,8 +6,9 @@
 Each stage's output is a checkpoint directory named by a hash of everything that determines it (the
 parent's key and the stage spec). It is looked up first among the shipped starts (`starts_dir`,
 the repo's `starts/`: built once by `python cold_start.py ship=true` and committed, each with the
-digest of its weights in `stage.json`, checked on use), then in the cache (`model.cache_dir`, else $VLMRL_CACHE, else ~/.cache/vlmrl); a missing stage is
-built into the cache, atomically: a crash leaves no half-built directory.
+digest of its weights in `stage.json`, checked on use), then in the cache (`model.cache_dir`, else
+$VLMRL_CACHE, else ~/.cache/vlmrl); a missing stage is built into the cache, atomically: a crash
+leaves no half-built directory.
 
 Why ship: a stage is 1000+ SFT steps, and float rounding that differs between CPUs (kernels, thread
 counts) grows over them into other weights, so "the same command" built other starts on other
@@ -220,4 +221,7 @@ def ship(cfg: DictConfig) -> list[Path]:
             path = str(build_once(Path(tmp) / stage.stem, lambda out: stage.build(parent, out)))
             if (Path(path) / "stage.json").exists():   # the random tiny model is rebuilt in ms: not shipped
                 written.append(publish(Path(path), stage, shipped))
+    if not written:
+        raise ValueError("ship=true: this config's start has no stage of ours to ship (a real checkpoint "
+                         "without a cold start is loaded as it is)")
     return written
