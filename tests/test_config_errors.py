@@ -1,12 +1,17 @@
 """A bad config value is one line naming the key, the value and what was expected, raised by
 `validate` before any model loads (a wrong type never surfaces as a TypeError from a comparison)."""
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from conftest import compose_cfg
 from vlmrl.config import ConfigError, validate
 
+ROOT = Path(__file__).resolve().parents[1]
 LOCAL = "expected a dir with config.json or a hub id owner/name"
 
 
@@ -96,3 +101,35 @@ def test_run_fails_before_any_model_loads(overrides, key, tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match=f"^{re.escape(key)}="):
         vlmrl.run.run(compose_cfg(overrides), tmp_path / "run", overrides)
     assert not (tmp_path / "run").exists()  # nothing written either
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["reward.format_w=abc"], "reward.format_w='abc': expected a number (float)"),   # a shared key
+    (["eval.batch_size=many"], "eval.batch_size='many': expected an integer (int)"),
+    (["eval.batch_size=0"], "eval.batch_size=0 must be > 0"),
+    (["eval.max_new_tokens=-5"], "eval.max_new_tokens=-5 must be > 0"),
+    (["eval.judge.timeout_s=soon"], "eval.judge.timeout_s='soon': expected a number (float)"),
+    (["out=[a]"], "out=['a']: expected a string (str) or null"),
+])
+def test_evaluate_checks_its_config_like_train(overrides, message):
+    from vlmrl.config import check_evaluate
+
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        check_evaluate(compose_cfg(overrides, "evaluate"))
+    check_evaluate(compose_cfg([], "evaluate"))
+
+
+@pytest.mark.parametrize("script,override,key", [("evaluate.py", "reward.format_w=abc", "reward.format_w"),
+                                                  ("bridge.py", "input.size=abc", "input.size"),
+                                                  ("train.py", "reward.format_w=abc", "reward.format_w")])
+def test_every_entry_fails_in_one_line_naming_the_key(script, override, key, tmp_path):
+    """The command line a newcomer types: one stderr line names the key and value, and nothing is built (an
+    empty cache dir stays empty)."""
+    env = {**os.environ, "VLMRL_CACHE": str(tmp_path / "cache"), "WANDB_MODE": "disabled"}
+    run_dir = [f"hydra.run.dir={tmp_path / 'run'}"] if script == "train.py" else []
+    proc = subprocess.run([sys.executable, str(ROOT / script), override, *run_dir], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if f"{key}='abc'" in line]
+    assert len(errors) == 1, proc.stderr[-2000:]
+    assert not (tmp_path / "cache").exists()

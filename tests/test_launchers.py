@@ -46,7 +46,7 @@ def test_a_local_sweep_of_multi_process_cells_is_refused_before_loading(tmp_path
 
 SLURM_7B_PTST = ["-m", "hydra/launcher=slurm", "+experiments=vision_r1/ptst_7b", "strategy=deepspeed_zero3",
                  "trainer.num_nodes=2", "trainer.devices=4", "trainer.precision=bf16-mixed",
-                 "hydra.launcher.partition=gpu", "resume=auto"]   # README "Scale", "Clusters"
+                 "hydra.launcher.partition=gpu", "resume=auto"]   # docs/scale.md, "Clusters"
 
 
 def test_the_documented_multi_node_7b_ptst_command_composes_and_validates():

@@ -1,7 +1,8 @@
-"""Every command in the README runs, at the smoke scale (`+scale=smoke`, a handful of records and
-steps), in a fresh working dir; and what a newcomer reads on the console is clean.
+"""Every command in the README and the docs/ pages runs, at the smoke scale (`+scale=smoke`, a handful
+of records and steps), in a fresh working dir; and what a newcomer reads on the console is clean.
 
-A command added to the README without a plan here fails `test_every_readme_command_has_a_plan`.
+A command added to README.md or a docs/**/*.md page without a plan here fails
+`test_every_readme_command_has_a_plan`.
 """
 import json
 import re
@@ -14,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ["+scale=smoke"]
 
-# README command -> how it is run here: (extra args appended, or None when CI itself runs it).
+# README / docs command -> how it is run here: (extra args appended, or None when CI itself runs it).
 # `<run>` is replaced by the run dir the plain `python train.py` wrote; `--cfg job` stands in for a
 # run that needs a W&B account and network.
 PLAN = {
@@ -67,23 +68,29 @@ NOISE = [r"💡", r"[Tt]ip:", r"LeafSpec", r"[Dd]eprecat", r"FutureWarning", r"U
 pytestmark = pytest.mark.slow
 
 
+def documented_pages() -> list[Path]:
+    """README.md first (its commands run first: later ones name its `<run>`), then docs/**/*.md, sorted."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
 def readme_commands() -> list[str]:
-    """The command lines of the README's ```bash blocks, comments stripped, in order."""
-    text = (ROOT / "README.md").read_text()
+    """The command lines of the ```bash blocks of README.md and every docs/ page, comments stripped, in
+    order, each once (a command repeated on another page, e.g. `bash install.sh`, runs once)."""
     lines = []
-    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
-        for line in block.splitlines():
-            line = line.split(" #")[0].strip()
-            if line and not line.startswith("#"):
-                lines.append(line)
+    for page in documented_pages():
+        for block in re.findall(r"```bash\n(.*?)```", page.read_text(), flags=re.S):
+            for line in block.splitlines():
+                line = line.split(" #")[0].strip()
+                if line and not line.startswith("#") and line not in lines:
+                    lines.append(line)
     return lines
 
 
 def test_every_readme_command_has_a_plan():
     commands = readme_commands()
-    assert commands, "no ```bash blocks found in README.md"
-    assert set(commands) == set(PLAN), (f"README commands without a plan here: {set(commands) - set(PLAN)}; "
-                                        f"planned but not in the README: {set(PLAN) - set(commands)}")
+    assert commands, "no ```bash blocks found in README.md or docs/"
+    assert set(commands) == set(PLAN), (f"README / docs commands without a plan here: {set(commands) - set(PLAN)}; "
+                                        f"planned but in neither the README nor docs/: {set(PLAN) - set(commands)}")
 
 
 def _argv(command: str, extra: list[str], tmp: Path, run_dir: Path | None) -> list[str]:
@@ -118,7 +125,7 @@ def _duplicates(output: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory):
-    """Run every planned README command in order in one fresh dir -> {command: CompletedProcess}."""
+    """Run every planned README / docs command in order in one fresh dir -> {command: CompletedProcess}."""
     tmp = tmp_path_factory.mktemp("readme")
     results, run_dir = {}, None
     for command in readme_commands():

@@ -148,7 +148,7 @@ def test_ddp_resume_from_a_mid_run_checkpoint_reproduces_the_ddp_run(ddp_and_sin
 @pytest.mark.slow
 def test_ddp_with_vllm_rollouts_trains_as_one_process(tmp_path):
     """rollout=vllm under 2-process DDP (one engine per rank, each sampling its ranks' prompts): vLLM requests
-    are seeded by prompt id (rollout.base.row_seeds), so every logged value equals the single-process run's.
+    are seeded by prompt id (rollout.seeded.row_seeds), so every logged value equals the single-process run's.
     The console summary is printed once, by rank 0."""
     pytest.importorskip("vllm", reason="vllm is not installed (bash install.sh)")
     base = [a for a in ARGS if not a.startswith("rollout.seeding")] + ["rollout=vllm", "rollout.max_model_len=1024"]

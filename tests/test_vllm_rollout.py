@@ -12,7 +12,7 @@ from vlmrl.algo.loss import grpo_loss, rollout_correction
 from vlmrl.rollout.vllm import VLLMRollout, image_size_kwargs, parameter_versions
 
 CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_OMP_THREADS_BIND": "nobind", "VLLM_CPU_KVCACHE_SPACE": "1"}
-NO_VLLM = "vllm is not installed (bash install.sh; README, vLLM rollouts)"
+NO_VLLM = "vllm is not installed (bash install.sh; docs/vllm.md)"
 
 
 # ------------------------------------------------------------------------------------------ no vLLM needed
@@ -22,7 +22,7 @@ def test_request_seeds_follow_the_prompt_id_not_its_position(monkeypatch):
     import types
 
     import vlmrl.rollout.vllm as backend
-    from vlmrl.rollout.base import derive_seed
+    from vlmrl.rollout.seeded import derive_seed
 
     monkeypatch.setattr(backend, "import_vllm", lambda: types.SimpleNamespace(SamplingParams=lambda **kw: kw))
     tokenizer = types.SimpleNamespace(eos_token_id=0, convert_tokens_to_ids=lambda t: 1, unk_token_id=None)

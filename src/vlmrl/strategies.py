@@ -13,12 +13,11 @@
 * Sharded weights (FSDP, ZeRO-3) are gathered for HF `generate` (`full_params_for_generate`); the
   frozen reference model is sharded / offloaded by `prepare_reference` (strategy.reference keys).
   Both are written for CUDA and not run here: Lightning 2.6 refuses DeepSpeed on CPU, and FSDP
-  needs the CUDA launcher in practice (README "Scale" says what was run).
+  needs the CUDA launcher in practice (docs/scale.md says what was run).
 """
 from __future__ import annotations
 
 import contextlib
-import os
 
 import torch
 from hydra.utils import get_class, instantiate
@@ -34,16 +33,6 @@ def is_global_zero() -> bool:
 
 def world_size(cfg: DictConfig) -> int:
     return int(cfg.trainer.devices) * int(cfg.trainer.get("num_nodes", 1))
-
-
-def check_launch(cfg: DictConfig, multirun: bool) -> None:
-    """Several processes per run inside a local sweep cannot work: Lightning would launch them by re-running
-    the sweep's command line. Under Slurm each task is a rank already (SLURMEnvironment)."""
-    from .config import ConfigError
-
-    if multirun and world_size(cfg) > 1 and "SLURM_NTASKS" not in os.environ:
-        raise ConfigError(f"trainer.devices={cfg.trainer.devices} x trainer.num_nodes={cfg.trainer.num_nodes} in a "
-                          "sweep (-m): use hydra/launcher=slurm, or run each multi-process cell without -m")
 
 
 def make_strategy(cfg: DictConfig):

@@ -14,7 +14,7 @@ Token aggregation (`algo.module.aggregation`, set per model as `model.grpo_aggre
 `sequence_mean` is Eq. 4's 1/|o_i| (the default); `constant` divides the batch's token sum by
 N * max_new_tokens (Dr. GRPO, Liu et al. 2025, arXiv 2503.20783; TRL's loss_type="dr_grpo"), which
 removes 1/|o_i|'s preference for short correct completions. (Tried for issue 21 against the tiny
-model's drift to its short guessing style: it did not prevent it; the README says what did.)
+model's drift to its short guessing style: it did not prevent it; docs/main_job.md says what did.)
 
 Rollout correction (rollout=vllm, beyond both papers): the completions are sampled by an inference
 engine whose log-probs differ from the trainer's. With `rollout.is_correction = C` the surrogate of

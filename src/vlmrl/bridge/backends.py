@@ -10,8 +10,8 @@ whether it stopped or hit the token limit, how many tokens it generated, or the 
   generator: the seed of its first request seeds the batch. Text-only requests are batched apart from
   image ones (the processor takes no image list for them).
 * `VLLMBackend`: vLLM offline (`LLM.generate` with `SamplingParams`, vLLM's documented API; per-request
-  seeds). `vllm` is imported when the backend first generates, with a clear error when it is missing: it
-  is not installable next to this environment's transformers (see the test's skip reason).
+  seeds). `vllm` is imported when the backend first generates, with a clear error when it is missing
+  (`bash install.sh` installs it; `--no-vllm` leaves it out; docs/vllm.md).
 * `HTTPBackend`: any OpenAI-compatible chat-completions server (`vllm serve`, DeepSeek's API,
   `python -m vlmrl.bridge.serve`): images as base64 `image_url` parts, `reasoning_content` (vLLM's
   reasoning parser, DeepSeek's API) put back as the `<think>...</think>` block, at most `max_concurrency`

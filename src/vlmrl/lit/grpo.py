@@ -30,7 +30,8 @@ from ..algo.loss import group_advantages, grpo_loss, rollout_correction
 from ..logging import log_samples, log_step_metrics
 from ..optim import build_optimizer
 from ..perf import PhaseTimer, step_metrics
-from ..rollout.base import completion_logprobs, derive_seed
+from ..rollout.base import completion_logprobs
+from ..rollout.seeded import derive_seed
 from ..strategies import full_params_for_generate, prepare_reference, rank_slice, reduce_mean
 from .evaluation import GreedyEvaluation
 

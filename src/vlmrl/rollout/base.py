@@ -7,7 +7,6 @@ them, and `completion_logprobs` encodes them (and runs the prompt) once per grou
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, fields
 from typing import Protocol
 
@@ -72,23 +71,6 @@ class RolloutBatch:
         spans = [self._image_span(int(p), int(p) + 1) for p in self.prompt_index]
         return (torch.cat([self.pixel_values[patches] for patches, _ in spans]),
                 torch.cat([self.image_grid_thw[images] for _, images in spans]))
-
-
-def derive_seed(*parts) -> int:
-    """A 63-bit seed from parts such as (seed, step, prompt, sample), stable across processes (no Python hash
-    randomisation): the one way rollout seeds are made, for every backend."""
-    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "big") >> 1
-
-
-def row_seeds(seed: int, records: list[dict], group_size: int) -> list[int]:
-    """One seed per completion row (rows of a prompt contiguous): (seed, prompt id, repeat, sample)."""
-    seen: dict[str, int] = {}
-    seeds = []
-    for record in records:
-        key = str(record.get("id", record.get("problem")))
-        repeat = seen[key] = seen.get(key, -1) + 1   # a prompt drawn twice in a step gets fresh samples
-        seeds += [derive_seed(seed, key, repeat, j) for j in range(group_size)]
-    return seeds
 
 
 def batch_of(prompts: dict, completion_ids: Tensor, mask: Tensor, tokenizer, group_size: int,

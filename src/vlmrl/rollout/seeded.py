@@ -1,4 +1,4 @@
-"""Row-seeded sampling for HF `generate`: each completion's randomness is a pure function of its own seed.
+"""Rollout seeds and row-seeded sampling: each completion's randomness is a pure function of its own seed.
 
 `generate` draws every row of a batch from one global generator, so a row's sample depends on which
 other rows share its batch. Under data parallelism each rank generates a slice of the step's
@@ -7,14 +7,32 @@ not depend on the batch. Here sampling is Gumbel-max: argmax(warped logits + Gum
 exact sample from softmax(warped logits), and the noise of row i at generated position t for token
 v is a counter-based hash of (seed_i, t, v). HF runs it as greedy decoding with this processor last;
 the shared-prefix sampler (shared_prefix.sample_groups) adds the same noise (`gumbel_perturbed`).
-Seeds derive from (step seed, prompt id, repeat of the prompt in the batch, sample index).
+Seeds derive from (step seed, prompt id, repeat of the prompt in the batch, sample index): `row_seeds`, built
+on `derive_seed`, the one way every backend makes rollout seeds.
 """
 from __future__ import annotations
+
+import hashlib
 
 import torch
 from transformers import LogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-from .base import derive_seed, row_seeds  # noqa: F401  (row_seeds: re-exported)
+
+def derive_seed(*parts) -> int:
+    """A 63-bit seed from parts such as (seed, step, prompt, sample), stable across processes (no Python hash
+    randomisation): the one way rollout seeds are made, for every backend."""
+    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "big") >> 1
+
+
+def row_seeds(seed: int, records: list[dict], group_size: int) -> list[int]:
+    """One seed per completion row (rows of a prompt contiguous): (seed, prompt id, repeat, sample)."""
+    seen: dict[str, int] = {}
+    seeds = []
+    for record in records:
+        key = str(record.get("id", record.get("problem")))
+        repeat = seen[key] = seen.get(key, -1) + 1   # a prompt drawn twice in a step gets fresh samples
+        seeds += [derive_seed(seed, key, repeat, j) for j in range(group_size)]
+    return seeds
 
 
 def _signed(x: int) -> int:

@@ -39,6 +39,8 @@ import functools
 import torch
 from torch import Tensor
 
+from .seeded import gumbel_perturbed, logits_warpers
+
 
 def hf_model(model):
     """The transformers model under a peft wrapper (a LoRA policy, or `AdapterDisabled`, its reference); the
@@ -184,7 +186,7 @@ def _preallocated_layer_class():
     HF's DynamicLayer concatenates the whole cache on every step, quadratic copying over a completion:
     at 448 px (307 prompt tokens) x 128 rows that is a quarter of the rollout (measured). Views of the
     storage stand in for DynamicLayer's `keys` / `values`, so the attention code sees no difference.
-    Built on first use so that importing this module does not import transformers."""
+    Built on first use so that importing this module does not import transformers.cache_utils."""
     from transformers.cache_utils import DynamicLayer
 
     class PreallocatedLayer(DynamicLayer):
@@ -234,10 +236,8 @@ def sample_groups(model, prompts: dict, group_size: int, max_new_tokens: int, *,
     """`group_size` completions of each of the B prompts (a processor BatchFeature, left-padded), prompts
     prefilled once. -> completion ids [B * G, steps], rows of a prompt contiguous, pad after EOS.
 
-    row_seeds: [B * G] seeds (rollout.base.row_seeds): each row sampled by Gumbel-max with its own noise, as
+    row_seeds: [B * G] seeds (rollout.seeded.row_seeds): each row sampled by Gumbel-max with its own noise, as
     HF `generate` with seeded.RowSeededSampling samples it; None: every row drawn from `generator`."""
-    from .seeded import gumbel_perturbed, logits_warpers  # not at the top: seeded imports base, which imports this
-
     B = prompts["input_ids"].shape[0]
     logits, cache, last_position = prefill(model, prompts["input_ids"], prompts["attention_mask"],
                                            prompts["mm_token_type_ids"], prompts.get("pixel_values"),

