@@ -37,13 +37,14 @@ RESUME_AUTO = "auto"  # resume=auto: the latest checkpoint of the run dir (resol
 _STAGE = {"seed": int, "size": int, "eval_size": int, "image_size": int, "lr": float, "schedule": str,
           "warmup_frac": float, "batch_size": int, "eval_every": int, "eval_max_new_tokens": int}
 _PHASE = {"max_steps": int, "eval_every": int, "stop_at.*": float}  # <stage spec>.phases[i]
+_BY_TASK = {"grpo_lr": float, "grpo_steps": int, "max_new_tokens": int}   # model.by_task.<task> (tiny.yaml)
 _SOURCE = {"limit": int | None, "seed": int, "max_new_tokens": int | None, "hub": bool}  # data.module.splits
 KEY_TYPES = {
     "seed": int, "threads": int | None, "ship": bool, "starts_dir": str | None, "resume": str | None,
     "eval_every": int, "ckpt_every": int, "data_root": str,
     "model.name_or_path": str | None, "model.cache_dir": str | None, "model.dtype": tuple(DTYPES),
     "model.attn_implementation": str, "model.gradient_checkpointing": bool, "model.format_w": float,
-    "model.grpo_lr_by_task.*": float, "model.grpo_lr": float, "model.grpo_aggregation": AGGREGATIONS,
+    "model.grpo_lr": float, "model.grpo_steps": int, "model.grpo_aggregation": AGGREGATIONS,
     "model.grpo_schedule": str, "model.rollout_temperature": float, "model.sft_lr": float,
     "model.max_new_tokens": int, "model.eval_max_new_tokens": int, "model.tokens.*": int,
     "model.build.arch.*": int, "data.kl.*": float, "data.few_shot.*": int,
@@ -146,8 +147,20 @@ def _annotations(target: str) -> dict:
     return {name: kind for name, hint in hints.items() if (kind := _simple(hint)) is not None}
 
 
+def _check_by_task(cfg: DictConfig) -> None:
+    """model.by_task.<task> (the tiny model's per-task GRPO settings): known keys, each of its type."""
+    by_task = OmegaConf.select(cfg, "model.by_task", default=None)
+    for task in by_task if isinstance(by_task, DictConfig) else ():
+        where = f"model.by_task.{task}"
+        unknown = set(by_task[task]) - set(_BY_TASK) if isinstance(by_task[task], DictConfig) else {"(not a mapping)"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(_BY_TASK)}")
+        _check_keys(by_task[task], where, _BY_TASK)
+
+
 def check_types(cfg: DictConfig) -> None:
     """Every known key holds a value of its type: `ConfigError("key=value: expected ...")` if not."""
+    _check_by_task(cfg)  # first: a bad value there reaches model.grpo_lr etc. by interpolation
     _check_keys(cfg, "", KEY_TYPES)
     for prefix in ("model.build.instruct", "cold_start"):  # stage specs (cold_start=none has no keys)
         spec = OmegaConf.select(cfg, prefix, default=None)
@@ -226,7 +239,7 @@ def _check_optim(cfg: DictConfig) -> None:
 
 
 def _check_scale(cfg: DictConfig) -> None:
-    """Strategy, process count and LoRA keys (src/vlmrl/strategies.py, README "Scale")."""
+    """Strategy, process count and LoRA keys (src/vlmrl/strategies.py, docs/scale.md)."""
     _positive(cfg, "trainer.devices", "trainer.num_nodes")
     world = world_size(cfg)
     if cfg.strategy.name == "single" and world > 1:
@@ -244,6 +257,30 @@ def _check_scale(cfg: DictConfig) -> None:
         if not isinstance(lora, DictConfig) or set(lora) - {"r", "alpha", "dropout", "target_modules"} or "r" not in lora:
             raise ConfigError(f"model.lora={_show(lora)}: expected null or {{r, alpha, dropout, target_modules}}")
         _positive(cfg, "model.lora.r", "model.lora.alpha")
+
+
+EVALUATE_TYPES = {"run": str, "out": str | None, "eval.name": str, "eval.split": str, "eval.batch_size": int,
+                  "eval.max_new_tokens": int | None, "eval.judge.base_url": str | None, "eval.judge.model": str,
+                  "eval.judge.api_key_env": str, "eval.judge.max_tokens": int, "eval.judge.retries": int,
+                  "eval.judge.timeout_s": float}   # evaluate.py's own keys (conf/evaluate.yaml, conf/eval/)
+
+
+def check_evaluate(cfg: DictConfig) -> None:
+    """evaluate.py's config: the shared keys, then its own, then ranges; before any model loads."""
+    check_types(cfg)
+    _check_keys(cfg, "", EVALUATE_TYPES)
+    _positive(cfg, "eval.batch_size", "model.eval_max_new_tokens")
+    if cfg.eval.max_new_tokens is not None:
+        _positive(cfg, "eval.max_new_tokens")
+    check_stages(cfg)
+
+
+def check_launch(cfg: DictConfig, multirun: bool) -> None:
+    """Several processes per run inside a local sweep cannot work: Lightning would launch them by re-running
+    the sweep's command line. Under Slurm each task is a rank already (SLURMEnvironment)."""
+    if multirun and world_size(cfg) > 1 and "SLURM_NTASKS" not in os.environ:
+        raise ConfigError(f"trainer.devices={cfg.trainer.devices} x trainer.num_nodes={cfg.trainer.num_nodes} in a "
+                          "sweep (-m): use hydra/launcher=slurm, or run each multi-process cell without -m")
 
 
 def validate(cfg: DictConfig) -> dict:
