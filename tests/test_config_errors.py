@@ -109,7 +109,7 @@ def test_run_fails_before_any_model_loads(overrides, key, tmp_path, monkeypatch)
     (["eval.batch_size=0"], "eval.batch_size=0 must be > 0"),
     (["eval.max_new_tokens=-5"], "eval.max_new_tokens=-5 must be > 0"),
     (["eval.judge.timeout_s=soon"], "eval.judge.timeout_s='soon': expected a number (float)"),
-    (["out=[a]"], "out=['a']: expected a string (str) or null"),
+    (["out=[a]"], "out=['a']: expected a string or null"),
 ])
 def test_evaluate_checks_its_config_like_train(overrides, message):
     from vlmrl.config import check_evaluate
