@@ -111,6 +111,13 @@ def _check(key: str, value, expected) -> None:
         raise ConfigError(f"{key}={_show(value)}: expected {_describe(expected)}")
 
 
+def check_unknown(node: DictConfig, known, where: str) -> None:
+    """Keys of `node` outside `known`: one line naming them (nothing in a config is silently ignored)."""
+    extra = sorted(set(node) - set(known))
+    if extra:
+        raise ConfigError(f"{where}: unknown key(s) {extra}; known: {tuple(known)}")
+
+
 def _check_keys(node, prefix: str, table: dict) -> None:
     """Check node's keys against {key: expected} (keys relative to node, named `prefix.key`)."""
     for pattern, expected in table.items():
@@ -152,9 +159,9 @@ def _check_by_task(cfg: DictConfig) -> None:
     by_task = OmegaConf.select(cfg, "model.by_task", default=None)
     for task in by_task if isinstance(by_task, DictConfig) else ():
         where = f"model.by_task.{task}"
-        unknown = set(by_task[task]) - set(_BY_TASK) if isinstance(by_task[task], DictConfig) else {"(not a mapping)"}
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(_BY_TASK)}")
+        if not isinstance(by_task[task], DictConfig):
+            raise ConfigError(f"{where}={_show(by_task[task])}: expected a mapping with keys {tuple(_BY_TASK)}")
+        check_unknown(by_task[task], _BY_TASK, where)
         _check_keys(by_task[task], where, _BY_TASK)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import ConfigError, _annotations, _check_keys, build, check_model_path, check_types
+from ..config import ConfigError, _annotations, _check_keys, build, check_model_path, check_types, check_unknown
 from .filter import ANSWER_FORMATS
 from .inputs import EMBEDDED_SPLITS
 from .pipeline import GENERATION_STAGES
@@ -23,24 +23,18 @@ SECTION_TYPES = {"out": str, "input.split": str | None, "input.size": int | None
 SECTIONS = {"input": ("split", "size"), "filter": ("answer_format", "check_reasoning_result"), "format": ("template",)}
 
 
-def _unknown(node: DictConfig, known, where: str) -> None:
-    extra = sorted(set(node) - set(known))
-    if extra:
-        raise ConfigError(f"{where}: unknown key(s) {extra}; known: {tuple(known)}")
-
-
 def check(cfg: DictConfig) -> dict:
     """Validate the composed bridge config; returns {slot: backend} (instantiated, not loaded)."""
     check_types(cfg)
     _check_keys(cfg, "", SECTION_TYPES)
     for section, keys in SECTIONS.items():
-        _unknown(cfg[section], keys, section)
-    _unknown(cfg.stages, GENERATION_STAGES, "stages")
+        check_unknown(cfg[section], keys, section)
+    check_unknown(cfg.stages, GENERATION_STAGES, "stages")
     for name in GENERATION_STAGES:
         if name not in cfg.stages:
             raise ConfigError(f"stages.{name} is missing")
         stage = cfg.stages[name]
-        _unknown(stage, STAGE_TYPES, f"stages.{name}")
+        check_unknown(stage, STAGE_TYPES, f"stages.{name}")
         _check_keys(stage, f"stages.{name}", STAGE_TYPES)
         _wrap(lambda: check_template(stage.prompt, name, f"stages.{name}.prompt"))
         if stage.max_new_tokens < 1:
