@@ -14,7 +14,7 @@ command resumes it. Code: src/vlmrl/bridge/.
 import hydra
 from omegaconf import DictConfig
 
-from vlmrl.resolvers import register
+from vlmrl.infra.resolvers import register
 
 register()  # resolvers used by conf/ (the repo root, run-dir names)
 
@@ -22,7 +22,7 @@ register()  # resolvers used by conf/ (the repo root, run-dir names)
 @hydra.main(config_path="conf", config_name="bridge", version_base="1.3")
 def main(cfg: DictConfig) -> int:
     from vlmrl.bridge.run import run_bridge
-    from vlmrl.quiet import quiet_third_party
+    from vlmrl.infra.quiet import quiet_third_party
 
     quiet_third_party()
     return run_bridge(cfg)["kept"]

@@ -13,7 +13,7 @@ config tree as train.py.
 import hydra
 from omegaconf import DictConfig
 
-from vlmrl.resolvers import register
+from vlmrl.infra.resolvers import register
 
 register()  # resolvers used by conf/ (run-dir names, stage fractions, the repo root)
 
@@ -21,7 +21,7 @@ register()  # resolvers used by conf/ (run-dir names, stage fractions, the repo 
 @hydra.main(config_path="conf", config_name="stage", version_base="1.3")
 def main(cfg: DictConfig) -> str:
     from vlmrl.config import check_types
-    from vlmrl.quiet import quiet_third_party
+    from vlmrl.infra.quiet import quiet_third_party
     from vlmrl.stages.start import check_stages, ship, start_checkpoint
 
     quiet_third_party()

@@ -9,7 +9,7 @@ Writes <run dir or out>/eval/<eval.name>.json (accuracy, format rate, mean compl
 import hydra
 from omegaconf import DictConfig
 
-from vlmrl.resolvers import register
+from vlmrl.infra.resolvers import register
 
 register()  # resolvers used by conf/ (run-dir names, stage fractions, the repo root)
 
@@ -17,7 +17,7 @@ register()  # resolvers used by conf/ (run-dir names, stage fractions, the repo 
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     from vlmrl.config import check_evaluate
-    from vlmrl.quiet import quiet_third_party
+    from vlmrl.infra.quiet import quiet_third_party
     from vlmrl.stages.evaluate import evaluate, format_table
 
     quiet_third_party()

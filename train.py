@@ -16,15 +16,15 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from vlmrl.resolvers import register
+from vlmrl.infra.resolvers import register
 
 register()  # resolvers used by conf/ (run-dir names, stage fractions, the repo root)
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    from vlmrl.preemption import Preempted
-    from vlmrl.quiet import quiet_third_party
+    from vlmrl.infra.preemption import Preempted
+    from vlmrl.infra.quiet import quiet_third_party
     from vlmrl.run import run
     from vlmrl.config import check_launch
     from vlmrl.strategies import is_global_zero

@@ -70,7 +70,7 @@ class Result:
 def compose(cell: Cell, args):
     from hydra import compose as hydra_compose, initialize_config_dir
 
-    from vlmrl.resolvers import register
+    from vlmrl.infra.resolvers import register
 
     register()
     px2 = cell.px * cell.px

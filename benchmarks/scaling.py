@@ -27,7 +27,7 @@ def one(px: int, G: int, T: int, B: int, steps: int, warmup: int, threads: int, 
     import torch
 
     import grpo_vs_trl as bench
-    from vlmrl.perf import peak_memory_gb
+    from vlmrl.infra.perf import peak_memory_gb
 
     torch.set_num_threads(threads)
     args = bench.parse_args(["--batch", str(B), "--steps", str(steps), "--warmup", str(warmup), "--threads",

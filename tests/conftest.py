@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from hydra import compose, initialize_config_dir
 
-from vlmrl.resolvers import register
+from vlmrl.infra.resolvers import register
 
 register()
 

@@ -602,7 +602,7 @@ def test_doc_commands_run_end_to_end(tmp_path, served, tiny_checkpoint):
         results["python bridge.py"]
     sft = next(v for k, v in results.items() if k.startswith("python train.py"))
     run_dir = Path(re.search(r"\[vlmrl\] run dir: (\S+)", sft).group(1))
-    from vlmrl.logging import read_metrics
+    from vlmrl.infra.runlog import read_metrics
 
     losses = [r["train/sft_loss"] for r in read_metrics(tmp_path / run_dir / "metrics.jsonl") if "train/sft_loss" in r]
     assert len(losses) == 2 and all(loss == loss and loss < 1e6 for loss in losses)

@@ -15,7 +15,7 @@ BUILDER = f"""
 import sys
 sys.path.insert(0, {str(ROOT / 'tests')!r})
 from conftest import compose_cfg
-from vlmrl.quiet import quiet_third_party
+from vlmrl.infra.quiet import quiet_third_party
 from vlmrl.stages.start import start_checkpoint
 quiet_third_party()
 print("[test] start checkpoint:", start_checkpoint(compose_cfg(["+scale=smoke"])), flush=True)

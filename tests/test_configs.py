@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from conftest import CONF, compose_cfg
 from vlmrl.algo.kl import DynamicKL
 from vlmrl.config import validate
-from vlmrl.resolvers import REPO_ROOT
+from vlmrl.infra.resolvers import REPO_ROOT
 
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in Path(CONF).iterdir() if g.is_dir()}
 OPTIONS = [(group, option) for group, options in sorted(GROUPS.items()) if group not in ("eval", "source", "bridge")

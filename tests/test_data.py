@@ -130,7 +130,7 @@ def test_every_data_config_draws_its_default_splits_and_the_cold_starts(data):
 
 
 def test_run_dir_names_stay_short_and_unique():
-    from vlmrl.resolvers import short_dirname
+    from vlmrl.infra.resolvers import short_dirname
 
     assert short_dirname("kl=dynamic,reward.format_w=0.5") == "kl:dynamic__reward.format_w:0.5"
     assert short_dirname("") == "defaults"
@@ -146,7 +146,7 @@ def test_run_dir_names_stay_short_and_unique():
 def test_a_path_into_a_run_dir_passes_back_as_an_override(overrides):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from vlmrl.resolvers import short_dirname
+    from vlmrl.infra.resolvers import short_dirname
 
     path = f"outputs/2026-11-25_17-36-48_{short_dirname(overrides)}/checkpoints/last.ckpt"
     assert OverridesParser.create().parse_overrides([f"resume={path}"])[0].value() == path

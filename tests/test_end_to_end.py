@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from conftest import TINY_FAST, compose_cfg
 from vlmrl.algo.kl import DynamicKL
-from vlmrl.logging import read_metrics
+from vlmrl.infra.runlog import read_metrics
 from vlmrl.run import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,18 +141,19 @@ def test_cli_multirun_names_dirs_and_writes_wandb_offline(tmp_path):
 
 
 def _check_relocation(run_dir: Path, target: Path):
-    """A run dir copied to another path and the original deleted: after `python -m vlmrl.relocate`, every
-    staged file the W&B records name exists in the copy with the digest the manifest states."""
+    """A run dir copied to another path and the original deleted: after `python -m vlmrl.tools.relocate`,
+    every staged file the W&B records name exists in the copy with the digest the manifest states."""
     import base64
     import hashlib
     import shutil
 
-    from vlmrl.relocate import read_records, staged_paths
+    from vlmrl.tools.relocate import read_records, staged_paths
     from wandb.proto import wandb_internal_pb2
 
     shutil.copytree(run_dir, target)
     shutil.rmtree(run_dir)
-    proc = subprocess.run([sys.executable, "-m", "vlmrl.relocate", str(target)], capture_output=True, text=True)
+    relocate = [sys.executable, "-m", "vlmrl.tools.relocate", str(target)]
+    proc = subprocess.run(relocate, capture_output=True, text=True)
     assert proc.returncode == 0 and "now under" in proc.stdout, proc.stderr
     entries = []
     for log in target.glob("wandb/offline-run-*/run-*.wandb"):
@@ -165,7 +166,7 @@ def _check_relocation(run_dir: Path, target: Path):
         path = Path(entry.local_path)
         assert path.is_relative_to(target) and path.is_file(), entry.local_path
         assert base64.b64encode(hashlib.md5(path.read_bytes()).digest()).decode() == entry.digest
-    again = subprocess.run([sys.executable, "-m", "vlmrl.relocate", str(target)], capture_output=True, text=True)
+    again = subprocess.run(relocate, capture_output=True, text=True)
     assert again.returncode == 0 and ": 0 staged file path(s)" in again.stdout  # idempotent
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from conftest import TINY_FAST, compose_cfg
+from vlmrl.infra.runlog import read_metrics
 from vlmrl.lit import grpo as grpo_module
-from vlmrl.logging import read_metrics
 from vlmrl.run import run
 
 pytestmark = pytest.mark.slow

@@ -123,7 +123,7 @@ HOSTILE_ROLLOUT = ["megabyte of digits (in answer)", "10k nested think", "binomi
 @pytest.mark.slow
 def test_a_grpo_step_on_hostile_completions_trains_on(tmp_path, monkeypatch):
     """The rollout's tokens are the model's own samples; only the decoded text the rewards read is hostile."""
-    from vlmrl.logging import read_metrics
+    from vlmrl.infra.runlog import read_metrics
     from vlmrl.rollout.hf import HFRollout
     from vlmrl.run import run
 

@@ -1,4 +1,5 @@
-"""`python -m vlmrl.memory` (issue 9): the per-model table of what fits where runs and counts parameters right."""
+"""`python -m vlmrl.tools.memory` (issue 9): the per-model table of what fits where runs and counts parameters
+right."""
 import subprocess
 import sys
 
@@ -6,7 +7,8 @@ import pytest
 
 
 def test_memory_table_runs_and_counts_the_published_parameters():
-    proc = subprocess.run([sys.executable, "-m", "vlmrl.memory"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "vlmrl.tools.memory"], capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [line.split() for line in proc.stdout.splitlines()[2:]]
     params = {r[0]: float(r[1].rstrip("B")) for r in rows}

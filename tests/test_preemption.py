@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from conftest import TINY_FAST
-from vlmrl.logging import read_metrics
-from vlmrl.preemption import AtomicCheckpointIO, newest_checkpoint, resolve_resume
+from vlmrl.infra.preemption import AtomicCheckpointIO, newest_checkpoint, resolve_resume
+from vlmrl.infra.runlog import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = [*TINY_FAST, "algo.steps=30", "ckpt_every=1", "eval_every=8", "logger.samples_every=1",

@@ -226,7 +226,7 @@ def test_real_data_runs_train_on_the_tiny_model(data_root, tmp_path, overrides):
     import math
 
     from conftest import TINY_FAST
-    from vlmrl.logging import read_metrics
+    from vlmrl.infra.runlog import read_metrics
     from vlmrl.run import run
 
     cfg = compose_cfg([*overrides, f"data_root={data_root}", *TINY_FAST, "algo.steps=2"])
@@ -302,7 +302,7 @@ def test_zero_size_and_non_rgb_images_and_empty_problem(data_root, tmp_path):
 @pytest.mark.slow
 def test_skipped_rows_are_counted_in_the_metrics(data_root, tmp_path):
     from conftest import TINY_FAST
-    from vlmrl.logging import read_metrics
+    from vlmrl.infra.runlog import read_metrics
     from vlmrl.run import run
 
     root = copy_of(data_root, tmp_path, "geoqa754")

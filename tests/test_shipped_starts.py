@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from conftest import TINY_FAST, compose_cfg
-from vlmrl.perf import use_threads
+from vlmrl.infra.perf import use_threads
 from vlmrl.stages import start
 from vlmrl.stages.digest import weights_digest
 from vlmrl.stages.start import ship, start_checkpoint, start_plan

@@ -119,7 +119,7 @@ def test_lr_scale_gives_named_parts_their_own_learning_rate():
 
 @pytest.mark.slow
 def test_resume_keeps_the_adaptive_kl_state_exactly(tmp_path):
-    from vlmrl.logging import read_metrics
+    from vlmrl.infra.runlog import read_metrics
     from vlmrl.run import run
 
     overrides = [*TINY_FAST, "kl=adaptive", "kl.horizon=10", "algo.steps=4", "algo.group_size=2"]

@@ -12,7 +12,7 @@ import torch
 
 from conftest import TINY_FAST, compose_cfg
 from vlmrl.config import ConfigError, validate
-from vlmrl.logging import read_metrics
+from vlmrl.infra.runlog import read_metrics
 from vlmrl.rollout.seeded import RowSeededSampling, hash_uniform, row_seeds
 from vlmrl.strategies import make_strategy, rank_slice
 

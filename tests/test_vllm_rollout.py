@@ -253,7 +253,7 @@ def test_train_rollout_vllm_smoke_run_and_exact_resume(tmp_path, monkeypatch):
     pytest.importorskip("vllm", reason=NO_VLLM)
     from safetensors.torch import load_file
 
-    from vlmrl.logging import read_metrics
+    from vlmrl.infra.runlog import read_metrics
     from vlmrl.run import run
 
     monkeypatch.setenv("VLLM_CACHE_ROOT", str(tmp_path / "vllm_cache"))

@@ -11,8 +11,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from .logging import JsonlLogger, run_name_and_group
-from .preemption import AtomicCheckpointIO, CheckpointOnSignal
+from .infra.preemption import AtomicCheckpointIO, CheckpointOnSignal
+from .infra.runlog import JsonlLogger, run_name_and_group
 from .models.loading import AdapterDisabled, add_lora, load_model
 from .strategies import make_strategy
 

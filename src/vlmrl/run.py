@@ -15,8 +15,8 @@ from omegaconf import DictConfig
 
 from .build import close_loggers, make_loggers, make_module, make_trainer, write_run_files
 from .config import validate
-from .perf import peak_memory_gb, use_threads
-from .preemption import resolve_resume
+from .infra.perf import peak_memory_gb, use_threads
+from .infra.preemption import resolve_resume
 from .stages.start import start_checkpoint
 from .strategies import is_global_zero
 

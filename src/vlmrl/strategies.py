@@ -75,7 +75,7 @@ def full_params_for_generate(strategy, policy):
     does not change weights). ZeRO-3: `deepspeed.zero.GatheredParameters` over the policy's
     parameters (modifier_rank None: read-only). Each rank then holds the whole model for the
     duration of generation, as TRL's `unwrap_model_for_generation` does; at 7B in bf16 that is
-    ~16.6 GB per GPU (python -m vlmrl.memory)."""
+    ~16.6 GB per GPU (python -m vlmrl.tools.memory)."""
     name = type(strategy).__name__ if strategy is not None else ""
     if name == "FSDPStrategy":
         from torch.distributed.fsdp import FullyShardedDataParallel

@@ -6,8 +6,10 @@ that needs torchvision. `torchvision==0.28.0` matches torch 2.13 but registers f
 fails. Declaring the two schemas first makes the import work: image transforms run, compiled ops
 (nms, roi_align, video decoding) stay unavailable. Nothing here runs on a CUDA torch.
 
-install.sh copies this file into site-packages and adds a `.pth` line that calls `install()` at
-interpreter start. `install()` only registers a meta-path hook, so startup does not import torch.
+install.sh copies this file into site-packages as the standalone module `vlmrl_torchvision_cpu_shim` and
+adds a `.pth` line that calls `install()` at interpreter start. `install()` only registers a meta-path hook,
+so startup does not import torch. It stays at the top of the package, not in infra/, because it is an install
+step rather than run code: install.sh copies it from this path, and machines already set up run that copy.
 """
 import importlib.abc
 import sys

@@ -32,7 +32,7 @@ import urllib.error
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..chat_http import post_chat_completion
+from ..infra.chat_http import post_chat_completion
 from ..models.loading import DTYPES
 
 

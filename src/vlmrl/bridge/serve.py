@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-tokens", type=int, default=256, help="when a request gives none")
     parser.add_argument("--log-requests", action="store_true")
     args = parser.parse_args(argv)
-    from ..quiet import quiet_third_party
+    from ..infra.quiet import quiet_third_party
 
     quiet_third_party()
     chat = ChatServer(args.model, args.served_model_name, args.dtype, args.max_tokens)

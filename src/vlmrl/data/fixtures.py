@@ -266,7 +266,7 @@ def main() -> None:
     parser.add_argument("root", help="directory to write into (use it as data_root=<root>)")
     parser.add_argument("--rows", type=int, default=8, help="rows per file (>= 8)")
     args = parser.parse_args()
-    from ..quiet import quiet_third_party
+    from ..infra.quiet import quiet_third_party
 
     quiet_third_party()
     print(f"[vlmrl] wrote fixture copies of every dataset under {write_all(args.root, args.rows)}")

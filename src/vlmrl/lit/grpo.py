@@ -12,7 +12,7 @@ starting checkpoint), and not loaded at all when beta(s) = 0 for every s.
 Each prompt and its images go through a model once per group, not once per completion
 (rollout/shared_prefix.py): in sampling, in the reference pass and in the policy's forward (the plain
 forward where the shared prefix cannot be used: gradient checkpointing, sharded weights; see there).
-Wall time per phase, completions/s and tokens/s are logged every step as perf/* (vlmrl/perf.py).
+Wall time per phase, completions/s and tokens/s are logged every step as perf/* (vlmrl/infra/perf.py).
 
 An update whose loss or gradient norm is not finite is skipped (the LR schedule still advances, so
 it stays a function of the step), counted in `train/skipped_updates`, and after `max_nonfinite`
@@ -27,9 +27,9 @@ import lightning as L
 import torch
 
 from ..algo.loss import group_advantages, grpo_loss, rollout_correction
-from ..logging import log_samples, log_step_metrics
+from ..infra.perf import PhaseTimer, step_metrics
+from ..infra.runlog import log_samples, log_step_metrics
 from ..optim import build_optimizer
-from ..perf import PhaseTimer, step_metrics
 from ..rollout.base import completion_logprobs
 from ..rollout.seeded import derive_seed
 from ..strategies import full_params_for_generate, prepare_reference, rank_slice, reduce_mean

@@ -17,7 +17,7 @@ import torch
 
 from ..data.prompts import encode_prompts
 from ..data.tasks import COT_STYLES
-from ..logging import log_step_metrics
+from ..infra.runlog import log_step_metrics
 from ..optim import build_optimizer
 from .evaluation import GreedyEvaluation
 

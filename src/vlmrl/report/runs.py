@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 from omegaconf import OmegaConf
 
-from ..resolvers import REPO_ROOT
+from ..infra.resolvers import REPO_ROOT
 from .stats import SMOOTH, rolling_mean
 
 PAPER_VALUES = REPO_ROOT / "sweeps" / "paper_values.yaml"

@@ -14,7 +14,7 @@ import urllib.error
 from dataclasses import dataclass
 from typing import Callable
 
-from ..chat_http import post_chat_completion
+from ..infra.chat_http import post_chat_completion
 
 
 class JudgeError(RuntimeError):

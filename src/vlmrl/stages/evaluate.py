@@ -140,7 +140,7 @@ def score_set(policy, processor, records, batch_size: int, max_new_tokens: int, 
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    from ..perf import use_threads
+    from ..infra.perf import use_threads
 
     use_threads(cfg.get("threads"))
     source = resolve(cfg)

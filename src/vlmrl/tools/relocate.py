@@ -1,7 +1,7 @@
-"""Point a copied run dir's W&B offline runs at their own files: `python -m vlmrl.relocate <run dir>`.
+"""Point a copied run dir's W&B offline runs at their own files: `python -m vlmrl.tools.relocate <run dir>`.
 
 A run dir holds everything its W&B offline run needs: metrics, config and the sample tables with their
-images (W&B stages table files under `WANDB_DATA_DIR`, which `vlmrl.logging` sets to `<run>/wandb/data`).
+images (W&B stages table files under `WANDB_DATA_DIR`, which `vlmrl.build` sets to `<run>/wandb/data`).
 But W&B records each staged file by its absolute path (wandb/server#149), so after the run dir is copied to
 another path or machine, `wandb sync` looks for them at the old place. This rewrites those paths in every
 `<run>/wandb/offline-run-*/run-*.wandb` file to the run dir's current location, after checking that each
@@ -128,7 +128,7 @@ def relocate(run_dir: str | Path) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vlmrl.relocate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vlmrl.tools.relocate", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dirs", nargs="+", help="run dirs (copied or moved) to fix up before `wandb sync`")
     args = parser.parse_args(argv)
     for run_dir in args.run_dirs:

@@ -1,6 +1,6 @@
 """What fits where: per-GPU training memory of the real models at the papers' settings.
 
-    python -m vlmrl.memory [--gpus 8] [--gpu-gb 80] [--vllm-share 0.3]
+    python -m vlmrl.tools.memory [--gpus 8] [--gpu-gb 80] [--vllm-share 0.3]
 
 Parameter counts are exact: each model of conf/model/ is built on the meta device (no weights, no
 download) from its published architecture (the hub config.json numbers below). Memory per GPU:
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "model"
+CONF = Path(__file__).resolve().parents[3] / "conf" / "model"
 # Published config.json numbers (Qwen/Qwen2-VL-2B-Instruct, Qwen/Qwen2-VL-7B-Instruct, Qwen/Qwen2.5-VL-7B-Instruct on the hub).
 _QWEN2_VISION = dict(depth=32, embed_dim=1280, num_heads=16, mlp_ratio=4, patch_size=14, spatial_merge_size=2,
                      temporal_patch_size=2, in_channels=3)
@@ -91,7 +91,7 @@ def table(gpus: int = 8, gpu_gb: float = 80, vllm_share: float = 0.3) -> list[di
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vlmrl.tools.memory", description=__doc__.split("\n")[0])
     parser.add_argument("--gpus", type=int, default=8)          # Vision-R1: 8 GPUs per node
     parser.add_argument("--gpu-gb", type=float, default=80)     # A100 / H100 80 GB
     parser.add_argument("--vllm-share", type=float, default=0.3)

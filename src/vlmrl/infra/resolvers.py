@@ -6,7 +6,7 @@
 * `vlmrl_frac`:    ceil(total * fraction), e.g. a curriculum stage's share of `algo.steps`.
 * `vlmrl_root`:    the repository root, which Hydra searches for the `experiments/` and `sweeps/` groups.
 * `vlmrl_resume_dir`, `vlmrl_resume_sweep`: with `resume=auto`, the existing run / sweep dir of the
-                   same command instead of a new timestamped one (`vlmrl.preemption`).
+                   same command instead of a new timestamped one (`vlmrl.infra.preemption`).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 MAX_NAME = 160
 UNSAFE = re.compile(r"[^A-Za-z0-9_.:|+@-]")  # what Hydra's grammar reads unquoted, `~` and `%` aside
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def short_dirname(override_dirname: str, max_len: int = MAX_NAME) -> str:

@@ -9,7 +9,7 @@
   unfinished one resumes from its newest complete checkpoint, a new one starts. The metrics and
   samples files are cut back to what the checkpoint had seen, so they end exactly as an
   uninterrupted run's (tests/test_preemption.py kills a run repeatedly to check it). For the
-  default timestamped run dirs, the `vlmrl_resume_dir` resolver (`vlmrl.resolvers`) reuses the
+  default timestamped run dirs, the `vlmrl_resume_dir` resolver (`vlmrl.infra.resolvers`) reuses the
   newest dir of the same overrides; a multirun reuses the newest sweep dir of the same command.
 """
 from __future__ import annotations
