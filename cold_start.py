@@ -5,10 +5,11 @@
     python cold_start.py model=qwen2_5_vl_7b cold_start=vision_r1
     python cold_start.py ship=true                         # rebuild the start from scratch into starts/ (commit it)
 
-Each stage's checkpoint is keyed by everything that determines it and looked up in the repo's
+Each build's checkpoint is keyed by everything that determines it and looked up in the repo's
 `starts/` (shipped), then in the model's cache dir; `python train.py` with the same overrides finds
-it there. `ship=true` rebuilds every stage in a fresh cache and writes them to `starts/`. Same
-config tree as train.py.
+it there. A missing SFT build runs as runs (one per phase, `src/vlmrl/starts/sft.py`), with the
+model, strategy, trainer and logger settings given here. `ship=true` rebuilds every build in a fresh
+cache and writes them to `starts/`. Same config tree as train.py.
 """
 import hydra
 from omegaconf import DictConfig
@@ -18,17 +19,18 @@ from vlmrl.infra.resolvers import register
 register()  # resolvers used by conf/ (run-dir names, stage fractions, the repo root)
 
 
-@hydra.main(config_path="conf", config_name="stage", version_base="1.3")
+@hydra.main(config_path="conf", config_name="start", version_base="1.3")
 def main(cfg: DictConfig) -> str:
     from vlmrl.config import check_types
     from vlmrl.infra.quiet import quiet_third_party
-    from vlmrl.stages.start import check_stages, ship, start_checkpoint
+    from vlmrl.run import run_sft, start_checkpoint
+    from vlmrl.starts.start import check_builds, ship
 
     quiet_third_party()
     check_types(cfg)  # a wrong type is one line naming the key, before anything is built
-    check_stages(cfg)
+    check_builds(cfg)
     if cfg.ship:
-        return str(ship(cfg)[-1])
+        return str(ship(cfg, run_sft)[-1])
     path = start_checkpoint(cfg)
     print(f"[vlmrl] start checkpoint: {path}")
     return path

@@ -18,7 +18,7 @@ register()  # resolvers used by conf/ (run-dir names, stage fractions, the repo 
 def main(cfg: DictConfig) -> None:
     from vlmrl.config import check_evaluate
     from vlmrl.infra.quiet import quiet_third_party
-    from vlmrl.stages.evaluate import evaluate, format_table
+    from vlmrl.evaluate import evaluate, format_table
 
     quiet_third_party()
     check_evaluate(cfg)  # a bad value is one line naming the key, before any model loads

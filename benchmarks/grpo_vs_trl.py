@@ -145,7 +145,7 @@ def run_ours(cfg, records_by_step: list[list[dict]], warmup: int) -> tuple[Resul
 
     from vlmrl.build import make_module
     from vlmrl.config import validate
-    from vlmrl.stages.start import start_checkpoint
+    from vlmrl.run import start_checkpoint
 
     class Capture(Logger):
         name, version = "capture", ""
@@ -281,7 +281,7 @@ def run_cell(cell: Cell, args) -> dict:
 
     from vlmrl.config import validate
     from vlmrl.models.loading import load_model
-    from vlmrl.stages.start import start_checkpoint
+    from vlmrl.run import start_checkpoint
 
     torch.set_num_threads(args.threads)
     cfg = compose(cell, args)

@@ -6,9 +6,9 @@
 
 Each cell is a real `python train.py seed=S threads=T [start]` in its own process and run dir
 (W&B offline, as by default), so it measures what a newcomer runs. A start other than `shipped` is the default instruct
-stage rebuilt with `model.build.arch.seed=N model.build.instruct.seed=N` (another tokenizer, another
+build rebuilt with `model.build.arch.seed=N model.build.instruct.seed=N` (another tokenizer, another
 random init, other SFT data and order) into --cache, once, before its cells, or a checkpoint dir
-given by path (e.g. a start built by an older version of the instruct stage). Jobs run side by side
+given by path (e.g. a start built by an older version of the instruct build). Jobs run side by side
 while their threads fit the cores (two 1-thread runs at a time on 2 cores, a 2-thread run alone), so
 a wall time is never that of an oversubscribed run. Prints a Markdown table: start and end test
 accuracy, end mean completion length (tokens), wall seconds of the whole command; then min / mean
@@ -48,7 +48,7 @@ class Cell:
 
 
 def start_kind(start: str) -> str:
-    """"shipped", "seed" (the default instruct stage rebuilt from that seed) or "path" (a checkpoint dir)."""
+    """"shipped", "seed" (the default instruct build rebuilt from that seed) or "path" (a checkpoint dir)."""
     return "shipped" if start == "shipped" else "seed" if start.isdigit() else "path"
 
 

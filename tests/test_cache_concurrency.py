@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vlmrl.stages.start import build_once
+from vlmrl.starts.start import build_once
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,7 +16,7 @@ import sys
 sys.path.insert(0, {str(ROOT / 'tests')!r})
 from conftest import compose_cfg
 from vlmrl.infra.quiet import quiet_third_party
-from vlmrl.stages.start import start_checkpoint
+from vlmrl.run import start_checkpoint
 quiet_third_party()
 print("[test] start checkpoint:", start_checkpoint(compose_cfg(["+scale=smoke"])), flush=True)
 """
@@ -42,11 +42,11 @@ def test_two_processes_building_one_cache_share_one_build(tmp_path):
     assert len(paths) == 1, outputs
     path = Path(paths.pop())
     assert (path / "config.json").exists()
-    builds = [out for out in outputs if "instruct phase 0: SFT" in out]  # run_sft_stage's log line
+    builds = [out for out in outputs if "instruct build, phase 0: SFT" in out]  # run_sft's log line
     assert len(builds) == 1, outputs
     assert sum("reusing it" in out for out in outputs) >= 1, outputs  # the other one waited and reused
-    entries = sorted(p.name for p in cache.iterdir())
-    assert len(entries) == 2 and all(not n.endswith(".lock") and ".tmp" not in n for n in entries), entries
+    entries = sorted(p.name for p in cache.iterdir())   # tiny, instruct, and the instruct build's run dirs
+    assert len(entries) == 3 and entries[2].endswith(".runs") and all(not n.endswith(".lock") and ".tmp" not in n for n in entries), entries
 
 
 def test_a_waiter_builds_when_the_holder_fails(tmp_path):

@@ -37,8 +37,8 @@ LOCAL = "expected a dir with config.json or a hub id owner/name"
     (["curriculum=ptst", "curriculum.stages.0.group_size=x"],
      "curriculum.stages[0].group_size='x': expected an integer (int)"),
     (["model.build.instruct.lr=fast"], "model.build.instruct.lr='fast': expected a number (float)"),
-    (["model.build.instruct.phases.0.max_steps=x"],
-     "model.build.instruct.phases[0].max_steps='x': expected an integer (int)"),
+    (["model.build.instruct.phases.0.steps=x"],
+     "model.build.instruct.phases[0].steps='x': expected an integer (int)"),
     (["cold_start=vision_r1", "cold_start.batch_size=x"], "cold_start.batch_size='x': expected an integer (int)"),
     (["algo=sft", "algo.batch_size=x"], "algo.batch_size='x': expected an integer (int)"),
 ])

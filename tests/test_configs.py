@@ -122,7 +122,7 @@ def test_paper_experiments_hold_the_papers_values():
     ("+algo.module.optim.momentum=0.9", "algo.module.optim"),
     ("model.build.instruct.styles.verbose=-1", "model.build.instruct.styles"),
     ("model.build.instruct.phases.0.tasks=[sudoku]", r"model.build.instruct.phases\[0\].tasks"),
-    ("model.build.instruct.phases.1.stop_at={counting:1.5}", r"model.build.instruct.phases\[1\].stop_at.counting"),
+    ("+model.build.instruct.phases.1.stop_at={counting:0.5}", r"model.build.instruct.phases\[1\]: unknown key.*no stop_at"),
     ("+model.build.instruct.phases.1.eval_every=0", r"model.build.instruct.phases\[1\].eval_every"),
     ("+study.paper=x", "study"),
 ])

@@ -29,7 +29,7 @@ def _params(module):
 def _initial_params(cfg) -> dict:
     """The policy's parameters as the run will start (built the way run() builds its module)."""
     from vlmrl.build import make_module
-    from vlmrl.stages.start import start_checkpoint
+    from vlmrl.run import start_checkpoint
     from vlmrl.config import validate
 
     return _params(make_module(cfg, validate(cfg), start_checkpoint(cfg)))

@@ -1,11 +1,28 @@
-"""The package's import graph has no circle, counting imports inside functions (a deferred import that only
-breaks a circle at run time still counts)."""
+"""The package's import graph has no circle and no upward import, counting imports inside functions (a
+deferred import that only breaks a circle at run time still counts)."""
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+ENTRIES = ("train.py", "cold_start.py", "evaluate.py", "bridge.py")
+# The floors of the package, bottom first: a module imports only from its own unit or a lower floor. A
+# unit is a top-level module or subpackage of vlmrl; the entry scripts stand on top of everything.
+FLOORS = [
+    ("vlmrl", "vlmrl.schema", "vlmrl.infra", "vlmrl.optim", "vlmrl.strategies", "vlmrl.algo",
+     "vlmrl.torchvision_cpu_shim"),                      # no vlmrl imports: config vocabulary, plumbing, math
+    ("vlmrl.scoring",),                                  # answer extraction and benchmark scorers
+    ("vlmrl.data", "vlmrl.rewards"),                     # tasks, datasets, rewards from verifiers
+    ("vlmrl.models", "vlmrl.rollout"),                   # loading and building models, sampling
+    ("vlmrl.lit",),                                      # the LightningModules
+    ("vlmrl.starts",),                                   # start checkpoints: plan, cache, build specs
+    ("vlmrl.config",),                                   # validation of a composed config
+    ("vlmrl.build",),                                    # assembly of a run: module, loggers, the Trainer
+    ("vlmrl.run",),                                      # one run (start builds are runs too)
+    ("vlmrl.evaluate", "vlmrl.bridge", "vlmrl.report", "vlmrl.tools"),   # stages' and tools' entries
+]
 
 
 def module_name(path: Path) -> str:
@@ -41,6 +58,44 @@ def import_graph() -> dict[str, set[str]]:
     return graph
 
 
+def unit(module: str) -> str:
+    """The floor unit of a module: `vlmrl.rollout.base` -> `vlmrl.rollout`."""
+    return ".".join(module.split(".")[:2])
+
+
+def floor_of(module: str) -> int:
+    """FLOORS index of `module`'s unit; an entry script (no `vlmrl.` prefix) stands above every floor."""
+    if not module.startswith("vlmrl"):
+        return len(FLOORS)
+    for level, units in enumerate(FLOORS):
+        if unit(module) in units:
+            return level
+    raise AssertionError(f"{unit(module)} is on no floor of FLOORS: add it where it belongs")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """'a -> b' for each import of a module from another unit on the same or a higher floor."""
+    return sorted(f"{module} -> {dep}" for module, deps in graph.items() for dep in deps
+                  if unit(dep) != unit(module) and floor_of(dep) >= floor_of(module))
+
+
+def entry_imports() -> dict[str, set[str]]:
+    """{entry script: the vlmrl modules it imports}."""
+    modules = {module_name(p) for p in SRC.rglob("*.py")}
+    graph = {}
+    for entry in ENTRIES:
+        deps = set()
+        for node in ast.walk(ast.parse((ROOT / entry).read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                for name in imported(node, entry[:-3], False):
+                    while name not in modules and "." in name:
+                        name = name.rsplit(".", 1)[0]
+                    if name in modules:
+                        deps.add(name)
+        graph[entry[:-3]] = deps
+    return graph
+
+
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     """One circle [a, b, ..., a] of the graph, or None (depth-first search with a path stack)."""
     state: dict[str, int] = {}   # 1: on the current path, 2: done
@@ -72,3 +127,15 @@ def test_vlmrl_has_no_import_circle():
     assert "vlmrl.strategies" in graph["vlmrl.config"]   # the walk sees real edges
     cycle = find_cycle(graph)
     assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
+def test_upward_imports_are_seen():
+    assert upward_imports({"vlmrl.algo.loss": {"vlmrl.lit.grpo"}, "vlmrl.lit.grpo": {"vlmrl.algo.loss"}}) == [
+        "vlmrl.algo.loss -> vlmrl.lit.grpo"]
+    assert upward_imports({"vlmrl.data.tasks": {"vlmrl.rewards"}}) == ["vlmrl.data.tasks -> vlmrl.rewards"]  # same floor
+
+
+def test_every_import_goes_down_a_floor():
+    graph = {**import_graph(), **entry_imports()}
+    assert "vlmrl.run" in graph["train"] and "vlmrl.config" in graph["evaluate"]   # entries are walked
+    assert upward_imports(graph) == []

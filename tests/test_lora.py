@@ -9,7 +9,7 @@ from vlmrl.config import validate
 from vlmrl.models.loading import AdapterDisabled, load_model
 from vlmrl.rollout.base import completion_logprobs
 from vlmrl.run import run
-from vlmrl.stages.start import start_checkpoint
+from vlmrl.run import start_checkpoint
 
 LORA = "model.lora={r: 8, alpha: 16, dropout: 0.0, target_modules: [q_proj, v_proj]}"
 ARGS = [*TINY_FAST, LORA, "algo.steps=2", "algo.group_size=4", "logger.wandb.mode=disabled"]

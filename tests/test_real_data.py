@@ -239,7 +239,7 @@ def test_real_data_runs_train_on_the_tiny_model(data_root, tmp_path, overrides):
 
 @pytest.mark.slow
 def test_evaluate_every_benchmark_on_fixture_copies(data_root, tmp_path):
-    from vlmrl.stages.evaluate import evaluate, format_table
+    from vlmrl.evaluate import evaluate, format_table
 
     cfg = compose_cfg(["eval=benchmarks", f"data_root={data_root}", "+scale=smoke", "eval.max_new_tokens=24",
                        f"out={tmp_path}"], "evaluate")
@@ -257,7 +257,7 @@ def test_evaluate_every_benchmark_on_fixture_copies(data_root, tmp_path):
 def test_judged_accuracy_is_reported_beside_the_rule_based_one(data_root, tmp_path, endpoint):
     """A mock OpenAI-compatible judge that answers "1" to everything: MathVerse's 0/1 judge then
     accepts every reply, so its judged accuracy is 1 while the rule-based one stays what it was."""
-    from vlmrl.stages.evaluate import evaluate, format_table
+    from vlmrl.evaluate import evaluate, format_table
 
     endpoint.default = (200, "1")
     cfg = compose_cfg(["eval=mathverse_testmini", f"data_root={data_root}", "+scale=smoke", f"out={tmp_path}",
@@ -270,7 +270,7 @@ def test_judged_accuracy_is_reported_beside_the_rule_based_one(data_root, tmp_pa
 
 @pytest.mark.slow
 def test_r1v_scorer_switch_says_so(data_root, tmp_path, capsys):
-    from vlmrl.stages.evaluate import evaluate
+    from vlmrl.evaluate import evaluate
 
     cfg = compose_cfg(["eval=geoqa754", f"data_root={data_root}", "+scale=smoke", f"out={tmp_path}",
                        "eval.benchmarks.geoqa754.verifier=math_r1v"], "evaluate")

@@ -14,7 +14,7 @@ from vlmrl.models.loading import load_model
 from vlmrl.rollout.base import completion_logprobs, completion_logprobs_plain
 from vlmrl.rollout.hf import HFRollout, completion_mask_from_ids, vision_token_ids
 from vlmrl.rollout.shared_prefix import draw, sample_groups
-from vlmrl.stages.start import start_checkpoint
+from vlmrl.run import start_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

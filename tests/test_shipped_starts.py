@@ -10,9 +10,10 @@ from safetensors.torch import save_file
 
 from conftest import TINY_FAST, compose_cfg
 from vlmrl.infra.perf import use_threads
-from vlmrl.stages import start
-from vlmrl.stages.digest import weights_digest
-from vlmrl.stages.start import ship, start_checkpoint, start_plan
+from vlmrl.starts import start
+from vlmrl.starts.digest import weights_digest
+from vlmrl.run import run_sft, start_checkpoint
+from vlmrl.starts.start import ship, start_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +22,7 @@ def _fake_stage(path: Path, tensors: dict) -> Path:
     path.mkdir(parents=True)
     save_file(tensors, path / "model.safetensors")
     (path / "config.json").write_text("{}")
-    (path / "stage.json").write_text(json.dumps({"weights_sha256": weights_digest(path)}))
+    (path / "build.json").write_text(json.dumps({"weights_sha256": weights_digest(path)}))
     return path
 
 
@@ -43,30 +44,31 @@ def test_weights_digest_sees_one_rounding_step_and_ignores_file_layout(tmp_path)
 @pytest.mark.parametrize("overrides", [[], ["cold_start=vision_r1"]], ids=["instruct", "vision_r1_cold_start"])
 def test_the_default_start_is_shipped_and_tied_to_its_config_key(overrides):
     cfg = compose_cfg(overrides)
-    _, _, stages = start_plan(cfg)
-    final = stages[-1]
+    _, _, builds = start_plan(cfg)
+    final = builds[-1]
     shipped = Path(cfg.starts_dir) / final.stem
     assert shipped.parent == ROOT / "starts"
     assert (shipped / "config.json").is_file(), (
         f"the default start {final.stem} is not shipped: run `python cold_start.py ship=true` and commit starts/")
-    stage = json.loads((shipped / "stage.json").read_text())
-    assert stage["key"] == json.loads(json.dumps(final.key))           # the config that names it built it
-    assert stage["weights_sha256"] == weights_digest(shipped)           # and these are its weights
-    assert stage["threads"] == 1 and "/" not in stage["parent"]         # no machine path in the repo
+    built = json.loads((shipped / "build.json").read_text())
+    assert built["key"] == json.loads(json.dumps(final.key))           # the config that names it built it
+    assert built["weights_sha256"] == weights_digest(shipped)           # and these are its weights
+    assert all(phase["threads"] == 1 for phase in built["history"])     # every phase ran on one thread
+    assert "/" not in built["parent"] + built["runs"]                   # no machine path in the repo
 
 
 def test_every_shipped_start_matches_its_digest():
     dirs = [p for p in (ROOT / "starts").iterdir() if p.is_dir()]
     assert dirs
     for path in dirs:
-        assert start.check_shipped(path) == json.loads((path / "stage.json").read_text())["weights_sha256"]
+        assert start.check_shipped(path) == json.loads((path / "build.json").read_text())["weights_sha256"]
 
 
 def test_a_shipped_start_wins_over_the_cache_and_a_corrupt_one_is_refused(tmp_path, monkeypatch):
     cfg = compose_cfg([*TINY_FAST, f"starts_dir={tmp_path / 'starts'}"])
     stem = start_plan(cfg)[2][-1].stem
     shipped = _fake_stage(tmp_path / "starts" / stem, {"w": torch.ones(2)})
-    monkeypatch.setattr(start, "run_sft_stage", lambda *a, **k: pytest.fail("a shipped stage was built"))
+    monkeypatch.setattr("vlmrl.run.run_sft", lambda *a, **k: pytest.fail("a shipped start was built"))
     monkeypatch.setattr(start, "build_tiny", lambda *a, **k: pytest.fail("a shipped stage's parent was built"))
     assert start_checkpoint(cfg) == str(shipped)
     save_file({"w": torch.zeros(2)}, shipped / "model.safetensors")      # the weights changed under the record
@@ -77,27 +79,27 @@ def test_a_shipped_start_wins_over_the_cache_and_a_corrupt_one_is_refused(tmp_pa
 def test_ship_rebuilds_the_same_weights_and_records_the_key(tmp_path, capsys):
     """A build is a pure function of its spec on one machine: built twice (in two fresh caches, one
     under 2 caller threads), the same digest; ship writes the key and no machine path."""
-    overrides = [*TINY_FAST, f"starts_dir={tmp_path / 'starts'}", "model.build.instruct.phases.0.max_steps=8"]
+    overrides = [*TINY_FAST, f"starts_dir={tmp_path / 'starts'}", "model.build.instruct.phases.0.steps=8"]
     cfg = compose_cfg(overrides)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        [first] = ship(cfg)
+        [first] = ship(cfg, run_sft)
         assert torch.get_num_threads() == 2                               # restored after the 1-thread build
-        digest = json.loads((first / "stage.json").read_text())["weights_sha256"]
+        digest = json.loads((first / "build.json").read_text())["weights_sha256"]
         torch.set_num_threads(1)
-        [second] = ship(cfg)
+        [second] = ship(cfg, run_sft)
     finally:
         torch.set_num_threads(before)
-    stage = json.loads((second / "stage.json").read_text())
-    assert stage["weights_sha256"] == digest and "unchanged" in capsys.readouterr().out
-    assert stage["key"] == json.loads(json.dumps(start_plan(cfg)[2][-1].key)) and "/" not in stage["parent"]
+    built = json.loads((second / "build.json").read_text())
+    assert built["weights_sha256"] == digest and "unchanged" in capsys.readouterr().out
+    assert built["key"] == json.loads(json.dumps(start_plan(cfg)[2][-1].key)) and "/" not in built["parent"]
     shutil.rmtree(second)
 
 
 def test_ship_refuses_a_start_with_nothing_to_ship(tmp_path):
-    with pytest.raises(ValueError, match="no stage of ours to ship"):
-        ship(compose_cfg(["model=qwen2_vl_2b", f"starts_dir={tmp_path}"]))
+    with pytest.raises(ValueError, match="no build of ours to ship"):
+        ship(compose_cfg(["model=qwen2_vl_2b", f"starts_dir={tmp_path}"]), run_sft)
 
 
 def test_threads_is_a_config_value_and_the_environment_wins(monkeypatch):

@@ -1,15 +1,21 @@
-"""Stages as entries: cached start checkpoints, evaluation, the one optimizer builder, adaptive-KL resume."""
+"""Stages as entries: cached start checkpoints built by runs, evaluation, the one optimizer builder, adaptive-KL resume."""
 import json
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
+from safetensors.torch import load_file
 
 from conftest import TINY_FAST, compose_cfg
 from vlmrl.data import geometry
 from vlmrl.optim import build_optimizer, lr_lambda
-from vlmrl.stages import start
-from vlmrl.stages.start import build_once, start_checkpoint
+from vlmrl.starts import start
+from vlmrl.run import start_checkpoint
+from vlmrl.starts.sft import build_context, phase_config
+from vlmrl.starts.start import build_once
 
 
 def test_build_once_builds_a_missing_target_once_and_replaces_an_incomplete_one(tmp_path):
@@ -40,28 +46,71 @@ def test_build_once_leaves_nothing_when_the_build_fails(tmp_path):
 
 def test_start_checkpoint_is_cached_and_keyed_by_the_stage_spec(monkeypatch):
     first = start_checkpoint(compose_cfg(TINY_FAST))
-    stage = json.loads((start.Path(first) / "stage.json").read_text())
-    assert stage["stage"] == "instruct" and stage["spec"]["phases"][0]["max_steps"] == 60
+    built = json.loads((start.Path(first) / "build.json").read_text())
+    assert built["build"] == "instruct" and built["spec"]["phases"][0]["steps"] == 60
 
     def no_training(*args, **kwargs):
         raise AssertionError("a cached stage was trained again")
 
-    monkeypatch.setattr(start, "run_sft_stage", no_training)
+    monkeypatch.setattr("vlmrl.run.run_sft", no_training)
     assert start_checkpoint(compose_cfg(TINY_FAST)) == first
     with pytest.raises(AssertionError, match="trained again"):   # another spec is another checkpoint
         start_checkpoint(compose_cfg([*TINY_FAST, "model.build.instruct.lr=2e-3"]))
+
+
+def test_a_start_build_is_a_run_with_the_callers_model_settings():
+    """model.dtype reaches the build (its weights are bfloat16), the build's key names it (another
+    checkpoint than float32's), and each phase is a run dir like any other."""
+    fast = [*TINY_FAST, "model.build.instruct.phases.0.steps=4"]
+    path = Path(start_checkpoint(compose_cfg([*fast, "model.dtype=bfloat16"])))
+    weights = load_file(path / "model.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.bfloat16}
+    built = json.loads((path / "build.json").read_text())
+    assert built["key"]["context"] == {"dtype": "bfloat16"}
+    assert start.start_plan(compose_cfg(fast))[2][-1].stem != path.name        # float32 is another start
+    phase = Path(built["runs"]) / "phase0"
+    resolved = OmegaConf.load(phase / "config_resolved.yaml")
+    assert (resolved.algo.name, resolved.model.dtype, resolved.threads) == ("sft", "bfloat16", 1)
+    assert resolved.algo.module.split == "coldstart" and resolved.data.name == "coldstart"
+    rows = [json.loads(line) for line in (phase / "metrics.jsonl").read_text().splitlines()]
+    assert sum("train/sft_loss" in row for row in rows) == 4
+    results = json.loads((phase / "results.json").read_text())
+    assert set(results["start"]) == set(results["end"]) and "test/acc" in results["end"]
+    assert not (phase / "checkpoints").exists() and (phase / "final" / "config.json").is_file()
+
+
+def test_a_phase_config_keeps_the_callers_settings_and_builds_in_one_process():
+    cfg = compose_cfg(["model.dtype=bfloat16", "model.lora={r: 4, alpha: 8}", "strategy=ddp", "trainer.devices=2",
+                       "logger.wandb.mode=disabled", "cold_start=vision_r1"])
+    spec = start.cold_start_spec(cfg)
+    phase = phase_config(cfg, "/some/parent", spec, 0)
+    assert (phase.model.dtype, phase.model.lora.r, phase.logger.wandb.mode) == ("bfloat16", 4, "disabled")
+    assert (phase.strategy.name, phase.trainer.devices, phase.threads) == ("single", 1, 1)
+    assert (phase.algo.name, phase.algo.steps, phase.model.name_or_path) == ("sft", 500, "/some/parent")
+    assert phase.algo.module.optim.lr == spec["lr"] and phase.cold_start.name == "none"
+    assert build_context(cfg) == {"dtype": "bfloat16", "lora": {"r": 4, "alpha": 8}}   # runs single: no strategy
+    assert build_context(compose_cfg([])) == {}                                       # the shipped start's key
+
+
+def test_one_place_constructs_a_lightning_trainer():
+    """build.make_trainer: every run, start builds included, gets its strategy, loggers and checkpoints there."""
+    root = Path(__file__).resolve().parents[1]
+    files = [*root.glob("*.py"), *(root / "src").rglob("*.py")]
+    found = [f"{f.relative_to(root)}:{i}" for f in files for i, line in enumerate(f.read_text().splitlines(), 1)
+             if re.search(r"\b(L|pl|lightning)\.Trainer\(|\bTrainer\(", line) and "Bpe" not in line]
+    assert len(found) == 1 and found[0].startswith("src/vlmrl/build.py:"), found
 
 
 def test_cold_start_stage_builds_on_the_instruct_checkpoint():
     instruct = start_checkpoint(compose_cfg(TINY_FAST))
     cold = start_checkpoint(compose_cfg([*TINY_FAST, "cold_start=vision_r1"]))
     assert cold != instruct and "-coldstart-" in cold
-    stage = json.loads((start.Path(cold) / "stage.json").read_text())
-    assert stage["parent"] == instruct and stage["spec"]["styles"] == {"verbose": 1.0}
+    built = json.loads((start.Path(cold) / "build.json").read_text())
+    assert built["parent"] == instruct and built["spec"]["styles"] == {"verbose": 1.0}
 
 
 def test_evaluate_base_writes_json_per_task(tmp_path):
-    from vlmrl.stages.evaluate import evaluate, format_table
+    from vlmrl.evaluate import evaluate, format_table
 
     cfg = compose_cfg([*TINY_FAST, f"out={tmp_path}"], config_name="evaluate")
     report = evaluate(cfg)
@@ -83,7 +132,7 @@ def test_evaluate_base_writes_json_per_task(tmp_path):
 
 @pytest.mark.parametrize("run,match", [("/no/such/dir", "no such run dir"), (".", "not a run dir")])
 def test_evaluate_names_what_it_could_not_find(run, match, tmp_path):
-    from vlmrl.stages.evaluate import resolve
+    from vlmrl.evaluate import resolve
 
     path = tmp_path if run == "." else run
     with pytest.raises(FileNotFoundError, match=match):

@@ -106,7 +106,7 @@ def test_image_size_kwargs_follow_processor_kwargs(tiny_start):
 # ------------------------------------------------------------------------------------------ with vLLM
 @pytest.fixture(scope="module")
 def tiny_start():
-    from vlmrl.stages.start import start_checkpoint
+    from vlmrl.run import start_checkpoint
 
     return start_checkpoint(compose_cfg(["+scale=smoke"]))
 

@@ -22,7 +22,7 @@ from .algo.curriculum import Stage
 from .algo.loss import AGGREGATIONS
 from .models.loading import DTYPES
 from .optim import LR_SCHEDULES, OPTIM_KEYS
-from .stages.start import check_stages
+from .starts.start import check_builds
 from .strategies import world_size
 
 STUDY_KEYS = ("paper", "result", "method")
@@ -34,9 +34,9 @@ RESUME_AUTO = "auto"  # resume=auto: the latest checkpoint of the run dir (resol
 # stands for every child of a node; absent keys are skipped (each group option has its own keys).
 # Sources come before the keys that interpolate them (model.format_w before reward.format_w), so
 # an error names the key the user set.
-_STAGE = {"seed": int, "size": int, "eval_size": int, "image_size": int, "lr": float, "schedule": str,
-          "warmup_frac": float, "batch_size": int, "eval_every": int, "eval_max_new_tokens": int}
-_PHASE = {"max_steps": int, "eval_every": int, "stop_at.*": float}  # <stage spec>.phases[i]
+_BUILD = {"seed": int, "size": int, "eval_size": int, "image_size": int, "lr": float, "schedule": str,
+          "warmup_frac": float, "batch_size": int, "eval_max_new_tokens": int}   # an SFT build spec (starts/sft.py)
+_PHASE = {"steps": int, "eval_every": int}  # <build spec>.phases[i]
 _BY_TASK = {"grpo_lr": float, "grpo_steps": int, "max_new_tokens": int}   # model.by_task.<task> (tiny.yaml)
 _SOURCE = {"limit": int | None, "seed": int, "max_new_tokens": int | None, "hub": bool}  # data.module.splits
 KEY_TYPES = {
@@ -171,7 +171,7 @@ def check_types(cfg: DictConfig) -> None:
     _check_keys(cfg, "", KEY_TYPES)
     for prefix in ("model.build.instruct", "cold_start"):  # stage specs (cold_start=none has no keys)
         spec = OmegaConf.select(cfg, prefix, default=None)
-        _check_keys(spec, prefix, _STAGE)
+        _check_keys(spec, prefix, _BUILD)
         phases = spec.get("phases") if isinstance(spec, DictConfig) else None
         for i, phase in enumerate(phases if isinstance(phases, ListConfig) else ()):
             _check_keys(phase, f"{prefix}.phases[{i}]", _PHASE)
@@ -279,7 +279,7 @@ def check_evaluate(cfg: DictConfig) -> None:
     _positive(cfg, "eval.batch_size", "model.eval_max_new_tokens")
     if cfg.eval.max_new_tokens is not None:
         _positive(cfg, "eval.max_new_tokens")
-    check_stages(cfg)
+    check_builds(cfg)
 
 
 def check_launch(cfg: DictConfig, multirun: bool) -> None:
@@ -310,7 +310,7 @@ def validate(cfg: DictConfig) -> dict:
     _positive(cfg, "reward.format_w", "logger.samples_every", allow_zero=True)
     _check_optim(cfg)
     _check_scale(cfg)
-    check_stages(cfg)
+    check_builds(cfg)
     parts = {"reward": build(cfg.reward), "kl": None, "curriculum": None, "rollout": None}
     if cfg.algo.name == "grpo":
         if cfg.algo.group_size < 2:

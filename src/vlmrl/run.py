@@ -2,11 +2,13 @@
 
 Besides checkpoints and logs, a run dir ends with `results.json` (test metrics before and after
 training) and `final/` (the trained policy and processor, an HF checkpoint directory that
-`evaluate.py` and later stages read).
+`evaluate.py` and later runs read). A start that is not shipped or cached is built by runs too:
+`start_checkpoint` hands `run_sft` (each phase of an SFT build is a `run`) to `starts.start`.
 """
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -17,8 +19,36 @@ from .build import close_loggers, make_loggers, make_module, make_trainer, write
 from .config import validate
 from .infra.perf import peak_memory_gb, use_threads
 from .infra.preemption import resolve_resume
-from .stages.start import start_checkpoint
+from .starts import start
+from .starts.sft import phase_config
 from .strategies import is_global_zero
+
+
+def start_checkpoint(cfg: DictConfig) -> str:
+    """The checkpoint `cfg`'s run starts from: shipped (starts/), cached, or built by runs (`run_sft`)."""
+    return start.start_checkpoint(cfg, run_sft)
+
+
+def run_sft(cfg: DictConfig, parent: str, spec: dict, name: str, runs: Path) -> Path:
+    """Run an SFT build's phases in order, phase i in `runs`/phase<i> on the previous phase's checkpoint
+    (`starts.sft.phase_config`); -> the last phase's checkpoint dir. The caller's torch thread count is
+    restored afterwards; a phase already finished (its results.json) is not run again, and a phase
+    killed midway resumes from its last checkpoint (resume=auto)."""
+    threads = use_threads(None)
+    try:
+        for index in range(len(spec["phases"])):
+            phase_dir = runs / f"phase{index}"
+            print(f"[vlmrl] {name} build, phase {index}: SFT on {'+'.join(spec['phases'][index]['tasks'])} "
+                  f"for {spec['phases'][index]['steps']} steps in {phase_dir}")
+            result = run(phase_config(cfg, parent, spec, index), phase_dir, [f"build={name}", f"phase={index}"])
+            if result["end"] is not None:
+                print(f"[vlmrl] {name} build, phase {index} done: held-out " + ", ".join(
+                    f"{k.split('/', 1)[1]} {v:.3f}" for k, v in result["end"].items() if k.endswith("acc")))
+            shutil.rmtree(phase_dir / "checkpoints", ignore_errors=True)   # finished: final/ is what the next reads
+            parent = str(phase_dir / "final")
+    finally:
+        use_threads(threads)
+    return Path(parent)
 
 
 def _floats(metrics: dict | None) -> dict | None:
@@ -27,9 +57,9 @@ def _floats(metrics: dict | None) -> dict | None:
 
 def start_identity(path: str) -> dict:
     """{"start_checkpoint", "start_sha256"}: which weights the run starts from (the digest recorded when
-    the stage was built; none for a checkpoint no stage of ours built)."""
-    stage = Path(path) / "stage.json"
-    digest = json.loads(stage.read_text()).get("weights_sha256") if stage.is_file() else None
+    the start was built; none for a checkpoint no build of ours made)."""
+    built = Path(path) / start.BUILD_FILE
+    digest = json.loads(built.read_text()).get("weights_sha256") if built.is_file() else None
     return {"start_checkpoint": str(path), **({"start_sha256": digest} if digest else {})}
 
 

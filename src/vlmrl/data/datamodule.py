@@ -102,6 +102,42 @@ class TaskDataModule(SplitDataModule):
         return self.records[name]
 
 
+class ColdStartDataModule(SplitDataModule):
+    """One phase of a start's SFT build (`vlmrl.starts.sft`): the `coldstart` split of `phase_tasks`
+    (`size` records per task) to train on, the next `eval_size` records of each as `val` and `test`.
+
+    Every task's records are drawn with the build's `seed`, whatever the phase; the batch stream of
+    phase i is keyed by seed + i."""
+
+    def __init__(self, tasks: dict, phase_tasks: list[str], seed: int, phase: int, size: int, eval_size: int,
+                 image_size: int, batch_size: int, eval_batch_size: int):
+        missing = set(phase_tasks) - set(tasks)
+        if missing or not phase_tasks:
+            raise ValueError(f"data.module.phase_tasks={list(phase_tasks)}: name tasks of {list(tasks)}")
+        super().__init__(seed=seed + phase, batch_size=batch_size, eval_batch_size=eval_batch_size)
+        self.tasks, self.phase_tasks = {k: dict(v or {}) for k, v in tasks.items()}, list(phase_tasks)
+        self.draw = {"seed": seed, "size": size, "eval_size": eval_size, "image_size": image_size}
+
+    @property
+    def task_names(self) -> list[str]:
+        return list(self.phase_tasks)
+
+    @property
+    def train_tasks(self) -> list[str]:
+        return list(self.phase_tasks)
+
+    def split(self, name: str) -> list[dict]:
+        if not self.records:
+            draw, train, held_out = self.draw, [], []
+            for task in self.phase_tasks:
+                records = build_split({task: self.tasks[task]}, "coldstart", draw["size"] + draw["eval_size"],
+                                      draw["seed"], draw["image_size"])
+                train += records[:draw["size"]]
+                held_out += records[draw["size"]:]
+            self.records = {"coldstart": train, "val": held_out, "test": held_out}
+        return super().split(name)
+
+
 def step_batch(records: list, key: str, step: int, size: int) -> list:
     """Records for `step` when batches of `size` walk through per-epoch shuffles of `records`."""
     orders: dict[int, list[int]] = {}  # one shuffle per epoch the batch touches (at most two)

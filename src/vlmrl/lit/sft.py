@@ -1,8 +1,8 @@
 """Supervised fine-tuning on (image, prompt, `<think>...</think><answer>...</answer>`).
 
 Three uses of one module: OThink-MR1's SFT baseline (`algo=sft`), Vision-R1's cold start, and the
-step that turns the random tiny model into an "instruct" starting point (both stages in
-`vlmrl.stages`). Targets: each record's reference chain of thought in a style drawn per record
+step that turns the random tiny model into an "instruct" starting point (both builds in
+`vlmrl.starts`, each phase an `algo=sft` run). Targets: each record's reference chain of thought in a style drawn per record
 from `styles` (e.g. {concise: 0.5, verbose: 0.5}), a pure function of the record id; real SFT data
 (Vision-R1-cold, R1-V's SFT sets) has one target per record, the style `reference`. Loss:
 cross-entropy on completion tokens only (prompt and padding masked), mean over those tokens in the

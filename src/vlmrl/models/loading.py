@@ -1,6 +1,6 @@
 """Model loading: every model, tiny or real, is a checkpoint directory (or hub id) loaded by path
 through AutoProcessor + AutoModelForImageTextToText. Loading never trains: the checkpoints a run
-starts from are built by the stages in `vlmrl.stages`.
+starts from are built in `vlmrl.starts` (each SFT build by runs).
 """
 from __future__ import annotations
 

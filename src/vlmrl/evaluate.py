@@ -1,4 +1,4 @@
-"""Evaluation as a stage: a checkpoint -> greedy accuracy, format rate and mean completion length on
+"""Evaluation as an entry of its own: a checkpoint -> greedy accuracy, format rate and mean completion length on
 a list of tasks, written as `eval/<name>.json` and printed as a table.
 
 What `run=` may name:
@@ -16,10 +16,10 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ..lit.evaluation import METRICS, greedy_scores, per_record
-from ..models.loading import load_model
-from ..data.real import RecordTable
-from .start import start_checkpoint
+from .lit.evaluation import METRICS, greedy_scores, per_record
+from .models.loading import load_model
+from .data.real import RecordTable
+from .run import start_checkpoint
 
 
 def _run_dir_of(path: Path) -> Path | None:
@@ -97,7 +97,7 @@ def make_judge(cfg: DictConfig):
     judge = cfg.eval.get("judge")
     if not judge or not judge.get("base_url"):
         return None
-    from ..scoring.judge import Judge
+    from .scoring.judge import Judge
 
     return Judge(**OmegaConf.to_container(judge, resolve=True))
 
@@ -126,7 +126,7 @@ def score_set(policy, processor, records, batch_size: int, max_new_tokens: int, 
             rows[key] += values.tolist()
         kept += [r.get("meta") or {} for r in chunk]  # not the records: their decoded images add up
         if judge is not None:
-            from ..scoring import judge_score
+            from .scoring import judge_score
 
             judged += [judge_score(c, r, judge) for c, r in zip(batch.completions, chunk)]
     result = {**{k: sum(v) / len(v) for k, v in rows.items()}, "n": len(rows["acc"])}
@@ -140,7 +140,7 @@ def score_set(policy, processor, records, batch_size: int, max_new_tokens: int, 
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    from ..infra.perf import use_threads
+    from .infra.perf import use_threads
 
     use_threads(cfg.get("threads"))
     source = resolve(cfg)

@@ -1,20 +1,22 @@
-"""The starting checkpoint of a run: built, and cached, stage by stage on first use.
+"""The starting checkpoint of a run: built, and cached, build by build on first use.
 
     model.name_or_path (a real checkpoint)                        -> [cold start] -> start
     model.build.arch (random tiny Qwen2-VL) -> model.build.instruct -> [cold start] -> start
 
-Each stage's output is a checkpoint directory named by a hash of everything that determines it (the
-parent's key and the stage spec). It is looked up first among the shipped starts (`starts_dir`,
-the repo's `starts/`: built once by `python cold_start.py ship=true` and committed, each with the
-digest of its weights in `stage.json`, checked on use), then in the cache (`model.cache_dir`, else
-$VLMRL_CACHE, else ~/.cache/vlmrl); a missing stage is built into the cache, atomically: a crash
-leaves no half-built directory.
+Each build's output is a checkpoint directory named by a hash of everything that determines it (the
+parent's key, the build spec and the settings of `sft.build_context`). It is looked up first among
+the shipped starts (`starts_dir`, the repo's `starts/`: built once by `python cold_start.py
+ship=true` and committed, each with the digest of its weights in `build.json`, checked on use),
+then in the cache (`model.cache_dir`, else $VLMRL_CACHE, else ~/.cache/vlmrl); a missing build runs
+into the cache, atomically: a crash leaves no half-built directory. An SFT build (instruct, cold
+start) is a sequence of runs (`sft.py`); this module only plans, finds and caches, and is handed
+the function that runs them (`vlmrl.run.start_checkpoint`).
 
-Why ship: a stage is 1000+ SFT steps, and float rounding that differs between CPUs (kernels, thread
+Why ship: a build is 1000+ SFT steps, and float rounding that differs between CPUs (kernels, thread
 counts) grows over them into other weights, so "the same command" built other starts on other
 machines, and GRPO from them ended elsewhere (issue 21). A shipped start (3.4 MB) is bit-identical
-everywhere and costs nothing to build; a stage built here is reproducible on this machine (fixed
-steps, one thread, `sft_stage.py`) and records its digest too.
+everywhere and costs nothing to build; a build run here is reproducible on this machine (fixed
+steps, one thread, `sft.py`) and records its digest too.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +37,11 @@ from omegaconf import DictConfig, OmegaConf
 from ..data.tasks import REVISION
 from ..models.tiny import build_tiny, spec_hash
 from .digest import weights_digest
-from .sft_stage import check_spec, run_sft_stage
+from .sft import build_context, check_spec
+
+BUILD_FILE = "build.json"   # in a built start: its key, spec, per-phase results and weights digest
+# run_sft(cfg, parent checkpoint, spec, name, runs dir) -> the last phase's checkpoint dir (vlmrl.run)
+RunSFT = Callable[[DictConfig, str, dict, str, Path], Path]
 
 
 def cache_root(cache_dir: str | None) -> Path:
@@ -100,13 +107,13 @@ def _same_file(fd: int, path: Path) -> bool:
 
 
 def cold_start_spec(cfg: DictConfig) -> dict | None:
-    """The cold-start stage spec, or None for `cold_start=none`."""
+    """The cold-start build spec, or None for `cold_start=none`."""
     spec = OmegaConf.to_container(cfg.cold_start, resolve=True)
     return None if spec.get("name") == "none" else {k: v for k, v in spec.items() if k != "name"}
 
 
-def check_stages(cfg: DictConfig) -> None:
-    """Validate every stage spec the start checkpoint needs (config.validate calls this)."""
+def check_builds(cfg: DictConfig) -> None:
+    """Validate every build spec the start checkpoint needs (config.validate calls this)."""
     build = cfg.model.get("build")
     if build and build.get("instruct"):
         check_spec(OmegaConf.to_container(build.instruct, resolve=True), "model.build.instruct")
@@ -116,37 +123,56 @@ def check_stages(cfg: DictConfig) -> None:
 
 
 @dataclass(frozen=True)
-class Stage:
-    """One stage of a start: its directory name (a hash of everything that determines it) and how to
-    build it, build(parent checkpoint path or None, out dir)."""
+class Build:
+    """One build of a start: its directory name (a hash of everything that determines it), its key, and
+    `spec` (an SFT build, run by the caller's run_sft) or `arch` (the random tiny model)."""
     stem: str
     key: dict
-    build: Callable[[str | None, Path], object]
+    name: str
+    spec: dict | None = None
+    arch: dict | None = None
 
 
-def start_plan(cfg: DictConfig) -> tuple[Path, str | None, list[Stage]]:
-    """(cache root, the real checkpoint the stages start from or None, the stages in order)."""
+def start_plan(cfg: DictConfig) -> tuple[Path, str | None, list[Build]]:
+    """(cache root, the real checkpoint the builds start from or None, the builds in order)."""
     model = OmegaConf.to_container(cfg.model, resolve=True)
-    root, stages, path = cache_root(model.get("cache_dir")), [], None
+    root, builds, path = cache_root(model.get("cache_dir")), [], None
+    context = build_context(cfg)
     build = model.get("build")
     if build:
         arch = dict(build["arch"])
         key: dict = {"arch": arch, "tasks_revision": REVISION}   # the tokenizer is trained on the tasks' text
         stem = f"tiny-{spec_hash(key)}"
-        stages.append(Stage(stem, key, lambda parent, out: build_tiny(out, **arch)))
+        builds.append(Build(stem, key, "tiny", arch=arch))
         if build.get("instruct"):
-            key = {"parent": key, "instruct": build["instruct"]}
+            key = {"parent": key, "instruct": build["instruct"], **({"context": context} if context else {})}
             stem = f"{stem}-instruct-{spec_hash(key)}"
-            stages.append(Stage(stem, key, lambda parent, out: run_sft_stage(parent, build["instruct"], out, "instruct")))
+            builds.append(Build(stem, key, "instruct", spec=build["instruct"]))
     else:
         path, key = model["name_or_path"], {"name_or_path": model["name_or_path"]}
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(path)).strip("_")[-60:]
     spec = cold_start_spec(cfg)
     if spec is not None:
-        key = {"parent": key, "cold_start": spec}
+        key = {"parent": key, "cold_start": spec, **({"context": context} if context else {})}
         stem = f"{stem}-coldstart-{spec_hash(key)}"
-        stages.append(Stage(stem, key, lambda parent, out: run_sft_stage(parent, spec, out, "cold start")))
-    return root, path, stages
+        builds.append(Build(stem, key, "cold start", spec=spec))
+    return root, path, builds
+
+
+def run_build(cfg: DictConfig, build: Build, parent: str | None, out: Path, runs: Path, run_sft: RunSFT) -> None:
+    """Write `build`'s checkpoint into `out`: the random tiny model, or an SFT build's runs (their run dirs
+    under `runs`) with its last phase's checkpoint copied to `out` beside build.json."""
+    if build.arch is not None:
+        build_tiny(out, **build.arch)
+        return
+    started = time.time()
+    final = run_sft(cfg, parent, build.spec, build.name, runs)
+    shutil.copytree(final, out, dirs_exist_ok=True)
+    history = [{"phase": i, **json.loads((runs / f"phase{i}" / "results.json").read_text())}
+               for i in range(len(build.spec["phases"]))]
+    summary = {"build": build.name, "parent": parent, "spec": build.spec, "key": build.key, "history": history,
+               "runs": str(runs), "weights_sha256": weights_digest(out), "wall_time_s": round(time.time() - started, 1)}
+    (out / BUILD_FILE).write_text(json.dumps(summary, indent=1) + "\n")
 
 
 def shipped_dir(cfg: DictConfig) -> Path | None:
@@ -155,25 +181,27 @@ def shipped_dir(cfg: DictConfig) -> Path | None:
     return None if value is None else Path(os.path.expanduser(str(value)))
 
 
-def start_checkpoint(cfg: DictConfig) -> str:
+def start_checkpoint(cfg: DictConfig, run_sft: RunSFT) -> str:
     """Path of the checkpoint a run starts from: the shipped copy (`starts_dir`, checked against its
-    digest), else the cached one, else built from the deepest stage found."""
-    root, path, stages = start_plan(cfg)
+    digest), else the cached one, else built from the deepest build found (SFT builds by `run_sft`;
+    their run dirs stay in the cache beside the checkpoint, `<stem>.runs/`, and a killed build resumes)."""
+    root, path, builds = start_plan(cfg)
     shipped = shipped_dir(cfg)
     first = 0
-    for i in reversed(range(len(stages))):
-        found = locate(stages[i].stem, root, shipped)
+    for i in reversed(range(len(builds))):
+        found = locate(builds[i].stem, root, shipped)
         if found is not None:
             path, first = found, i + 1
             break
-    for stage in stages[first:]:
+    for build in builds[first:]:
         parent = path
-        path = str(build_once(root / stage.stem, lambda out: stage.build(parent, out)))
+        runs = root / f"{build.stem}.runs"
+        path = str(build_once(root / build.stem, lambda out: run_build(cfg, build, parent, out, runs, run_sft)))
     return str(path)
 
 
 def locate(stem: str, root: Path, shipped: Path | None) -> str | None:
-    """A complete copy of stage `stem`: shipped (its weights verified) before cached, else None."""
+    """A complete copy of build `stem`: shipped (its weights verified) before cached, else None."""
     if shipped is not None and _complete(shipped / stem):
         check_shipped(shipped / stem)
         return str(shipped / stem)
@@ -182,7 +210,7 @@ def locate(stem: str, root: Path, shipped: Path | None) -> str | None:
 
 def check_shipped(path: Path) -> str:
     """The shipped start's weights digest; raises when it differs from the one recorded at build time."""
-    recorded = json.loads((path / "stage.json").read_text())["weights_sha256"]
+    recorded = json.loads((path / BUILD_FILE).read_text())["weights_sha256"]
     actual = weights_digest(path)
     if actual != recorded:
         raise RuntimeError(f"{path}: weights digest {actual[:12]} differs from the recorded {recorded[:12]} "
@@ -190,38 +218,39 @@ def check_shipped(path: Path) -> str:
     return actual
 
 
-def publish(built: Path, stage: Stage, shipped: Path) -> Path:
-    """Copy the built stage dir `built` to `shipped`/<stem> with its key in stage.json and no machine
-    path; prints its digest beside the one it replaces."""
-    target = shipped / stage.stem
-    before = json.loads((target / "stage.json").read_text())["weights_sha256"] if _complete(target) else None
-    summary = json.loads((built / "stage.json").read_text())
-    summary.update(parent=Path(summary["parent"]).name, key=stage.key)
+def publish(built: Path, build: Build, shipped: Path) -> Path:
+    """Copy the built start `built` to `shipped`/<stem> with no machine path in its build.json; prints its
+    digest beside the one it replaces."""
+    target = shipped / build.stem
+    before = json.loads((target / BUILD_FILE).read_text())["weights_sha256"] if _complete(target) else None
+    summary = json.loads((built / BUILD_FILE).read_text())
+    summary.update(parent=Path(summary["parent"]).name, runs=Path(summary["runs"]).name)
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(built, target)
-    (target / "stage.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (target / BUILD_FILE).write_text(json.dumps(summary, indent=1) + "\n")
     digest = summary["weights_sha256"]
     same = "new" if before is None else ("unchanged" if before == digest else f"was {before[:12]}")
     print(f"[vlmrl] shipped {target} (weights sha256 {digest[:12]}, {same})")
     return target
 
 
-def ship(cfg: DictConfig) -> list[Path]:
-    """Rebuild every stage of cfg's start from scratch (a fresh cache) and copy each into `starts_dir`,
-    replacing any copy there; prints each stage's digest beside the previous one."""
-    _, path, stages = start_plan(cfg)
+def ship(cfg: DictConfig, run_sft: RunSFT) -> list[Path]:
+    """Rebuild every build of cfg's start from scratch (a fresh cache) and copy each into `starts_dir`,
+    replacing any copy there; prints each one's digest beside the previous one."""
+    _, path, builds = start_plan(cfg)
     shipped = shipped_dir(cfg)
     if shipped is None:
         raise ValueError("ship=true needs starts_dir (where to write the starts)")
     written = []
     with tempfile.TemporaryDirectory() as tmp:
-        for stage in stages:
+        for build in builds:
             parent = path
-            path = str(build_once(Path(tmp) / stage.stem, lambda out: stage.build(parent, out)))
-            if (Path(path) / "stage.json").exists():   # the random tiny model is rebuilt in ms: not shipped
-                written.append(publish(Path(path), stage, shipped))
+            out, runs = Path(tmp) / build.stem, Path(tmp) / f"{build.stem}.runs"
+            path = str(build_once(out, lambda out: run_build(cfg, build, parent, out, runs, run_sft)))
+            if build.spec is not None:   # the random tiny model is rebuilt in ms: not shipped
+                written.append(publish(Path(path), build, shipped))
     if not written:
-        raise ValueError("ship=true: this config's start has no stage of ours to ship (a real checkpoint "
+        raise ValueError("ship=true: this config's start has no build of ours to ship (a real checkpoint "
                          "without a cold start is loaded as it is)")
     return written

@@ -1,0 +1,109 @@
+"""An SFT build of a start, as runs: parent checkpoint + reference chains of thought -> a checkpoint dir.
+
+Two builds use it: the tiny model's "instruct" build (random weights -> partial competence on both
+embedded tasks, as a real instruct model knows a little of both) and Vision-R1's cold start (an
+instruct model -> long chains of thought; Vision-R1 Sec. 3.1). Data: each task's `coldstart` split
+(disjoint from every train / val / test split by construction); the last `eval_size` records of each
+task are held out, and every phase's run is evaluated on them before and after it trains.
+
+A build runs `phases` in order, each a mixture of tasks trained for a fixed number of `steps`: a
+slow task (geometry) gets ahead before a fast one (counting) joins the mixture, so both end
+partially learned. Each phase is a run like any other (`run.run` on the config `phase_config`
+composes: `algo=sft` on the caller's model, strategy, trainer and logger settings), so dtype,
+gradient checkpointing, LoRA, logging, checkpoints and resume apply to it. There is no stop rule
+on held-out accuracy: a rule turns tiny numeric differences into a different step count, so a
+different start (issue 21).
+
+Reproducible by construction on one machine: every build trains on BUILD_THREADS torch threads
+whatever the caller set (a thread count changes float summation order, and 1000 SFT steps amplify
+that into other weights), and its output records a digest of its weights (`build.json`). Another
+CPU's kernels can still round differently, which is why the default start ships in the repo
+(`starts/start.py`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+SPEC_KEYS = ("tasks", "seed", "size", "eval_size", "image_size", "styles", "lr", "schedule", "warmup_frac",
+             "batch_size", "eval_max_new_tokens", "phases")
+PHASE_KEYS = ("tasks", "steps", "eval_every")
+BUILD_THREADS = 1   # fixed: a build must not depend on the caller's thread count
+# What a build's weights depend on besides its spec; a start's key names only the entries that differ
+# from these (so the shipped start, built with them, keeps its key).
+DEFAULT_CONTEXT = {"dtype": "float32", "lora": None, "strategy": "single"}
+CONF = Path(__file__).resolve().parents[3] / "conf"
+
+
+def check_spec(spec: dict, key: str) -> None:
+    """Raise naming the key for any unknown or bad value of a build spec."""
+    from ..data.tasks import make_task
+    from ..lit.sft import check_styles
+
+    unknown = set(spec) - set(SPEC_KEYS)
+    if unknown:
+        raise ValueError(f"{key}: unknown key(s) {sorted(unknown)}; known: {SPEC_KEYS}")
+    for name, options in spec["tasks"].items():
+        make_task(name, **dict(options or {}))
+    check_styles(spec["styles"], f"{key}.styles")
+    for field in ("size", "eval_size", "batch_size", "eval_max_new_tokens"):
+        if spec[field] < 1:
+            raise ValueError(f"{key}.{field}={spec[field]} must be >= 1")
+    if not spec["lr"] > 0:
+        raise ValueError(f"{key}.lr={spec['lr']} must be > 0")
+    if not spec["phases"]:
+        raise ValueError(f"{key}.phases is empty")
+    for i, phase in enumerate(spec["phases"]):
+        where = f"{key}.phases[{i}]"
+        if set(phase) - set(PHASE_KEYS):
+            raise ValueError(f"{where}: unknown key(s) {sorted(set(phase) - set(PHASE_KEYS))}; known: {PHASE_KEYS} "
+                             "(no stop_at: phases train a fixed number of steps)")
+        missing = set(phase["tasks"]) - set(spec["tasks"])
+        if missing or not phase["tasks"]:
+            raise ValueError(f"{where}.tasks={phase['tasks']}: name tasks of {key}.tasks {list(spec['tasks'])}")
+        for field in ("steps", "eval_every"):
+            if phase.get(field, 1) < 1:
+                raise ValueError(f"{where}.{field}={phase[field]} must be >= 1")
+
+
+def _one_process(cfg: DictConfig) -> bool:
+    return cfg.trainer.devices * cfg.trainer.num_nodes == 1
+
+
+def build_context(cfg: DictConfig) -> dict:
+    """The settings a build of `cfg` runs with, beyond its spec, that differ from DEFAULT_CONTEXT."""
+    context = {"dtype": cfg.model.dtype, "strategy": cfg.strategy.name if _one_process(cfg) else "single",
+               "lora": OmegaConf.to_container(cfg.model.lora) if cfg.model.get("lora") else None}
+    return {k: v for k, v in context.items() if v != DEFAULT_CONTEXT[k]}
+
+
+def phase_config(cfg: DictConfig, parent: str, spec: dict, index: int) -> DictConfig:
+    """The run config of phase `index` of build `spec` on checkpoint `parent`: `cfg` (the caller's model,
+    strategy, trainer and logger settings) with algo=sft on the phase's coldstart data.
+
+    A multi-process launch (trainer.devices x num_nodes > 1) builds its start in one process: the
+    ranks of the caller are launched only when its own training starts."""
+    phase = spec["phases"][index]
+    steps = phase["steps"]
+    algo = OmegaConf.load(CONF / "algo" / "sft.yaml")
+    algo.merge_with({"steps": steps, "batch_size": spec["batch_size"], "module": {
+        "styles": spec["styles"], "eval_max_new_tokens": spec["eval_max_new_tokens"], "split": "coldstart",
+        "optim": {"lr": spec["lr"], "schedule": spec.get("schedule", "constant"),
+                  "warmup_frac": spec.get("warmup_frac", 0.0)}}})
+    data = {"name": "coldstart", "module": {
+        "_target_": "vlmrl.data.datamodule.ColdStartDataModule", "tasks": spec["tasks"],
+        "phase_tasks": list(phase["tasks"]), "seed": spec["seed"], "phase": index, "size": spec["size"],
+        "eval_size": spec["eval_size"], "image_size": spec.get("image_size", 112),
+        "batch_size": spec["batch_size"], "eval_batch_size": spec["batch_size"]}}
+    if cfg.data.get("kl") is not None:   # the kl group interpolates it (unused by SFT)
+        data["kl"] = cfg.data.kl
+    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    out.merge_with({"seed": spec["seed"], "threads": BUILD_THREADS, "resume": "auto", "study": None,
+                    "eval_every": phase.get("eval_every", steps), "ckpt_every": min(cfg.ckpt_every, steps)})
+    out.model.name_or_path, out.model.build = parent, None
+    out.algo, out.data, out.cold_start = algo, data, {"name": "none"}
+    if not _one_process(cfg):
+        out.strategy = OmegaConf.load(CONF / "strategy" / "single.yaml")
+        out.trainer.devices, out.trainer.num_nodes = 1, 1
+    return out
