@@ -1,6 +1,6 @@
 """Vision-R1's cold-start data by modality bridging (src/vlmrl/bridge/, bridge.py).
 
-Unit tests drive every stage and the filter with scripted model outputs (`Scripted`, a test double
+Unit tests drive every pass and the filter with scripted model outputs (`Scripted`, a test double
 that lives only here), malformed ones included; the HTTP backend meets scripted loopback servers
 (retries, timeouts, the concurrency limit) and a real one serving the tiny model; every command of
 the bridging page (docs/bridging.md) runs at the smoke scale, which is the end-to-end test through the real HF and
@@ -23,9 +23,9 @@ from PIL import Image
 from conftest import compose_cfg
 from vlmrl.bridge import filter as filt
 from vlmrl.bridge.backends import BackendError, HTTPBackend, Reply, Request, Sampling, VLLMBackend, reply_from
-from vlmrl.bridge.pipeline import FilterSpec, StageSpec, run_pipeline
+from vlmrl.bridge.pipeline import FilterSpec, PassSpec, run_pipeline
 from vlmrl.bridge.prompts import check_template, fill
-from vlmrl.bridge.store import StageStore
+from vlmrl.bridge.store import PassStore
 from vlmrl.data.datamodule import build_split
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,10 +109,10 @@ def test_prompts_fill_placeholders_only_and_check_their_fields():
     assert fill("{description}\nPut it in \\boxed{}. {question}", description="d {x}", question="q") == \
         "d {x}\nPut it in \\boxed{}. q"
     check_template("{description} {question} \\boxed{}", "reasoning", "k")
-    with pytest.raises(ValueError, match=r"stages\.reasoning\.prompt: unknown placeholder\(s\) \['\{answer\}'\]"):
-        check_template("{description} {question} {answer}", "reasoning", "stages.reasoning.prompt")
+    with pytest.raises(ValueError, match=r"passes\.reasoning\.prompt: unknown placeholder\(s\) \['\{answer\}'\]"):
+        check_template("{description} {question} {answer}", "reasoning", "passes.reasoning.prompt")
     with pytest.raises(ValueError, match=r"must contain \['\{pseudo_cot\}'\]"):
-        check_template("{question}", "description", "stages.description.prompt")
+        check_template("{question}", "description", "passes.description.prompt")
 
 
 # ------------------------------------------------------------------------------------------------ pipeline
@@ -169,18 +169,18 @@ def _items(n=10):
     return [{**item, "answer": str(k)} for k, item in enumerate(items)]   # one scripted behaviour per item
 
 
-def _stages(reasoning_prompt=None):
+def _passes(reasoning_prompt=None):
     cfg = compose_cfg([], "bridge")
     specs = {}
     for name in ("pseudo_cot", "description", "reasoning"):
-        s = cfg.stages[name]
-        specs[name] = StageSpec(name, s.model, reasoning_prompt if name == "reasoning" and reasoning_prompt else s.prompt,
-                                Sampling(16, 0.0), s.drop_truncated)
+        s = cfg.passes[name]
+        specs[name] = PassSpec(name, s.model, reasoning_prompt if name == "reasoning" and reasoning_prompt else s.prompt,
+                               Sampling(16, 0.0), s.drop_truncated)
     return specs
 
 
-def _run(out, vlm, reasoner, stages=None, items=None):
-    return run_pipeline(items or _items(), stages or _stages(), {"vlm": vlm, "reasoner": reasoner},
+def _run(out, vlm, reasoner, passes=None, items=None):
+    return run_pipeline(items or _items(), passes or _passes(), {"vlm": vlm, "reasoner": reasoner},
                         FilterSpec(), TEMPLATE, out, seed=0, log=lambda line: None)
 
 
@@ -189,18 +189,18 @@ EXPECTED_DROPS = {"pseudo_cot": {filt.EMPTY_OUTPUT: 1}, "reasoning": {filt.MODEL
                              filt.MULTIPLE_FINAL_ANSWERS: 1, filt.REASONING_DISAGREES: 1}}
 
 
-def test_pipeline_runs_every_stage_and_accounts_for_every_item(tmp_path):
+def test_pipeline_runs_every_pass_and_accounts_for_every_item(tmp_path):
     vlm, reasoner = Scripted(vlm_reply, "vlm-model"), Scripted(reasoner_reply, "reasoner-model")
     summary = _run(tmp_path, vlm, reasoner)
     assert (summary["items_in"], summary["kept"], summary["dropped"]) == (10, 2, 8)
-    assert summary["dropped_by_stage"] == EXPECTED_DROPS
+    assert summary["dropped_by_pass"] == EXPECTED_DROPS
     assert sum(summary["dropped_by_reason"].values()) == 8
-    stages = summary["stages"]
-    assert [(stages[s]["in"], stages[s]["out"]) for s in ("pseudo_cot", "description", "reasoning", "filter", "format")] \
+    passes = summary["passes"]
+    assert [(passes[s]["in"], passes[s]["out"]) for s in ("pseudo_cot", "description", "reasoning", "filter", "format")] \
         == [(10, 9), (9, 9), (9, 7), (7, 2), (2, 2)]
-    assert stages["reasoning"]["truncated"] == 1 and stages["pseudo_cot"]["tokens_generated"] == 10 * 5
-    assert stages["reasoning"]["first_error"] == "HTTP 503: overloaded" and "first_error" not in stages["description"]
-    assert summary["tokens_generated"] == sum(stages[s]["tokens_generated"] for s in ("pseudo_cot", "description",
+    assert passes["reasoning"]["truncated"] == 1 and passes["pseudo_cot"]["tokens_generated"] == 10 * 5
+    assert passes["reasoning"]["first_error"] == "HTTP 503: overloaded" and "first_error" not in passes["description"]
+    assert summary["tokens_generated"] == sum(passes[s]["tokens_generated"] for s in ("pseudo_cot", "description",
                                                                                       "reasoning"))
     # the reasoner saw text only: the description and the question, never the image or the gold
     assert all(not r.images for batch in reasoner.batches for r in batch)
@@ -238,30 +238,30 @@ def test_rerun_skips_finished_items_and_retries_model_errors(tmp_path):
     assert vlm.batches == [] and len(reasoner.prompts) == 1                   # only the model error again
     assert _gold(reasoner.prompts[0]) == 0
     assert summary["kept"] == 3 and filt.MODEL_ERROR not in summary["dropped_by_reason"]
-    assert summary["stages"]["pseudo_cot"]["reused"] == 10 and summary["stages"]["reasoning"]["ran"] == 1
+    assert summary["passes"]["pseudo_cot"]["reused"] == 10 and summary["passes"]["reasoning"]["ran"] == 1
     again = _run(tmp_path, Scripted(vlm_reply), Scripted(reasoner_reply))   # nothing left to do: same result
     assert again["kept"] == 3 and again["tokens_generated"] == 0
 
 
-def test_a_changed_prompt_redoes_its_stage_and_later_ones_only(tmp_path):
+def test_a_changed_prompt_redoes_its_pass_and_later_ones_only(tmp_path):
     _run(tmp_path, Scripted(vlm_reply), Scripted(reasoner_reply))
     vlm, reasoner = Scripted(vlm_reply), Scripted(reasoner_reply)
-    _run(tmp_path, vlm, reasoner, stages=_stages("Text: {description}\nQ: {question}"))
+    _run(tmp_path, vlm, reasoner, passes=_passes("Text: {description}\nQ: {question}"))
     assert vlm.batches == [] and len(reasoner.prompts) == 9
     assert all(p.startswith("Text: There are") for p in reasoner.prompts)
 
 
-def test_a_run_killed_mid_stage_resumes_after_its_last_written_batch(tmp_path):
+def test_a_run_killed_mid_pass_resumes_after_its_last_written_batch(tmp_path):
     with pytest.raises(RuntimeError, match="went away"):
         _run(tmp_path, Scripted(vlm_reply), Scripted(reasoner_reply, fail_on_call=2))
-    written = (tmp_path / "stages/reasoning.jsonl").read_text().splitlines()
+    written = (tmp_path / "passes/reasoning.jsonl").read_text().splitlines()
     assert len(written) == 4                                                  # the first batch of 4
-    with (tmp_path / "stages/reasoning.jsonl").open("a") as file:
+    with (tmp_path / "passes/reasoning.jsonl").open("a") as file:
         file.write('{"id": "torn')                                           # a kill mid-write
     reasoner = Scripted(reasoner_reply)
     summary = _run(tmp_path, Scripted(vlm_reply), reasoner)
-    assert len(reasoner.prompts) == 6 and summary["dropped_by_stage"] == EXPECTED_DROPS   # 5 new + the model error
-    assert StageStore(tmp_path / "stages/reasoning.jsonl").entries.keys() == {i["id"] for i in _items()[:10]} - {
+    assert len(reasoner.prompts) == 6 and summary["dropped_by_pass"] == EXPECTED_DROPS   # 5 new + the model error
+    assert PassStore(tmp_path / "passes/reasoning.jsonl").entries.keys() == {i["id"] for i in _items()[:10]} - {
         _items()[1]["id"]}
 
 
@@ -453,11 +453,11 @@ def test_vllm_backend_generates_with_the_tiny_model(tiny_checkpoint):
 
 # ------------------------------------------------------------------------------------------------ config
 @pytest.mark.parametrize("override,message", [
-    ("stages.reasoning.prompt=no placeholders", r"stages\.reasoning\.prompt: must contain"),
-    ("stages.reasoning.model=judge", r"stages\.reasoning\.model='judge': expected one of vlm, reasoner"),
-    ("stages.pseudo_cot.temperature=hot", r"stages\.pseudo_cot\.temperature='hot': expected a number"),
-    ("stages.description.max_new_tokens=0", r"stages\.description\.max_new_tokens=0 must be >= 1"),
-    ("+stages.judge={}", r"stages: unknown key\(s\) \['judge'\]"),
+    ("passes.reasoning.prompt=no placeholders", r"passes\.reasoning\.prompt: must contain"),
+    ("passes.reasoning.model=judge", r"passes\.reasoning\.model='judge': expected one of vlm, reasoner"),
+    ("passes.pseudo_cot.temperature=hot", r"passes\.pseudo_cot\.temperature='hot': expected a number"),
+    ("passes.description.max_new_tokens=0", r"passes\.description\.max_new_tokens=0 must be >= 1"),
+    ("+passes.judge={}", r"passes: unknown key\(s\) \['judge'\]"),
     ("format.template='<think>{reasoning}</think>'", r"format\.template: must contain \['\{answer\}'\]"),
     ("filter.answer_format=latex", r"filter\.answer_format='latex': expected one of tag, boxed"),
     ("input.size=0", r"input\.size=0 must be >= 1"),
@@ -591,9 +591,9 @@ def test_doc_commands_run_end_to_end(tmp_path, served, tiny_checkpoint):
                    (tmp_path / "data/fixtures/bridged/geometry3k", 8)):
         summary = json.loads((out / "summary.json").read_text())
         assert summary["items_in"] == n and summary["kept"] + summary["dropped"] == n, out
-        assert set(summary["stages"]) == {"pseudo_cot", "description", "reasoning", "filter", "format"}
-        assert summary["stages"]["pseudo_cot"]["ran"] == n and summary["tokens_generated"] > 0
-        assert (out / "records.jsonl").is_file() and len((out / "stages/reasoning.jsonl").read_text().splitlines()) > 0
+        assert set(summary["passes"]) == {"pseudo_cot", "description", "reasoning", "filter", "format"}
+        assert summary["passes"]["pseudo_cot"]["ran"] == n and summary["tokens_generated"] > 0
+        assert (out / "records.jsonl").is_file() and len((out / "passes/reasoning.jsonl").read_text().splitlines()) > 0
     http = json.loads((tmp_path / "data/bridged/http/summary.json").read_text())
     assert http["models"]["reasoner"] == f"http:{tiny_checkpoint}@{served.url}"
     assert "items -> " in results["python bridge.py"] and "wrote data/bridged/counting/records.jsonl" in \
@@ -640,8 +640,8 @@ def test_bridge_over_http_against_vllms_own_server(tiny_checkpoint, tmp_path):
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         summary = json.loads((tmp_path / "out" / "summary.json").read_text())
         assert summary["items_in"] == 4 and summary["kept"] + summary["dropped"] == 4
-        assert summary["stages"]["pseudo_cot"]["ran"] == 4 and summary["tokens_generated"] > 0
-        assert not any("model_error" in str(v) for v in summary["stages"].values()), summary["stages"]
+        assert summary["passes"]["pseudo_cot"]["ran"] == 4 and summary["tokens_generated"] > 0
+        assert not any("model_error" in str(v) for v in summary["passes"].values()), summary["passes"]
     finally:
         server.terminate()
         server.wait(timeout=60)

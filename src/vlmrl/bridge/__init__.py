@@ -13,7 +13,7 @@ The algorithm, per item (image(s), question, gold answer):
                   paired with the images in Vision-R1-cold's sharegpt schema (`data=bridged` trains on it).
 
 Modules: `prompts` (templates), `filter` (pure checks, drop reasons), `backends` (HF generate, vLLM
-offline, OpenAI-compatible HTTP), `store` (resumable per-stage files), `pipeline` (the stage runner and
+offline, OpenAI-compatible HTTP), `store` (resumable per-pass files), `pipeline` (the pass runner and
 its report), `writer` (records, images, summary), `inputs` (any `data=` option), `config` (validation),
 `run` (bridge.py's job), `serve` (a small OpenAI-compatible server for a local checkpoint).
 
@@ -22,7 +22,7 @@ Where this deviates from, or fills in for, the paper (which releases no code for
   * "Logically inconsistent" outputs are not defined by the paper; our consistency checks are the
     ones above (`filter.py` says exactly how the last stated result is found and compared).
   * The paper filters only the final outputs; we also drop blank replies and model errors at every
-    stage (a reasoner cut off at its token limit too), each under its own reason.
+    pass (a reasoner cut off at its token limit too), each under its own reason.
   * Whether the description may state the answer, the sampling settings of the VLM steps and the token
     limits are not given; conf/bridge.yaml says what we chose.
 """

@@ -1,8 +1,8 @@
-"""Model backends of the bridging stages: one small interface, three implementations.
+"""Model backends of the bridging passes: one small interface, three implementations.
 
 A backend turns a list of `Request`s (a user prompt, its images, a seed) into one `Reply` each (the text,
 whether it stopped or hit the token limit, how many tokens it generated, or the error). Sampling
-(`Sampling`) is the stage's, so one backend serves several stages.
+(`Sampling`) is the pass's, so one backend serves several passes.
 
 * `HFBackend`: Hugging Face `generate` on a checkpoint loaded by `models.loading.load_model`, with the
   rollout backend's pieces (`rollout.hf`: vision special tokens suppressed, completions cut at the first

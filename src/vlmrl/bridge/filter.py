@@ -1,12 +1,12 @@
-"""The filter and format stages: a reasoner's output -> kept (with its target) or one named drop reason.
+"""The filter and format passes: a reasoner's output -> kept (with its target) or one named drop reason.
 
-Pure functions. Every dropped item has exactly one reason, so the counts add up. The generation stages
+Pure functions. Every dropped item has exactly one reason, so the counts add up. The generation passes
 drop for three reasons of their own (`vlmrl.bridge.pipeline`):
 
   model_error               the backend gave no reply (e.g. HTTP failures after retries); retried on rerun
   empty_output              a blank reply
-  truncated                 the reply hit the stage's token limit (`drop_truncated`: on for the reasoner,
-                            whose final answer cannot be trusted then; off for the VLM stages)
+  truncated                 the reply hit the pass's token limit (`drop_truncated`: on for the reasoner,
+                            whose final answer cannot be trusted then; off for the VLM passes)
 
 The filter checks a reasoner output in this order, and the first that fails names the drop:
 

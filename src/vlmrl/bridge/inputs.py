@@ -2,9 +2,9 @@
 verifier, task).
 
 `input.split` null means the embedded tasks' `coldstart` split (disjoint from their train / val / test
-splits by construction, as the cold-start stages use) and `train` for real datasets; `input.size` caps
+splits by construction, as the instruct and cold-start SFT use) and `train` for real datasets; `input.size` caps
 the items (the first `size` scenes of an embedded split; a seeded subset of a real one, as the data
-module's split caps draw it). Ids key every stage's results, so they must be unique.
+module's split caps draw it). Ids key every pass's results, so they must be unique.
 """
 from __future__ import annotations
 
@@ -40,5 +40,5 @@ def read_items(cfg: DictConfig) -> tuple[list[dict], str]:
     ids = [r["id"] for r in records]
     if len(set(ids)) != len(ids):
         duplicate = next(i for i in ids if ids.count(i) > 1)
-        raise ValueError(f"{where}: item id {duplicate!r} occurs more than once; ids key the stage files")
+        raise ValueError(f"{where}: item id {duplicate!r} occurs more than once; ids key the pass files")
     return records, where

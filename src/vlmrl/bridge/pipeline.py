@@ -1,11 +1,11 @@
-"""The stage runner: items -> pseudo-CoT -> description -> reasoning -> filter -> format, with a report.
+"""The pass runner: items -> pseudo-CoT -> description -> reasoning -> filter -> format, with a report.
 
-Each generation stage sends every item still alive to its model slot's backend in batches of the
-backend's `batch_size`, and appends each batch's results to its `StageStore` before the next batch,
-so a rerun skips what is finished (`store.py`). The filter stage is stored the same way; the format
-stage rewrites `records.jsonl` from the kept items on every run (cheap) and writes each image once.
+Each generation pass sends every item still alive to its model slot's backend in batches of the
+backend's `batch_size`, and appends each batch's results to its `PassStore` before the next batch,
+so a rerun skips what is finished (`store.py`). The filter pass is stored the same way; the format
+pass rewrites `records.jsonl` from the kept items on every run (cheap) and writes each image once.
 
-Every item ends kept or dropped with exactly one named reason (`filter.DROP_REASONS`) at one stage;
+Every item ends kept or dropped with exactly one named reason (`filter.DROP_REASONS`) at one pass;
 `run_pipeline` checks that the counts add up before it writes the summary.
 """
 from __future__ import annotations
@@ -20,15 +20,15 @@ from typing import Callable
 from . import filter as filt
 from .backends import Request, Sampling
 from .prompts import fill
-from .store import StageStore, content_key
+from .store import PassStore, content_key
 
-GENERATION_STAGES = ("pseudo_cot", "description", "reasoning")
-STAGES = (*GENERATION_STAGES, "filter", "format")
-IMAGE_STAGES = ("pseudo_cot", "description")   # the reasoner sees text only: that is the bridge
+GENERATION_PASSES = ("pseudo_cot", "description", "reasoning")
+PASSES = (*GENERATION_PASSES, "filter", "format")
+IMAGE_PASSES = ("pseudo_cot", "description")   # the reasoner sees text only: that is the bridge
 
 
 @dataclass(frozen=True)
-class StageSpec:
+class PassSpec:
     name: str
     model: str                 # the model slot: vlm or reasoner
     prompt: str
@@ -50,22 +50,22 @@ def image_digest(images) -> str:
     return digest.hexdigest()[:16]
 
 
-def item_seed(seed: int, stage: str, item_id: str) -> int:
-    return int(content_key(seed, stage, item_id), 16) % 2 ** 31
+def item_seed(seed: int, pass_name: str, item_id: str) -> int:
+    return int(content_key(seed, pass_name, item_id), 16) % 2 ** 31
 
 
-def stage_fields(stage: str, item: dict, done: dict[str, dict[str, dict]]) -> dict:
-    """The template fields of `stage` for one item (`done`: {stage: {id: entry}} of earlier stages)."""
+def pass_fields(pass_name: str, item: dict, done: dict[str, dict[str, dict]]) -> dict:
+    """The template fields of `pass_name` for one item (`done`: {pass: {id: entry}} of earlier passes)."""
     fields = {"question": item["problem"], "answer": item["answer"]}
-    fields.update({s: done[s][item["id"]]["output"] for s in GENERATION_STAGES if s in done and item["id"] in done[s]})
+    fields.update({s: done[s][item["id"]]["output"] for s in GENERATION_PASSES if s in done and item["id"] in done[s]})
     return fields
 
 
 class Report:
-    """Per-stage counts: in, out, dropped by reason, run vs reused, tokens, truncations, time."""
+    """Per-pass counts: in, out, dropped by reason, run vs reused, tokens, truncations, time."""
 
-    def __init__(self, stage: str, model: str | None = None):
-        self.stage, self.model = stage, model
+    def __init__(self, pass_name: str, model: str | None = None):
+        self.pass_name, self.model = pass_name, model
         self.n_in = self.ran = self.reused = self.tokens = self.tokens_total = self.truncated = 0
         self.dropped: Counter = Counter()
         self.first_error: str | None = None   # what a model_error said (the first one of this run)
@@ -87,7 +87,7 @@ class Report:
         out = self.n_in - sum(self.dropped.values())
         row = {"in": self.n_in, "out": out, "yield": round(out / self.n_in, 4) if self.n_in else None,
                "dropped": dict(self.dropped), "ran": self.ran, "reused": self.reused, "time_s": round(self.time_s, 2)}
-        if self.stage in GENERATION_STAGES:
+        if self.pass_name in GENERATION_PASSES:
             row.update(model=self.model, tokens_generated=self.tokens, tokens_total=self.tokens_total,
                        truncated=self.truncated)
             if self.first_error:
@@ -95,16 +95,16 @@ class Report:
         return row
 
 
-def generation_stage(spec: StageSpec, items: list[dict], done: dict, backend, store: StageStore, seed: int,
-                     log: Callable[[str], None]) -> tuple[dict[str, dict], Report]:
-    """Run one generation stage over `items`: ({id: entry} of every item, the stage's Report)."""
+def generation_pass(spec: PassSpec, items: list[dict], done: dict, backend, store: PassStore, seed: int,
+                    log: Callable[[str], None]) -> tuple[dict[str, dict], Report]:
+    """Run one generation pass over `items`: ({id: entry} of every item, the pass's Report)."""
     report = Report(spec.name, backend.name)
     report.n_in = len(items)
     entries, pending = {}, []
     sampling = asdict(spec.sampling)
     for item in items:
-        prompt = fill(spec.prompt, **stage_fields(spec.name, item, done))
-        images = tuple(item["images"]) if spec.name in IMAGE_STAGES else ()
+        prompt = fill(spec.prompt, **pass_fields(spec.name, item, done))
+        images = tuple(item["images"]) if spec.name in IMAGE_PASSES else ()
         key = content_key(spec.name, prompt, image_digest(images) if images else "", backend.name, sampling,
                           spec.drop_truncated, seed)
         entry = store.finished(item["id"], key, retry=(filt.MODEL_ERROR,))
@@ -140,8 +140,8 @@ def _entry(item_id: str, key: str, reply, model: str, drop_truncated: bool) -> d
     return entry
 
 
-def filter_stage(spec: FilterSpec, items: list[dict], reasoning: dict[str, dict], store: StageStore
-                 ) -> tuple[dict[str, dict], Report]:
+def filter_pass(spec: FilterSpec, items: list[dict], reasoning: dict[str, dict], store: PassStore
+                ) -> tuple[dict[str, dict], Report]:
     """The filter's verdict on each item's reasoning: ({id: entry}, Report)."""
     report = Report("filter")
     report.n_in = len(items)
@@ -163,10 +163,10 @@ def filter_stage(spec: FilterSpec, items: list[dict], reasoning: dict[str, dict]
     return entries, report
 
 
-def run_pipeline(items: list[dict], stages: dict[str, StageSpec], backends: dict, filter_spec: FilterSpec,
+def run_pipeline(items: list[dict], passes: dict[str, PassSpec], backends: dict, filter_spec: FilterSpec,
                  template: str, out: Path, seed: int = 0, log: Callable[[str], None] = print,
                  about: dict | None = None) -> dict:
-    """Run every stage over `items` into `out`; returns the summary (also written to `out/summary.json`,
+    """Run every pass over `items` into `out`; returns the summary (also written to `out/summary.json`,
     with `about`: what was read, the config)."""
     from .writer import write_dataset, write_summary
 
@@ -174,15 +174,15 @@ def run_pipeline(items: list[dict], stages: dict[str, StageSpec], backends: dict
     out = Path(out)
     done: dict[str, dict[str, dict]] = {}
     reports: dict[str, Report] = {}
-    dropped_at: dict[str, tuple[str, str]] = {}       # id -> (stage, reason)
+    dropped_at: dict[str, tuple[str, str]] = {}       # id -> (pass, reason)
     alive = list(items)
-    for name in GENERATION_STAGES:
-        spec = stages[name]
-        done[name], reports[name] = generation_stage(spec, alive, done, backends[spec.model],
-                                                     StageStore(out / "stages" / f"{name}.jsonl"), seed, log)
+    for name in GENERATION_PASSES:
+        spec = passes[name]
+        done[name], reports[name] = generation_pass(spec, alive, done, backends[spec.model],
+                                                    PassStore(out / "passes" / f"{name}.jsonl"), seed, log)
         alive = _survivors(alive, done[name], name, dropped_at)
-    verdicts, reports["filter"] = filter_stage(filter_spec, alive, done["reasoning"],
-                                               StageStore(out / "stages" / "filter.jsonl"))
+    verdicts, reports["filter"] = filter_pass(filter_spec, alive, done["reasoning"],
+                                              PassStore(out / "passes" / "filter.jsonl"))
     alive = _survivors(alive, verdicts, "filter", dropped_at)
     reports["format"] = Report("format")
     reports["format"].n_in = reports["format"].ran = len(alive)   # rewritten on every run (cheap)
@@ -196,12 +196,12 @@ def run_pipeline(items: list[dict], stages: dict[str, StageSpec], backends: dict
     return summary
 
 
-def _survivors(alive: list[dict], entries: dict[str, dict], stage: str, dropped_at: dict) -> list[dict]:
+def _survivors(alive: list[dict], entries: dict[str, dict], pass_name: str, dropped_at: dict) -> list[dict]:
     survivors = []
     for item in alive:
         reason = entries[item["id"]].get("drop")
         if reason:
-            dropped_at[item["id"]] = (stage, reason)
+            dropped_at[item["id"]] = (pass_name, reason)
         else:
             survivors.append(item)
     return survivors
@@ -211,18 +211,18 @@ def _summary(items: list[dict], kept: int, dropped_at: dict, reports: dict[str, 
              started: float) -> dict:
     if kept + len(dropped_at) != len(items):  # every item must end kept or dropped with a reason
         raise AssertionError(f"bridge lost items: {len(items)} in, {kept} kept, {len(dropped_at)} dropped")
-    by_stage: dict[str, Counter] = {s: Counter() for s in STAGES}
-    for stage, reason in dropped_at.values():
-        by_stage[stage][reason] += 1
-    stages = {name: report.as_dict() for name, report in reports.items()}
+    by_pass: dict[str, Counter] = {s: Counter() for s in PASSES}
+    for pass_name, reason in dropped_at.values():
+        by_pass[pass_name][reason] += 1
+    passes = {name: report.as_dict() for name, report in reports.items()}
     return {
         "items_in": len(items), "kept": kept, "dropped": len(dropped_at),
         "yield": round(kept / len(items), 4) if items else None,
         "dropped_by_reason": dict(Counter(reason for _, reason in dropped_at.values()).most_common()),
-        "dropped_by_stage": {s: dict(c) for s, c in by_stage.items() if c},
-        "stages": stages,
-        "tokens_generated": sum(s.get("tokens_generated", 0) for s in stages.values()),
-        "tokens_total": sum(s.get("tokens_total", 0) for s in stages.values()),
+        "dropped_by_pass": {s: dict(c) for s, c in by_pass.items() if c},
+        "passes": passes,
+        "tokens_generated": sum(s.get("tokens_generated", 0) for s in passes.values()),
+        "tokens_total": sum(s.get("tokens_total", 0) for s in passes.values()),
         "models": {slot: backend.name for slot, backend in backends.items()},
         "time_s": round(time.time() - started, 2),
     }

@@ -1,4 +1,4 @@
-"""bridge.py's job: validate, read the items, resolve the models, run the stages, report.
+"""bridge.py's job: validate, read the items, resolve the models, run the passes, report.
 
 Order matters for failing early: the config is checked first, then every item is read (a bad row of a
 real dataset fails here), and only then is a start checkpoint built or a model loaded.
@@ -13,15 +13,15 @@ from omegaconf import DictConfig, OmegaConf
 from .backends import Sampling
 from .config import SLOTS, bridge_config, check
 from .inputs import read_items
-from .pipeline import GENERATION_STAGES, STAGES, FilterSpec, StageSpec, run_pipeline
+from .pipeline import GENERATION_PASSES, PASSES, FilterSpec, PassSpec, run_pipeline
 
 
-def stage_specs(cfg: DictConfig) -> dict[str, StageSpec]:
+def pass_specs(cfg: DictConfig) -> dict[str, PassSpec]:
     specs = {}
-    for name in GENERATION_STAGES:
-        s = cfg.stages[name]
-        specs[name] = StageSpec(name, s.model, s.prompt, Sampling(s.max_new_tokens, float(s.temperature), float(s.top_p)),
-                                s.drop_truncated)
+    for name in GENERATION_PASSES:
+        s = cfg.passes[name]
+        specs[name] = PassSpec(name, s.model, s.prompt, Sampling(s.max_new_tokens, float(s.temperature), float(s.top_p)),
+                               s.drop_truncated)
     return specs
 
 
@@ -46,9 +46,9 @@ def resolve_models(cfg: DictConfig, backends: dict) -> dict:
 
 
 def format_report(summary: dict) -> str:
-    lines = [f"  {'stage':<12} {'in':>6} {'out':>6} {'yield':>6}  dropped"]
-    for name in STAGES:
-        row = summary["stages"].get(name)
+    lines = [f"  {'pass':<12} {'in':>6} {'out':>6} {'yield':>6}  dropped"]
+    for name in PASSES:
+        row = summary["passes"].get(name)
         if row is None:
             continue
         dropped = ", ".join(f"{reason} {n}" for reason, n in sorted(row["dropped"].items(), key=lambda kv: -kv[1]))
@@ -67,8 +67,8 @@ def run_bridge(cfg: DictConfig, log=print) -> dict:
             log(f"[vlmrl] bridge {slot}: {backends[slot].name}")
     out = Path(cfg.out)
     started = time.strftime("%Y-%m-%d %H:%M:%S")
-    summary = run_pipeline(items, stage_specs(cfg), backends, FilterSpec(cfg.filter.answer_format,
-                                                                         cfg.filter.check_reasoning_result),
+    summary = run_pipeline(items, pass_specs(cfg), backends, FilterSpec(cfg.filter.answer_format,
+                                                                        cfg.filter.check_reasoning_result),
                            cfg.format.template, out, cfg.seed, log,
                            about={"input": where, "out": str(out), "started": started, "config": bridge_config(cfg)})
     yield_ = f"{summary['yield']:.3f}" if summary["yield"] is not None else "-"

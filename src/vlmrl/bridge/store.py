@@ -1,6 +1,6 @@
-"""Per-stage results on disk, keyed by source id: what makes every stage resumable.
+"""Per-pass results on disk, keyed by source id: what makes every pass resumable.
 
-`<out>/stages/<stage>.jsonl` holds one JSON object per finished item, appended (and flushed) batch by
+`<out>/passes/<pass>.jsonl` holds one JSON object per finished item, appended (and flushed) batch by
 batch, so a killed run loses at most the batch in flight. Each entry carries `key`, a hash of
 everything its result depends on (the rendered prompt, the images, the model, the sampling, the
 upstream outputs), so a rerun reuses an entry only when nothing it depends on changed: rerunning the
@@ -23,7 +23,7 @@ def content_key(*parts) -> str:
     return digest.hexdigest()[:16]
 
 
-class StageStore:
+class PassStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.entries: dict[str, dict] = {}

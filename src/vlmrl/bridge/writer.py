@@ -1,4 +1,4 @@
-"""The format stage's output: a cold-start dataset in the sharegpt schema `algo=sft` reads.
+"""The format pass's output: a cold-start dataset in the sharegpt schema `algo=sft` reads.
 
     <out>/records.jsonl   one line per kept item (LLaMA-Factory sharegpt, as Vision-R1-cold):
         {"id", "images": ["images/<id>_0.png"], "conversations": [
@@ -8,8 +8,8 @@
          "bridge": {"pseudo_cot" | "description" | "reasoning": {"output", "model", "tokens", "finish_reason"},
                     "final_answer", "stated_result"}}
     <out>/images/         each image once, PNG
-    <out>/summary.json    items in, kept, dropped by reason and stage, yield per stage, tokens, time
-    <out>/stages/*.jsonl  every stage's raw results (`store.py`), kept and dropped alike
+    <out>/summary.json    items in, kept, dropped by reason and pass, yield per pass, tokens, time
+    <out>/passes/*.jsonl  every pass's raw results (`store.py`), kept and dropped alike
 
 `records.jsonl` and `summary.json` are written to a temporary file and renamed, so a reader never sees
 half of one. The question is the record's `problem` (its dataset's prompt template applied), so the SFT
@@ -47,12 +47,12 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def record_for(item: dict, done: dict[str, dict[str, dict]], verdict: dict, target: str) -> dict:
     images = [image_name(item["id"], j) for j in range(len(item["images"]))]
-    stages = {stage: {k: entries[item["id"]][k] for k in PROVENANCE_KEYS} for stage, entries in done.items()}
+    passes = {name: {k: entries[item["id"]][k] for k in PROVENANCE_KEYS} for name, entries in done.items()}
     return {"id": item["id"], "images": images,
             "conversations": [{"from": "human", "value": "<image>" * len(images) + "\n" + item["problem"]},
                               {"from": "gpt", "value": target}],
             "source": {"id": item["id"], "task": item["task"], "verifier": item["verifier"], "answer": str(item["answer"])},
-            "bridge": {**stages, "final_answer": verdict["answer"], "stated_result": verdict.get("stated") or ""}}
+            "bridge": {**passes, "final_answer": verdict["answer"], "stated_result": verdict.get("stated") or ""}}
 
 
 def write_dataset(out: Path, items: list[dict], done: dict, verdicts: dict[str, dict], template: str
