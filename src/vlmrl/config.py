@@ -169,7 +169,7 @@ def check_types(cfg: DictConfig) -> None:
     """Every known key holds a value of its type: `ConfigError("key=value: expected ...")` if not."""
     _check_by_task(cfg)  # first: a bad value there reaches model.grpo_lr etc. by interpolation
     _check_keys(cfg, "", KEY_TYPES)
-    for prefix in ("model.build.instruct", "cold_start"):  # stage specs (cold_start=none has no keys)
+    for prefix in ("model.build.instruct", "cold_start"):  # build specs (cold_start=none has no keys)
         spec = OmegaConf.select(cfg, prefix, default=None)
         _check_keys(spec, prefix, _BUILD)
         phases = spec.get("phases") if isinstance(spec, DictConfig) else None

@@ -133,7 +133,7 @@ class Task:
 
 
 TASKS = ("counting", "geometry")
-REVISION = 2   # bump when a task's text or figures change: the cached tiny model and its stages are keyed by it
+REVISION = 2   # bump when a task's text or figures change: the cached tiny model and its builds are keyed by it
 
 
 def make_task(name: str, image_size: int = 112, min_count: int = 0, max_count: int = 9, grid: int = 4,

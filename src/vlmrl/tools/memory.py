@@ -62,12 +62,13 @@ def count_parameters(name: str) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def per_gpu_gib(params: int, hidden: int, layers: int, vocab: int, completion: int, gpus: int, stage: int) -> dict:
+def per_gpu_gib(params: int, hidden: int, layers: int, vocab: int, completion: int, gpus: int, zero: int) -> dict:
+    """Per-GPU GiB by part under ZeRO level `zero` (0: none, 2: optimizer + gradients sharded, 3: + parameters)."""
     s = PROMPT_TOKENS + completion
-    states = {0: 16 * params, 2: 2 * params + 14 * params / gpus, 3: 16 * params / gpus}[stage]
-    reference = 2 * params / (gpus if stage == 3 else 1)
+    states = {0: 16 * params, 2: 2 * params + 14 * params / gpus, 3: 16 * params / gpus}[zero]
+    reference = 2 * params / (gpus if zero == 3 else 1)
     activations = layers * 2 * s * hidden + 34 * s * hidden + 2 * completion * vocab * 4
-    gather = 2 * params if stage == 3 else 0
+    gather = 2 * params if zero == 3 else 0
     parts = {"states": states, "reference": reference, "activations": activations, "generate_gather": gather}
     parts = {k: v / GIB for k, v in parts.items()}
     parts["total"] = sum(parts.values())
@@ -81,11 +82,11 @@ def table(gpus: int = 8, gpu_gb: float = 80, vllm_share: float = 0.3) -> list[di
         name = OmegaConf.load(path).name_or_path
         params = count_parameters(name)
         text = ARCH[name][1]["text_config"]
-        for stage in (0, 2, 3):
+        for zero in (0, 2, 3):
             for length in (4096, 8192, 16384):
                 mem = per_gpu_gib(params, text["hidden_size"], text["num_hidden_layers"], text["vocab_size"], length,
-                                  gpus, stage)
-                rows.append({"model": path.stem, "params_b": params / 1e9, "zero": stage, "tokens": length, **mem,
+                                  gpus, zero)
+                rows.append({"model": path.stem, "params_b": params / 1e9, "zero": zero, "tokens": length, **mem,
                              "budget": budget, "fits": mem["total"] <= budget})
     return rows
 
