@@ -72,3 +72,19 @@ def test_vlmrl_has_no_import_circle():
     assert "vlmrl.strategies" in graph["vlmrl.config"]   # the walk sees real edges
     cycle = find_cycle(graph)
     assert cycle is None, "import circle: " + " -> ".join(cycle)
+
+
+def test_schema_is_the_lowest_floor():
+    """vlmrl.schema imports nothing from the package (so any module may take a vocabulary from it), and the
+    modules that act on a vocabulary take it from there."""
+    graph = import_graph()
+    assert graph["vlmrl.schema"] == set()
+    for module in ("vlmrl.config", "vlmrl.models.loading", "vlmrl.algo.loss", "vlmrl.optim", "vlmrl.bridge.backends"):
+        assert "vlmrl.schema" in graph[module], module
+
+
+def test_vocabularies_cover_the_schema():
+    from vlmrl.models.loading import DTYPES
+    from vlmrl.schema import DTYPE_NAMES
+
+    assert tuple(DTYPES) == DTYPE_NAMES
