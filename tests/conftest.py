@@ -41,6 +41,16 @@ def compose_cfg(overrides=(), config_name="config"):
         return compose(config_name=config_name, overrides=list(overrides))
 
 
+def target_kwargs(node, **overrides) -> dict:
+    """The arguments a composed `_target_` node gives its class (plain values, interpolations resolved), with
+    `overrides` in place of some: for a test that builds the class directly, its defaults still from the YAML."""
+    from omegaconf import OmegaConf
+
+    kwargs = OmegaConf.to_container(node, resolve=True)
+    del kwargs["_target_"]
+    return {**kwargs, **overrides}
+
+
 @pytest.fixture
 def endpoint():
     """A chat-completions server on localhost: answers from `replies` (status, content), then `default`;

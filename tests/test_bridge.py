@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from conftest import compose_cfg
+from conftest import compose_cfg, target_kwargs
 from vlmrl.bridge import filter as filt
 from vlmrl.bridge.backends import BackendError, HTTPBackend, Reply, Request, Sampling, VLLMBackend, reply_from
 from vlmrl.bridge.pipeline import FilterSpec, PassSpec, run_pipeline
@@ -327,8 +327,14 @@ def scripted_server():
         server.close()
 
 
+def backend_kwargs(option: str, **overrides) -> dict:
+    """The arguments conf/bridge/backend/<option>.yaml gives its backend, with `overrides`."""
+    return target_kwargs(compose_cfg([f"bridge/backend@vlm={option}"], "bridge").vlm, **overrides)
+
+
 def _client(url, **kwargs):
-    return HTTPBackend(url, "served", **{"retry_wait_s": 0.0, "timeout_s": 5, **kwargs})
+    return HTTPBackend(**backend_kwargs("http", **{"base_url": url, "model": "served", "retry_wait_s": 0.0,
+                                                   "timeout_s": 5, **kwargs}))
 
 
 def test_http_retries_server_errors_and_rate_limits_then_succeeds(scripted_server):
@@ -376,7 +382,7 @@ def test_http_request_carries_images_and_the_reply_its_reasoning(scripted_server
     assert image_part["image_url"]["url"].startswith("data:image/png;base64,") and text_part["text"] == "How many?"
     assert (body["max_tokens"], body["temperature"], body["top_p"], body["seed"]) == (8, 0.6, 0.95, 7)
     assert got.text == "<think>\nI count 3.\n</think>\n<answer>3</answer>" and got.finish_reason == "length"
-    text_only = HTTPBackend(server.url, "served").body(Request("plain"), Sampling(8))
+    text_only = _client(server.url).body(Request("plain"), Sampling(8))
     assert text_only["messages"][0]["content"] == "plain" and "top_p" not in text_only
     with pytest.raises(KeyError):
         reply_from({"no": "choices"})
@@ -398,7 +404,7 @@ def test_vllm_backend_builds_prompts_and_sampling_for_vllm(tiny_checkpoint, monk
 
     monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=LLM, SamplingParams=lambda **kw: kw))
     monkeypatch.setitem(sys.modules, "vllm.platforms", SimpleNamespace(current_platform=SimpleNamespace(is_cpu=lambda: True)))
-    backend = VLLMBackend(tiny_checkpoint, max_model_len=512)
+    backend = VLLMBackend(**backend_kwargs("vllm", model=tiny_checkpoint, max_model_len=512, env=None))
     image = Image.new("RGB", (112, 112), "white")
     replies = backend.generate([Request("Describe.", (image,), seed=3), Request("Reason.", seed=4)], Sampling(16, 0.6, 0.9))
     assert [r.tokens for r in replies] == [3, 3] and replies[0].prompt_tokens == 5
@@ -413,7 +419,7 @@ def test_vllm_backend_builds_prompts_and_sampling_for_vllm(tiny_checkpoint, monk
 def test_vllm_backend_says_what_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)   # as if not installed
     with pytest.raises(BackendError, match="needs the `vllm` package.*http backend"):
-        VLLMBackend("some/model").generate([Request("q")], Sampling(8))
+        VLLMBackend(**backend_kwargs("vllm", model="some/model", env=None)).generate([Request("q")], Sampling(8))
 
 
 def test_vllm_backend_sets_its_env_before_vllm_is_imported(monkeypatch):
@@ -427,17 +433,11 @@ def test_vllm_backend_sets_its_env_before_vllm_is_imported(monkeypatch):
     monkeypatch.setattr(VLLMBackend, "_vllm", staticmethod(import_check))
     try:
         with pytest.raises(BackendError, match="stopped at the import check"):
-            VLLMBackend("some/model", env={"VLMRL_TEST_VLLM_ENV": "1"}).generate([Request("q")], Sampling(8))
+            backend = VLLMBackend(**backend_kwargs("vllm", model="some/model", env={"VLMRL_TEST_VLLM_ENV": "1"}))
+            backend.generate([Request("q")], Sampling(8))
     finally:
         os.environ.pop("VLMRL_TEST_VLLM_ENV", None)
     assert seen["env"] == "1"
-
-
-def compose_bridge_backend_env() -> dict:
-    """The env block of conf/bridge/backend/vllm.yaml (the engine in this process, CPU settings)."""
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "bridge" / "backend" / "vllm.yaml").env)
 
 
 @pytest.mark.slow
@@ -445,8 +445,9 @@ def test_vllm_backend_generates_with_the_tiny_model(tiny_checkpoint):
     """Skipped where vLLM is not installed (`bash install.sh --no-vllm`; docs/vllm.md: installing it beside
     transformers 5.23)."""
     pytest.importorskip("vllm", reason="vllm is not installed (bash install.sh)")
-    env = compose_bridge_backend_env()
-    backend = VLLMBackend(tiny_checkpoint, enforce_eager=True, max_model_len=512, gpu_memory_utilization=0.3, env=env)
+    # the YAML's env block: the engine in this process, CPU settings
+    backend = VLLMBackend(**backend_kwargs("vllm", model=tiny_checkpoint, enforce_eager=True, max_model_len=512,
+                                           gpu_memory_utilization=0.3))
     replies = backend.generate([Request("How many shapes?", (Image.new("RGB", (112, 112), "white"),))], Sampling(8))
     assert replies[0].error is None and replies[0].tokens > 0
 
@@ -524,12 +525,14 @@ def test_real_server_serves_the_tiny_model_to_the_http_backend(served):
 
     listed = json.loads(urllib.request.urlopen(f"{served.url}/models", timeout=10).read())
     assert listed["data"][0]["id"] == served.model
-    client = HTTPBackend(served.url, served.model, max_concurrency=2, timeout_s=60)
+    client = HTTPBackend(**backend_kwargs("http", base_url=served.url, model=served.model, max_concurrency=2,
+                                          timeout_s=60))
     image = build_split({"counting": {}}, "coldstart", 1, seed=0)[0]["images"][0]
     replies = client.generate([Request("How many shapes are in the image?", (image,)), Request("Count to three.")],
                               Sampling(12))
     assert all(r.error is None and r.tokens > 0 and r.finish_reason in ("stop", "length") for r in replies)
-    wrong = HTTPBackend(served.url, "not-served", retries=3, retry_wait_s=0).complete(Request("q"), Sampling(4))
+    wrong = HTTPBackend(**backend_kwargs("http", base_url=served.url, model="not-served", retries=3, retry_wait_s=0))
+    wrong = wrong.complete(Request("q"), Sampling(4))
     assert "HTTP 404" in wrong.error and "does not exist" in wrong.error
 
 

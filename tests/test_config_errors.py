@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import compose_cfg
-from vlmrl.config import ConfigError, validate
+from vlmrl.config import validate
+from vlmrl.schema import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = "expected a dir with config.json or a hub id owner/name"

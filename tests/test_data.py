@@ -100,7 +100,7 @@ def test_bad_task_options():
 
 def test_train_batches_are_a_function_of_step_and_mix_tasks():
     kw = dict(tasks={"counting": {}, "geometry": {}}, seed=0, train_size=5, val_size=2, test_size=2, batch_size=4,
-              eval_batch_size=2)
+              eval_batch_size=2, image_size=112)
     dm1, dm2 = TaskDataModule(**kw), TaskDataModule(**kw)
     assert [r["id"] for r in dm1.train_batch(7)] == [r["id"] for r in dm2.train_batch(7)]
     epoch0 = [r["id"] for s in range(5) for r in dm1.train_batch(s)][:10]   # 10 records = one epoch

@@ -16,7 +16,7 @@ from vlmrl.scoring import VERIFIERS, guard
 # the rest is linear-time text handling of up to 2 MB and the kill.
 BOUND_S = 3.0
 CORPUS = corpus()
-REWARDS = {"format_w": Reward(format_w=0.5), "hard": Reward(hard=True)}
+REWARDS = {"format_w": Reward(format_w=0.5, hard=False), "hard": Reward(format_w=0.0, hard=True)}
 
 
 def _timed(fn, *args):
@@ -104,7 +104,7 @@ def test_an_input_that_slips_past_the_filter_is_still_bounded():
 
 
 def test_common_answers_stay_fast_and_right():
-    reward = Reward()
+    reward = Reward(format_w=1.0, hard=False)
     reward.score_records(["<answer>70</answer>"], [RECORDS[2]])  # first use imports math-verify
     completion = "<think>The angle is 70 degrees.</think><answer>70</answer>"
     scores, seconds = _timed(reward.score_records, [completion] * 8, [RECORDS[2]] * 8)

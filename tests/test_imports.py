@@ -11,8 +11,8 @@ ENTRIES = ("train.py", "cold_start.py", "evaluate.py", "bridge.py")
 # The floors of the package, bottom first: a module imports only from its own unit or a lower floor. A
 # unit is a top-level module or subpackage of vlmrl; the entry scripts stand on top of everything.
 FLOORS = [
-    ("vlmrl", "vlmrl.schema", "vlmrl.infra", "vlmrl.optim", "vlmrl.strategies", "vlmrl.algo",
-     "vlmrl.torchvision_cpu_shim"),                      # no vlmrl imports: config vocabulary, plumbing, math
+    ("vlmrl", "vlmrl.schema"),                           # no vlmrl imports: ConfigError, the config's vocabulary
+    ("vlmrl.infra", "vlmrl.optim", "vlmrl.strategies", "vlmrl.algo", "vlmrl.torchvision_cpu_shim"),  # plumbing, math
     ("vlmrl.scoring",),                                  # answer extraction and benchmark scorers
     ("vlmrl.data", "vlmrl.rewards"),                     # tasks, datasets, rewards from verifiers
     ("vlmrl.models", "vlmrl.rollout"),                   # loading and building models, sampling
@@ -139,3 +139,19 @@ def test_every_import_goes_down_a_floor():
     graph = {**import_graph(), **entry_imports()}
     assert "vlmrl.run" in graph["train"] and "vlmrl.config" in graph["evaluate"]   # entries are walked
     assert upward_imports(graph) == []
+
+
+def test_schema_is_the_lowest_floor():
+    """vlmrl.schema imports nothing from the package (so any module may take a vocabulary from it), and the
+    modules that act on a vocabulary take it from there."""
+    graph = import_graph()
+    assert graph["vlmrl.schema"] == set()
+    for module in ("vlmrl.config", "vlmrl.models.loading", "vlmrl.algo.loss", "vlmrl.optim", "vlmrl.bridge.backends"):
+        assert "vlmrl.schema" in graph[module], module
+
+
+def test_vocabularies_cover_the_schema():
+    from vlmrl.models.loading import DTYPES
+    from vlmrl.schema import DTYPE_NAMES
+
+    assert tuple(DTYPES) == DTYPE_NAMES

@@ -53,7 +53,7 @@ def test_math_accuracy(text, answer, expected):
 
 def test_total_is_acc_plus_weighted_format():
     completions = [GOOD, "<answer>3</answer>", "<think>x</think><answer>4</answer>", "garbage"]
-    out = Reward(format_w=0.5)(completions, ["3"] * 4, ["integer"] * 4)
+    out = Reward(format_w=0.5, hard=False)(completions, ["3"] * 4, ["integer"] * 4)
     torch.testing.assert_close(out["accuracy"], torch.tensor([1.0, 1.0, 0.0, 0.0]))
     torch.testing.assert_close(out["format"], torch.tensor([1.0, 0.0, 1.0, 0.0]))
     torch.testing.assert_close(out["total"], torch.tensor([1.5, 1.0, 0.5, 0.0]))
@@ -69,16 +69,16 @@ def test_each_record_is_checked_by_its_own_verifier():
     """One batch may mix tasks: "<answer>70</answer>" is right for gold 70° only under math-verify."""
     records = [{"answer": "70°", "verifier": "math"}, {"answer": "70°", "verifier": "integer"},
                {"answer": "3", "verifier": "integer"}]
-    out = Reward(format_w=0.0).score_records(["<answer>70</answer>"] * 2 + [GOOD], records)
+    out = Reward(format_w=0.0, hard=False).score_records(["<answer>70</answer>"] * 2 + [GOOD], records)
     torch.testing.assert_close(out["accuracy"], torch.tensor([1.0, 0.0, 1.0]))
-    repeated = Reward().score_records(["<answer>70</answer>"] * 2, records[:1], repeat=2)
+    repeated = Reward(format_w=1.0, hard=False).score_records(["<answer>70</answer>"] * 2, records[:1], repeat=2)
     torch.testing.assert_close(repeated["accuracy"], torch.tensor([1.0, 1.0]))
 
 
 def test_bad_reward_config_and_input():
     with pytest.raises(ValueError, match="format_w"):
-        Reward(format_w=-1)
+        Reward(format_w=-1, hard=False)
     with pytest.raises(ValueError, match="verifier"):
-        Reward()([GOOD], ["3"], ["regex"])
+        Reward(format_w=1.0, hard=False)([GOOD], ["3"], ["regex"])
     with pytest.raises(ValueError, match="2 completions for 1 answers"):
-        Reward()([GOOD, GOOD], ["3"], ["integer"])
+        Reward(format_w=1.0, hard=False)([GOOD, GOOD], ["3"], ["integer"])

@@ -39,14 +39,14 @@ def test_other_schedulers():
 ])
 def test_dynamic_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        DynamicKL(total_steps=10, **kwargs)
+        DynamicKL(total_steps=10, **{"warmup_frac": 0.3, **kwargs})
 
 
 def test_scheduler_state_round_trip_and_mismatch():
-    kl = DynamicKL(0.04, 0.1, 100)
+    kl = DynamicKL(0.04, 0.1, 100, 0.3)
     kl.load_state_dict(kl.state_dict())
     with pytest.raises(ValueError, match="differs"):
-        DynamicKL(0.04, 0.1, 200).load_state_dict(kl.state_dict())
+        DynamicKL(0.04, 0.1, 200, 0.3).load_state_dict(kl.state_dict())
 
 
 def test_ptst_stage_boundaries():
@@ -96,7 +96,7 @@ def test_adaptive_kl_state_restores_exactly_and_refuses_other_settings():
 
 
 def test_step_schedules_ignore_observed_kl():
-    kl = DynamicKL(0.04, 0.1, 100)
+    kl = DynamicKL(0.04, 0.1, 100, 0.3)
     before = [kl(s) for s in range(101)]
     kl.update(5.0, 64)
     assert [kl(s) for s in range(101)] == before

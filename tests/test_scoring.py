@@ -261,7 +261,7 @@ def test_registry_and_unknown_verifier():
 def test_reward_records_carry_meta_to_their_scorer():
     records = [vista("102", MC), {"answer": "C", "verifier": "mathverse", "meta": {"question_type": "multi-choice"}},
                {"answer": "8√{3}", "verifier": "math"}]
-    out = Reward(format_w=0.0).score_records([ans("(B)"), ans("(C)"), ans("8")], records)
+    out = Reward(format_w=0.0, hard=False).score_records([ans("(B)"), ans("(C)"), ans("8")], records)
     torch.testing.assert_close(out["accuracy"], torch.tensor([1.0, 1.0, 0.0]))
 
 

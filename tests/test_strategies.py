@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from conftest import TINY_FAST, compose_cfg
-from vlmrl.config import ConfigError, validate
+from vlmrl.config import validate
 from vlmrl.infra.runlog import read_metrics
 from vlmrl.rollout.seeded import RowSeededSampling, hash_uniform, row_seeds
+from vlmrl.schema import ConfigError
 from vlmrl.strategies import make_strategy, rank_slice
 
 ROOT = Path(__file__).resolve().parents[1]

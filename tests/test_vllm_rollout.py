@@ -7,12 +7,17 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY_FAST, compose_cfg
+from conftest import TINY_FAST, compose_cfg, target_kwargs
 from vlmrl.algo.loss import grpo_loss, rollout_correction
 from vlmrl.rollout.vllm import VLLMRollout, image_size_kwargs, parameter_versions
 
 CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_OMP_THREADS_BIND": "nobind", "VLLM_CPU_KVCACHE_SPACE": "1"}
 NO_VLLM = "vllm is not installed (bash install.sh; docs/vllm.md)"
+
+
+def vllm_rollout(**overrides) -> VLLMRollout:
+    """rollout=vllm as conf/rollout/vllm.yaml builds it for the tiny model, with `overrides`."""
+    return VLLMRollout(**target_kwargs(compose_cfg(["rollout=vllm"]).rollout, **overrides))
 
 
 # ------------------------------------------------------------------------------------------ no vLLM needed
@@ -27,7 +32,7 @@ def test_request_seeds_follow_the_prompt_id_not_its_position(monkeypatch):
     monkeypatch.setattr(backend, "import_vllm", lambda: types.SimpleNamespace(SamplingParams=lambda **kw: kw))
     tokenizer = types.SimpleNamespace(eos_token_id=0, convert_tokens_to_ids=lambda t: 1, unk_token_id=None)
     monkeypatch.setattr(backend, "vision_token_ids", lambda tok: [5, 6])
-    rollout = VLLMRollout(temperature=0.7)
+    rollout = vllm_rollout(temperature=0.7)
     a, b, c = ({"id": name} for name in "abc")
     seeds = [p["seed"] for p in rollout.sampling_params(tokenizer, [a, b], 16, seed=5, group_size=3, greedy=False)]
     assert seeds[:3] == [derive_seed(5, "a", 0, j) for j in range(3)] and len(set(seeds)) == 6
@@ -118,7 +123,7 @@ def engine(tiny_start, tmp_path_factory):
 
     os.environ.setdefault("VLLM_CACHE_ROOT", str(tmp_path_factory.mktemp("vllm_cache")))
     processor, policy = load_model(tiny_start)
-    return VLLMRollout(temperature=0.7, max_model_len=1024, max_images_per_prompt=2, env=CPU_ENV), policy, processor
+    return vllm_rollout(temperature=0.7, max_model_len=1024, max_images_per_prompt=2, env=CPU_ENV), policy, processor
 
 
 def _records(n: int = 3):
@@ -240,7 +245,7 @@ def test_max_pixels_reaches_the_engine(tiny_start):
     from vlmrl.models.loading import load_model
 
     processor, policy = load_model(tiny_start, processor_kwargs={"max_pixels": 3136, "min_pixels": 3136})
-    rollout = VLLMRollout(temperature=0.7, max_model_len=512, env=CPU_ENV)
+    rollout = vllm_rollout(temperature=0.7, max_model_len=512, env=CPU_ENV)
     batch = rollout.generate(policy, processor, _records(1), 2, 8, seed=0)
     assert batch.image_grid_thw.prod(dim=1).tolist() == [16] * 2    # one image per prompt; 4 x 4 patches -> 4 tokens
     assert int(batch.mm_token_type_ids[0].sum()) == 4

@@ -115,13 +115,13 @@ def breakdown(metas: list[dict], accs: list[float]) -> dict:
     return {f: {v: {"acc": a / n, "n": n} for v, (a, n) in sorted(values.items())} for f, values in sums.items()}
 
 
-def score_set(policy, processor, records, batch_size: int, max_new_tokens: int, judge=None) -> dict:
-    """Greedy completions of `records` scored by each record's verifier (and the judge, if any)."""
+def score_set(policy, processor, records, batch_size: int, max_new_tokens: int, reward, judge=None) -> dict:
+    """Greedy completions of `records` scored by each record's verifier through `reward` (and the judge, if any)."""
     rows = {k: [] for k in METRICS}
     judged, kept = [], []
     for i in range(0, len(records), batch_size):
         chunk = records[i:i + batch_size]
-        batch, scores = greedy_scores(policy, processor, chunk, max_new_tokens)
+        batch, scores = greedy_scores(policy, processor, chunk, max_new_tokens, reward)
         for key, values in per_record(batch, scores).items():
             rows[key] += values.tolist()
         kept += [r.get("meta") or {} for r in chunk]  # not the records: their decoded images add up
@@ -150,10 +150,11 @@ def evaluate(cfg: DictConfig) -> dict:
     # a mixture trains several tasks
     trained_tasks = [] if source["run_dir"] is None else instantiate(run_cfg.data.module).train_tasks
     judge = make_judge(cfg)
+    reward = instantiate(cfg.reward)   # accuracy and format by each record's verifier; the weights do not enter them
     results = {}
     for name, spec in eval_sets(cfg, run_cfg).items():
         results[name] = score_set(policy, processor, spec["records"], cfg.eval.batch_size, spec["max_new_tokens"],
-                                  judge)
+                                  reward, judge)
         results[name].update(max_new_tokens=spec["max_new_tokens"], **({"verifier": spec["verifier"]}
                                                                         if "verifier" in spec else {}))
         if spec.get("verifier") in VERIFIER_NOTES:

@@ -11,8 +11,7 @@ import math
 
 import torch
 
-LR_SCHEDULES = ("constant", "linear", "cosine")
-OPTIM_KEYS = ("lr", "weight_decay", "betas", "schedule", "warmup_frac", "lr_scale")
+from .schema import LR_SCHEDULES, OPTIM_KEYS
 
 
 def lr_lambda(schedule: str, total: int, warmup_frac: float):

@@ -65,8 +65,8 @@ class Reward:
 
     How an answer is checked belongs to its dataset (each record names its `verifier`); how the
     components combine is this config: `format_w`, or `hard` for HFRRF."""
-    format_w: float = 1.0
-    hard: bool = False
+    format_w: float     # conf/reward/*.yaml (the one place its value is written)
+    hard: bool
 
     def __post_init__(self):
         if self.format_w < 0:

@@ -74,7 +74,7 @@ class LinearKL(KLScheduler):
 class DynamicKL(KLScheduler):
     """GRPO-D (OThink-MR1 Eq. 3)."""
 
-    def __init__(self, beta_min: float, beta_max: float, total_steps: int, warmup_frac: float = 0.3):
+    def __init__(self, beta_min: float, beta_max: float, total_steps: int, warmup_frac: float):
         self.beta_min, self.beta_max = _check("beta_min", beta_min), _check("beta_max", beta_max)
         if self.beta_min > self.beta_max:
             raise ValueError(f"kl.beta_min={beta_min} must be <= kl.beta_max={beta_max}")

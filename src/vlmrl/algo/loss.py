@@ -28,6 +28,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..schema import AGGREGATIONS
+
 
 def group_advantages(rewards: Tensor, group_size: int, eps: float = 1e-4) -> Tensor:
     """rewards: [B*G], rows of one prompt contiguous -> advantages [B*G]."""
@@ -70,9 +72,6 @@ def constant_mean(values: Tensor, mask: Tensor, max_tokens: int) -> Tensor:
     length of its completion; sequence_mean's 1/|o_i| instead gives each token of a short completion
     more weight, which favours short correct answers and long wrong ones."""
     return (values * mask).sum() / (values.shape[0] * max_tokens)
-
-
-AGGREGATIONS = ("sequence_mean", "constant")
 
 
 def aggregate(values: Tensor, mask: Tensor, aggregation: str, max_tokens: int | None) -> Tensor:

@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..infra.chat_http import post_chat_completion
-from ..models.loading import DTYPES
+from ..schema import DTYPE_NAMES
 
 
 class BackendError(RuntimeError):
@@ -75,8 +75,8 @@ class HFBackend:
 
     def __init__(self, model: str | None = None, dtype: str = "float32", attn_implementation: str = "sdpa",
                  batch_size: int = 8, processor_kwargs: dict | None = None):
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype={dtype!r}: choose one of {sorted(DTYPES)}")
+        if dtype not in DTYPE_NAMES:
+            raise ValueError(f"dtype={dtype!r}: choose one of {sorted(DTYPE_NAMES)}")
         _positive(batch_size=batch_size)
         self.model, self.dtype, self.attn_implementation = model, dtype, attn_implementation
         self.batch_size, self.processor_kwargs = batch_size, dict(processor_kwargs or {})
@@ -144,9 +144,9 @@ class HFBackend:
 class VLLMBackend:
     kind = "vllm"
 
-    def __init__(self, model: str | None = None, dtype: str = "auto", batch_size: int = 64,
-                 gpu_memory_utilization: float = 0.9, max_model_len: int | None = None, tensor_parallel_size: int = 1,
-                 enforce_eager: bool = False, max_images_per_prompt: int = 1, env: dict | None = None):
+    def __init__(self, model: str | None, *, dtype: str, batch_size: int, gpu_memory_utilization: float,
+                 max_model_len: int | None, tensor_parallel_size: int, enforce_eager: bool, max_images_per_prompt: int,
+                 env: dict | None):
         _positive(batch_size=batch_size, gpu_memory_utilization=gpu_memory_utilization,
                   tensor_parallel_size=tensor_parallel_size, max_images_per_prompt=max_images_per_prompt)
         if max_model_len is not None:
@@ -241,9 +241,8 @@ def reply_from(body: dict) -> Reply:
 class HTTPBackend:
     kind = "http"
 
-    def __init__(self, base_url: str, model: str | None = None, api_key_env: str = "OPENAI_API_KEY", batch_size: int = 32,
-                 max_concurrency: int = 8, timeout_s: float = 600.0, retries: int = 3, retry_wait_s: float = 1.0,
-                 max_retry_wait_s: float = 60.0, image_format: str = "png"):
+    def __init__(self, base_url: str, model: str | None, *, api_key_env: str, batch_size: int, max_concurrency: int,
+                 timeout_s: float, retries: int, retry_wait_s: float, max_retry_wait_s: float, image_format: str):
         if not str(base_url).startswith(("http://", "https://")):
             raise ValueError(f"base_url={base_url!r}: expected http://host:port/v1 or https://...")
         if not model:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import ConfigError, _annotations, _check_keys, build, check_model_path, check_types, check_unknown
+from ..config import build, check_model_path, check_types, target_annotations
+from ..schema import ConfigError, check_keys, check_unknown
 from .filter import ANSWER_FORMATS
 from .inputs import EMBEDDED_SPLITS
 from .pipeline import GENERATION_PASSES
@@ -26,7 +27,7 @@ SECTIONS = {"input": ("split", "size"), "filter": ("answer_format", "check_reaso
 def check(cfg: DictConfig) -> dict:
     """Validate the composed bridge config; returns {slot: backend} (instantiated, not loaded)."""
     check_types(cfg)
-    _check_keys(cfg, "", SECTION_TYPES)
+    check_keys(cfg, "", SECTION_TYPES)
     for section, keys in SECTIONS.items():
         check_unknown(cfg[section], keys, section)
     check_unknown(cfg.passes, GENERATION_PASSES, "passes")
@@ -35,7 +36,7 @@ def check(cfg: DictConfig) -> dict:
             raise ConfigError(f"passes.{name} is missing")
         spec = cfg.passes[name]
         check_unknown(spec, PASS_TYPES, f"passes.{name}")
-        _check_keys(spec, f"passes.{name}", PASS_TYPES)
+        check_keys(spec, f"passes.{name}", PASS_TYPES)
         _wrap(lambda: check_template(spec.prompt, name, f"passes.{name}.prompt"))
         if spec.max_new_tokens < 1:
             raise ConfigError(f"passes.{name}.max_new_tokens={spec.max_new_tokens} must be >= 1")
@@ -52,7 +53,7 @@ def check(cfg: DictConfig) -> dict:
         node = cfg[slot]
         if not isinstance(node, DictConfig) or "_target_" not in node:
             raise ConfigError(f"{slot}: expected a backend (bridge/backend@{slot}=hf|vllm|http)")
-        _check_keys(node, slot, _annotations(node._target_))
+        check_keys(node, slot, target_annotations(node._target_))
         if node.get("model") is not None and "base_url" not in node:  # a local backend: a checkpoint dir or hub id
             _wrap(lambda: check_model_path(str(node.model)), "model.name_or_path", f"{slot}.model")
         backends[slot] = _wrap(lambda: build(node), prefix=f"{slot}.")

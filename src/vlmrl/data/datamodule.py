@@ -73,7 +73,7 @@ class TaskDataModule(SplitDataModule):
     """The embedded tasks' train / val / test splits, drawn on first use."""
 
     def __init__(self, tasks: dict, seed: int, train_size: int, val_size: int, test_size: int, batch_size: int,
-                 eval_batch_size: int, image_size: int = 112):
+                 eval_batch_size: int, image_size: int):
         for key, value in dict(train_size=train_size, val_size=val_size, test_size=test_size,
                                batch_size=batch_size, eval_batch_size=eval_batch_size).items():
             if value < 1:

@@ -201,9 +201,8 @@ class DatasetDataModule(SplitDataModule):
 
     SPLITS = ("train", "val", "test")
 
-    def __init__(self, splits: dict, data_root: str = "data", holdout: int = 0, seed: int = 0, batch_size: int = 8,
-                 eval_batch_size: int = 100, on_bad: str = "raise", train_size: int | None = None,
-                 val_size: int | None = None, test_size: int | None = None):
+    def __init__(self, splits: dict, data_root: str, holdout: int, seed: int, batch_size: int, eval_batch_size: int,
+                 on_bad: str, train_size: int | None = None, val_size: int | None = None, test_size: int | None = None):
         unknown = set(splits) - set(self.SPLITS)
         if unknown:
             raise ValueError(f"data.module.splits: unknown split(s) {sorted(unknown)}; known: {self.SPLITS}")

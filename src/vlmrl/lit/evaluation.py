@@ -1,6 +1,6 @@
 """Greedy evaluation: accuracy, format rate and completion length, overall and per task.
 
-Used by the GRPO and SFT modules (val / test during a run), the cold-start stop rule and
+Used by the GRPO and SFT modules (val / test during a run, start builds included) and
 `evaluate.py`. Each record is checked with its own dataset's verifier.
 """
 from __future__ import annotations
@@ -15,11 +15,11 @@ from ..rollout.hf import HFRollout
 METRICS = ("acc", "format", "completion_len")
 
 
-def greedy_scores(policy, processor, records: list[dict], max_new_tokens: int, reward: Reward | None = None):
+def greedy_scores(policy, processor, records: list[dict], max_new_tokens: int, reward: Reward):
     """Greedy completions of `records` and their reward components -> (RolloutBatch, scores)."""
     batch = HFRollout().generate(policy, processor, records, group_size=1, max_new_tokens=max_new_tokens,
                                  seed=0, greedy=True)
-    return batch, (reward or Reward()).score_records(batch.completions, records)
+    return batch, reward.score_records(batch.completions, records)
 
 
 def per_record(batch, scores: dict) -> dict[str, torch.Tensor]:

@@ -45,10 +45,10 @@ def all_finite(parameters) -> bool:
 
 
 class GRPOModule(GreedyEvaluation, L.LightningModule):
-    def __init__(self, policy, processor, rollout, reward, kl, curriculum, optim: dict, steps: int,
-                 mu: int = 1, clip_eps: float = 0.2, micro_batch_size: int = 64, max_grad_norm: float = 1.0,
-                 eval_max_new_tokens: int = 32, samples_every: int = 25, seed: int = 0, ref_policy=None,
-                 max_nonfinite: int = 3, reference: dict | None = None, aggregation: str = "sequence_mean"):
+    def __init__(self, policy, processor, rollout, reward, kl, curriculum, optim: dict, steps: int, *,
+                 mu: int, clip_eps: float, micro_batch_size: int, max_grad_norm: float, eval_max_new_tokens: int,
+                 samples_every: int, seed: int, max_nonfinite: int, reference: dict | None, aggregation: str,
+                 ref_policy=None):
         super().__init__()
         self.automatic_optimization = False
         self.policy, self.processor = policy, processor

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import torch
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from ..schema import DTYPE_NAMES
+
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}   # model.dtype -> torch dtype
 
 
 def load_model(path: str, dtype: str = "float32", attn_implementation: str = "sdpa",

@@ -90,11 +90,10 @@ def start_engine(path: str, processor, env: dict, **engine_args):
 
 
 class VLLMRollout:
-    def __init__(self, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
-                 gpu_memory_utilization: float = 0.4, tensor_parallel_size: int = 1, enable_sleep_mode: bool = False,
-                 sleep_level: int = 1, enforce_eager: bool = True, dtype: str | None = None, max_model_len: int = 4096,
-                 max_images_per_prompt: int = 1, is_correction: float | None = None, env: dict | None = None,
-                 engine_kwargs: dict | None = None):
+    def __init__(self, *, temperature: float, top_p: float, top_k: int, gpu_memory_utilization: float,
+                 tensor_parallel_size: int, enable_sleep_mode: bool, sleep_level: int, enforce_eager: bool,
+                 dtype: str | None, max_model_len: int, max_images_per_prompt: int, is_correction: float | None,
+                 env: dict | None, engine_kwargs: dict | None):
         if temperature <= 0:
             raise ValueError(f"rollout.temperature={temperature} must be > 0 (use greedy evaluation instead)")
         if not 0 < gpu_memory_utilization <= 1:

@@ -26,9 +26,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-SPEC_KEYS = ("tasks", "seed", "size", "eval_size", "image_size", "styles", "lr", "schedule", "warmup_frac",
-             "batch_size", "eval_max_new_tokens", "phases")
-PHASE_KEYS = ("tasks", "steps", "eval_every")
+from ..schema import BUILD_TYPES, PHASE_TYPES
+
+SPEC_KEYS = ("tasks", "styles", "phases", *BUILD_TYPES)
+PHASE_KEYS = ("tasks", *PHASE_TYPES)
 BUILD_THREADS = 1   # fixed: a build must not depend on the caller's thread count
 # What a build's weights depend on besides its spec; a start's key names only the entries that differ
 # from these (so the shipped start, built with them, keeps its key).
