@@ -59,10 +59,13 @@ def test_start_checkpoint_is_cached_and_keyed_by_the_stage_spec(monkeypatch):
 
 
 def test_a_start_build_is_a_run_with_the_callers_model_settings():
-    """model.dtype reaches the build (its weights are bfloat16), the build's key names it (another
-    checkpoint than float32's), and each phase is a run dir like any other."""
-    fast = [*TINY_FAST, "model.build.instruct.phases.0.steps=4"]
+    """model.dtype reaches the cold-start build (its weights are bfloat16), the build's key names it (another
+    checkpoint than float32's), and each phase is a run dir like any other. The instruct model under it
+    is the float32 one: it stands in for a downloaded checkpoint."""
+    fast = [*TINY_FAST, "cold_start=vision_r1", "cold_start.phases.0.steps=4"]
+    instruct = start_checkpoint(compose_cfg(TINY_FAST))
     path = Path(start_checkpoint(compose_cfg([*fast, "model.dtype=bfloat16"])))
+    assert {t.dtype for t in load_file(Path(instruct) / "model.safetensors").values()} == {torch.float32}
     weights = load_file(path / "model.safetensors")
     assert {t.dtype for t in weights.values()} == {torch.bfloat16}
     built = json.loads((path / "build.json").read_text())
@@ -90,6 +93,9 @@ def test_a_phase_config_keeps_the_callers_settings_and_builds_in_one_process():
     assert phase.algo.module.optim.lr == spec["lr"] and phase.cold_start.name == "none"
     assert build_context(cfg) == {"dtype": "bfloat16", "lora": {"r": 4, "alpha": 8}}   # runs single: no strategy
     assert build_context(compose_cfg([])) == {}                                       # the shipped start's key
+    plain = start.in_default_context(cfg)                                             # how the instruct build runs
+    assert (plain.model.dtype, plain.model.lora, plain.strategy.name, plain.trainer.devices) == ("float32", None, "single", 1)
+    assert start.start_plan(cfg)[2][1].stem == start.start_plan(compose_cfg(["cold_start=vision_r1"]))[2][1].stem
 
 
 def test_one_place_constructs_a_lightning_trainer():

@@ -31,8 +31,10 @@ from ..schema import BUILD_TYPES, PHASE_TYPES
 SPEC_KEYS = ("tasks", "styles", "phases", *BUILD_TYPES)
 PHASE_KEYS = ("tasks", *PHASE_TYPES)
 BUILD_THREADS = 1   # fixed: a build must not depend on the caller's thread count
-# What a build's weights depend on besides its spec; a start's key names only the entries that differ
-# from these (so the shipped start, built with them, keeps its key).
+# What a build's weights depend on besides its spec; a cold start's key names only the entries that
+# differ from these (so the shipped one, built with them, keeps its key). The tiny instruct build always
+# runs with them: it stands in for a downloaded instruct checkpoint, which a run's dtype or LoRA does not
+# change either (`python train.py model.lora=...` starts from the shipped instruct model).
 DEFAULT_CONTEXT = {"dtype": "float32", "lora": None, "strategy": "single"}
 CONF = Path(__file__).resolve().parents[3] / "conf"
 
@@ -77,6 +79,15 @@ def build_context(cfg: DictConfig) -> dict:
     context = {"dtype": cfg.model.dtype, "strategy": cfg.strategy.name if _one_process(cfg) else "single",
                "lora": OmegaConf.to_container(cfg.model.lora) if cfg.model.get("lora") else None}
     return {k: v for k, v in context.items() if v != DEFAULT_CONTEXT[k]}
+
+
+def in_default_context(cfg: DictConfig) -> DictConfig:
+    """`cfg` with DEFAULT_CONTEXT's dtype, LoRA and strategy, in one process (how the instruct build runs)."""
+    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    out.model.dtype, out.model.lora = DEFAULT_CONTEXT["dtype"], DEFAULT_CONTEXT["lora"]
+    out.strategy = OmegaConf.load(CONF / "strategy" / f"{DEFAULT_CONTEXT['strategy']}.yaml")
+    out.trainer.devices, out.trainer.num_nodes = 1, 1
+    return out
 
 
 def phase_config(cfg: DictConfig, parent: str, spec: dict, index: int) -> DictConfig:

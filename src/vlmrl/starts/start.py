@@ -4,7 +4,7 @@
     model.build.arch (random tiny Qwen2-VL) -> model.build.instruct -> [cold start] -> start
 
 Each build's output is a checkpoint directory named by a hash of everything that determines it (the
-parent's key, the build spec and the settings of `sft.build_context`). It is looked up first among
+parent's key, the build spec and, for a cold start, the settings of `sft.build_context`). It is looked up first among
 the shipped starts (`starts_dir`, the repo's `starts/`: built once by `python cold_start.py
 ship=true` and committed, each with the digest of its weights in `build.json`, checked on use),
 then in the cache (`model.cache_dir`, else $VLMRL_CACHE, else ~/.cache/vlmrl); a missing build runs
@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..data.tasks import REVISION
 from ..models.tiny import build_tiny, spec_hash
 from .digest import weights_digest
-from .sft import build_context, check_spec
+from .sft import build_context, check_spec, in_default_context
 
 BUILD_FILE = "build.json"   # in a built start: its key, spec, per-phase results and weights digest
 # run_sft(cfg, parent checkpoint, spec, name, runs dir) -> the last phase's checkpoint dir (vlmrl.run)
@@ -125,12 +125,14 @@ def check_builds(cfg: DictConfig) -> None:
 @dataclass(frozen=True)
 class Build:
     """One build of a start: its directory name (a hash of everything that determines it), its key, and
-    `spec` (an SFT build, run by the caller's run_sft) or `arch` (the random tiny model)."""
+    `spec` (an SFT build, run by the caller's run_sft) or `arch` (the random tiny model); `inherit`: whether the
+    build runs with the caller's dtype, LoRA and strategy (a cold start) or with sft.DEFAULT_CONTEXT (instruct)."""
     stem: str
     key: dict
     name: str
     spec: dict | None = None
     arch: dict | None = None
+    inherit: bool = False
 
 
 def start_plan(cfg: DictConfig) -> tuple[Path, str | None, list[Build]]:
@@ -145,7 +147,7 @@ def start_plan(cfg: DictConfig) -> tuple[Path, str | None, list[Build]]:
         stem = f"tiny-{spec_hash(key)}"
         builds.append(Build(stem, key, "tiny", arch=arch))
         if build.get("instruct"):
-            key = {"parent": key, "instruct": build["instruct"], **({"context": context} if context else {})}
+            key = {"parent": key, "instruct": build["instruct"]}
             stem = f"{stem}-instruct-{spec_hash(key)}"
             builds.append(Build(stem, key, "instruct", spec=build["instruct"]))
     else:
@@ -155,7 +157,7 @@ def start_plan(cfg: DictConfig) -> tuple[Path, str | None, list[Build]]:
     if spec is not None:
         key = {"parent": key, "cold_start": spec, **({"context": context} if context else {})}
         stem = f"{stem}-coldstart-{spec_hash(key)}"
-        builds.append(Build(stem, key, "cold start", spec=spec))
+        builds.append(Build(stem, key, "cold start", spec=spec, inherit=True))
     return root, path, builds
 
 
@@ -166,7 +168,7 @@ def run_build(cfg: DictConfig, build: Build, parent: str | None, out: Path, runs
         build_tiny(out, **build.arch)
         return
     started = time.time()
-    final = run_sft(cfg, parent, build.spec, build.name, runs)
+    final = run_sft(cfg if build.inherit else in_default_context(cfg), parent, build.spec, build.name, runs)
     shutil.copytree(final, out, dirs_exist_ok=True)
     history = [{"phase": i, **json.loads((runs / f"phase{i}" / "results.json").read_text())}
                for i in range(len(build.spec["phases"]))]
