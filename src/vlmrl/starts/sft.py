@@ -35,7 +35,8 @@ BUILD_THREADS = 1   # fixed: a build must not depend on the caller's thread coun
 # differ from these (so the shipped one, built with them, keeps its key). The tiny instruct build always
 # runs with them: it stands in for a downloaded instruct checkpoint, which a run's dtype or LoRA does not
 # change either (`python train.py model.lora=...` starts from the shipped instruct model).
-DEFAULT_CONTEXT = {"dtype": "float32", "lora": None, "strategy": "single"}
+# processor_kwargs (pixel bounds) are saved with the checkpoint's processor, so they belong to a build too.
+DEFAULT_CONTEXT = {"dtype": "float32", "lora": None, "strategy": "single", "processor_kwargs": {}}
 CONF = Path(__file__).resolve().parents[3] / "conf"
 
 
@@ -77,17 +78,28 @@ def _one_process(cfg: DictConfig) -> bool:
 def build_context(cfg: DictConfig) -> dict:
     """The settings a build of `cfg` runs with, beyond its spec, that differ from DEFAULT_CONTEXT."""
     context = {"dtype": cfg.model.dtype, "strategy": cfg.strategy.name if _one_process(cfg) else "single",
-               "lora": OmegaConf.to_container(cfg.model.lora) if cfg.model.get("lora") else None}
+               "lora": OmegaConf.to_container(cfg.model.lora) if cfg.model.get("lora") else None,
+               "processor_kwargs": OmegaConf.to_container(cfg.model.processor_kwargs, resolve=True)}
     return {k: v for k, v in context.items() if v != DEFAULT_CONTEXT[k]}
 
 
 def in_default_context(cfg: DictConfig) -> DictConfig:
-    """`cfg` with DEFAULT_CONTEXT's dtype, LoRA and strategy, in one process (how the instruct build runs)."""
+    """`cfg` with DEFAULT_CONTEXT's dtype, LoRA, processor kwargs and strategy, in one process (how the
+    instruct build runs)."""
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     out.model.dtype, out.model.lora = DEFAULT_CONTEXT["dtype"], DEFAULT_CONTEXT["lora"]
+    out.model.processor_kwargs = dict(DEFAULT_CONTEXT["processor_kwargs"])
     out.strategy = OmegaConf.load(CONF / "strategy" / f"{DEFAULT_CONTEXT['strategy']}.yaml")
     out.trainer.devices, out.trainer.num_nodes = 1, 1
     return out
+
+
+def run_keys() -> set[str]:
+    """The top-level keys of a training run's config (conf/base.yaml: its keys and its groups); an entry's
+    own keys (evaluate.py's `eval`, bridge.py's passes, cold_start.py's `ship`) stay out of a build's runs."""
+    base = OmegaConf.load(CONF / "base.yaml")
+    groups = {next(iter(entry)) for entry in base.defaults if isinstance(entry, DictConfig)}
+    return {k for k in base if k != "defaults"} | groups
 
 
 def phase_config(cfg: DictConfig, parent: str, spec: dict, index: int) -> DictConfig:
@@ -110,7 +122,7 @@ def phase_config(cfg: DictConfig, parent: str, spec: dict, index: int) -> DictCo
         "batch_size": spec["batch_size"], "eval_batch_size": spec["batch_size"]}}
     if cfg.data.get("kl") is not None:   # the kl group interpolates it (unused by SFT)
         data["kl"] = cfg.data.kl
-    out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    out = OmegaConf.create({k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k in run_keys()})
     out.merge_with({"seed": spec["seed"], "threads": BUILD_THREADS, "resume": "auto", "study": None,
                     "eval_every": phase.get("eval_every", steps), "ckpt_every": min(cfg.ckpt_every, steps)})
     out.model.name_or_path, out.model.build = parent, None
