@@ -20,7 +20,6 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .algo.curriculum import Stage
-# ConfigError is imported from vlmrl.schema; `vlmrl.config.ConfigError` stays importable for older callers
 from .schema import (CUDA_ONLY_STRATEGIES, EVALUATE_TYPES, GRPO_TARGET_NODES, KEY_TYPES, LORA_KEYS, OPTIM_KEYS,
                      RESUME_AUTO, SOURCE_TYPES, STUDY_KEYS, TARGET_NODES, ConfigError, check_by_task, check_keys,
                      check_build_specs, checkable, show, sources)

@@ -20,7 +20,7 @@ from .config import validate
 from .infra.perf import peak_memory_gb, use_threads
 from .infra.preemption import resolve_resume
 from .starts import start
-from .starts.sft import phase_config
+from .starts.sft import phase_config, phase_dir
 from .strategies import is_global_zero
 
 
@@ -37,15 +37,15 @@ def run_sft(cfg: DictConfig, parent: str, spec: dict, name: str, runs: Path) -> 
     threads = use_threads(None)
     try:
         for index in range(len(spec["phases"])):
-            phase_dir = runs / f"phase{index}"
+            out = phase_dir(runs, index)
             print(f"[vlmrl] {name} build, phase {index}: SFT on {'+'.join(spec['phases'][index]['tasks'])} "
-                  f"for {spec['phases'][index]['steps']} steps in {phase_dir}")
-            result = run(phase_config(cfg, parent, spec, index), phase_dir, [f"build={name}", f"phase={index}"])
+                  f"for {spec['phases'][index]['steps']} steps in {out}")
+            result = run(phase_config(cfg, parent, spec, index), out, [f"build={name}", f"phase={index}"])
             if result["end"] is not None:
                 print(f"[vlmrl] {name} build, phase {index} done: held-out " + ", ".join(
                     f"{k.split('/', 1)[1]} {v:.3f}" for k, v in result["end"].items() if k.endswith("acc")))
-            shutil.rmtree(phase_dir / "checkpoints", ignore_errors=True)   # finished: final/ is what the next reads
-            parent = str(phase_dir / "final")
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)   # finished: final/ is what the next reads
+            parent = str(out / "final")
     finally:
         use_threads(threads)
     return Path(parent)

@@ -115,21 +115,15 @@ class ColdStartDataModule(SplitDataModule):
         if missing or not phase_tasks:
             raise ValueError(f"data.module.phase_tasks={list(phase_tasks)}: name tasks of {list(tasks)}")
         super().__init__(seed=seed + phase, batch_size=batch_size, eval_batch_size=eval_batch_size)
-        self.tasks, self.phase_tasks = {k: dict(v or {}) for k, v in tasks.items()}, list(phase_tasks)
+        self.tasks = {task: dict(tasks[task] or {}) for task in phase_tasks}   # in the phase's order
         self.draw = {"seed": seed, "size": size, "eval_size": eval_size, "image_size": image_size}
 
-    @property
-    def task_names(self) -> list[str]:
-        return list(self.phase_tasks)
-
-    @property
-    def train_tasks(self) -> list[str]:
-        return list(self.phase_tasks)
+    task_names, train_tasks = TaskDataModule.task_names, TaskDataModule.train_tasks   # the phase's tasks
 
     def split(self, name: str) -> list[dict]:
         if not self.records:
             draw, train, held_out = self.draw, [], []
-            for task in self.phase_tasks:
+            for task in self.tasks:
                 records = build_split({task: self.tasks[task]}, "coldstart", draw["size"] + draw["eval_size"],
                                       draw["seed"], draw["image_size"])
                 train += records[:draw["size"]]

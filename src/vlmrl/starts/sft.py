@@ -83,15 +83,25 @@ def build_context(cfg: DictConfig) -> dict:
     return {k: v for k, v in context.items() if v != DEFAULT_CONTEXT[k]}
 
 
+def _in_one_process(out: DictConfig) -> None:
+    """Set `out` (in place) to DEFAULT_CONTEXT's strategy on one device of one node."""
+    out.strategy = OmegaConf.load(CONF / "strategy" / f"{DEFAULT_CONTEXT['strategy']}.yaml")
+    out.trainer.devices, out.trainer.num_nodes = 1, 1
+
+
 def in_default_context(cfg: DictConfig) -> DictConfig:
     """`cfg` with DEFAULT_CONTEXT's dtype, LoRA, processor kwargs and strategy, in one process (how the
     instruct build runs)."""
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     out.model.dtype, out.model.lora = DEFAULT_CONTEXT["dtype"], DEFAULT_CONTEXT["lora"]
     out.model.processor_kwargs = dict(DEFAULT_CONTEXT["processor_kwargs"])
-    out.strategy = OmegaConf.load(CONF / "strategy" / f"{DEFAULT_CONTEXT['strategy']}.yaml")
-    out.trainer.devices, out.trainer.num_nodes = 1, 1
+    _in_one_process(out)
     return out
+
+
+def phase_dir(runs: Path, index: int) -> Path:
+    """The run dir of phase `index` of a build whose runs live in `runs`."""
+    return runs / f"phase{index}"
 
 
 def run_keys() -> set[str]:
@@ -122,12 +132,12 @@ def phase_config(cfg: DictConfig, parent: str, spec: dict, index: int) -> DictCo
         "batch_size": spec["batch_size"], "eval_batch_size": spec["batch_size"]}}
     if cfg.data.get("kl") is not None:   # the kl group interpolates it (unused by SFT)
         data["kl"] = cfg.data.kl
-    out = OmegaConf.create({k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k in run_keys()})
+    keep = run_keys()
+    out = OmegaConf.create({k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k in keep})
     out.merge_with({"seed": spec["seed"], "threads": BUILD_THREADS, "resume": "auto", "study": None,
                     "eval_every": phase.get("eval_every", steps), "ckpt_every": min(cfg.ckpt_every, steps)})
     out.model.name_or_path, out.model.build = parent, None
     out.algo, out.data, out.cold_start = algo, data, {"name": "none"}
     if not _one_process(cfg):
-        out.strategy = OmegaConf.load(CONF / "strategy" / "single.yaml")
-        out.trainer.devices, out.trainer.num_nodes = 1, 1
+        _in_one_process(out)
     return out

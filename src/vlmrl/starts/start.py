@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..data.tasks import REVISION
 from ..models.tiny import build_tiny, spec_hash
 from .digest import weights_digest
-from .sft import build_context, check_spec, in_default_context
+from .sft import build_context, check_spec, in_default_context, phase_dir
 
 BUILD_FILE = "build.json"   # in a built start: its key, spec, per-phase results and weights digest
 # run_sft(cfg, parent checkpoint, spec, name, runs dir) -> the last phase's checkpoint dir (vlmrl.run)
@@ -139,7 +139,6 @@ def start_plan(cfg: DictConfig) -> tuple[Path, str | None, list[Build]]:
     """(cache root, the real checkpoint the builds start from or None, the builds in order)."""
     model = OmegaConf.to_container(cfg.model, resolve=True)
     root, builds, path = cache_root(model.get("cache_dir")), [], None
-    context = build_context(cfg)
     build = model.get("build")
     if build:
         arch = dict(build["arch"])
@@ -155,6 +154,7 @@ def start_plan(cfg: DictConfig) -> tuple[Path, str | None, list[Build]]:
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(path)).strip("_")[-60:]
     spec = cold_start_spec(cfg)
     if spec is not None:
+        context = build_context(cfg)
         key = {"parent": key, "cold_start": spec, **({"context": context} if context else {})}
         stem = f"{stem}-coldstart-{spec_hash(key)}"
         builds.append(Build(stem, key, "cold start", spec=spec, inherit=True))
@@ -170,11 +170,17 @@ def run_build(cfg: DictConfig, build: Build, parent: str | None, out: Path, runs
     started = time.time()
     final = run_sft(cfg if build.inherit else in_default_context(cfg), parent, build.spec, build.name, runs)
     shutil.copytree(final, out, dirs_exist_ok=True)
-    history = [{"phase": i, **json.loads((runs / f"phase{i}" / "results.json").read_text())}
+    history = [{"phase": i, **json.loads((phase_dir(runs, i) / "results.json").read_text())}
                for i in range(len(build.spec["phases"]))]
     summary = {"build": build.name, "parent": parent, "spec": build.spec, "key": build.key, "history": history,
                "runs": str(runs), "weights_sha256": weights_digest(out), "wall_time_s": round(time.time() - started, 1)}
     (out / BUILD_FILE).write_text(json.dumps(summary, indent=1) + "\n")
+
+
+def build_in(root: Path, cfg: DictConfig, build: Build, parent: str | None, run_sft: RunSFT) -> str:
+    """`build`'s checkpoint in `root` (`root`/<stem>, its runs in `root`/<stem>.runs), built once."""
+    runs = root / f"{build.stem}.runs"
+    return str(build_once(root / build.stem, lambda out: run_build(cfg, build, parent, out, runs, run_sft)))
 
 
 def shipped_dir(cfg: DictConfig) -> Path | None:
@@ -196,9 +202,7 @@ def start_checkpoint(cfg: DictConfig, run_sft: RunSFT) -> str:
             path, first = found, i + 1
             break
     for build in builds[first:]:
-        parent = path
-        runs = root / f"{build.stem}.runs"
-        path = str(build_once(root / build.stem, lambda out: run_build(cfg, build, parent, out, runs, run_sft)))
+        path = build_in(root, cfg, build, path, run_sft)
     return str(path)
 
 
@@ -247,9 +251,7 @@ def ship(cfg: DictConfig, run_sft: RunSFT) -> list[Path]:
     written = []
     with tempfile.TemporaryDirectory() as tmp:
         for build in builds:
-            parent = path
-            out, runs = Path(tmp) / build.stem, Path(tmp) / f"{build.stem}.runs"
-            path = str(build_once(out, lambda out: run_build(cfg, build, parent, out, runs, run_sft)))
+            path = build_in(Path(tmp), cfg, build, path, run_sft)
             if build.spec is not None:   # the random tiny model is rebuilt in ms: not shipped
                 written.append(publish(Path(path), build, shipped))
     if not written:
