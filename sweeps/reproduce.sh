@@ -1,26 +1,28 @@
 #!/usr/bin/env bash
 # Every experiment of both papers at one scale, their evaluations, then every table and figure.
 #
-#   bash sweeps/reproduce.sh [--scale smoke|tiny] [--seeds 0,1,2] [--out DIR] [--report DIR] [-- extra overrides]
+#   bash sweeps/reproduce.sh [--scale smoke|tiny] [--seeds 0,1,2] [--parallel 2] [--out DIR] [--report DIR] [-- overrides]
 #
 #   --scale smoke   a few steps per run on a handful of records (+scale=smoke): proves the pipeline, CI runs it
 #   --scale tiny    the embedded reproduction (default): the tiny Qwen2-VL at conf/model/tiny.yaml's scale
-#   --seeds         comma-separated seeds for every training sweep (default 0); the report shows mean ± std
+#   --seeds         comma-separated training seeds (tiny: 0,1,2, so every cell is a mean of 3 and each claim
+#                   of sweeps/claims.yaml can be decided; smoke: 0); the report shows mean ± std and intervals
 #   --out           where run dirs go (default repro/<scale>)
 #   --report        where tables and figures go (default docs/results/<scale>)
-#   --parallel N    run N training sweeps at once, each on nproc / N threads (default 1), logs in
+#   --parallel N    run N training streams at once, each on nproc / N threads (tiny: 2, smoke: 1), logs in
 #                   <out>/stream<i>.log
 #   -- ...          any further overrides go to every train.py / evaluate.py call (e.g. model=qwen2_vl_2b)
 #
-# Steps: the training sweeps of sweeps/othink_mr1/ and sweeps/vision_r1/ (python train.py -m
-# +sweeps=...), the evaluations that have no RL run (Table 1's base column, Vision-R1's cold-start-only
-# row), the cross-task evaluation of every trained run (OThink-MR1 Fig. 7; Vision-R1's averages over
-# tasks), then python -m vlmrl.report. Rerunning after a crash skips every sweep and evaluation that
-# finished (a sweep cut off midway runs again whole).
+# Steps: the training sweeps of sweeps/othink_mr1/ and sweeps/vision_r1/, one multirun per sweep and
+# seed (python train.py -m +sweeps=<sweep> seed=<s>, into <out>/<sweep>/seed<s>/), shared among the
+# streams longest first; the evaluations that have no RL run (Table 1's base column, Vision-R1's
+# cold-start-only row); the cross-task evaluation of every trained run (OThink-MR1 Fig. 7; Vision-R1's
+# averages over tasks); then python -m vlmrl.report (tables, figures, the claims table). Rerunning
+# after a crash skips every sweep, seed and evaluation that finished (one cut off midway runs again whole).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scale=tiny seeds=0 out="" report="" parallel=1 extra=()
+scale=tiny seeds="" out="" report="" parallel="" extra=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --scale) scale="$2"; shift 2 ;;
@@ -33,22 +35,22 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 case "$scale" in
-  smoke) extra=(+scale=smoke "${extra[@]}") ;;
-  tiny) ;;
+  smoke) extra=(+scale=smoke "${extra[@]}"); seeds="${seeds:-0}" parallel="${parallel:-1}" ;;
+  tiny) seeds="${seeds:-0,1,2}" parallel="${parallel:-2}" ;;
   *) echo "reproduce.sh: --scale $scale: choose smoke or tiny" >&2; exit 2 ;;
 esac
 out="${out:-repro/$scale}" report="${report:-docs/results/$scale}"
 started=$(date +%s)
 log() { echo "[reproduce $(( $(date +%s) - started ))s] $*"; }
 
-# One training sweep into $out/<sweep>/<job>/; skipped when every job of it finished (results.json).
+# One training sweep at one seed into $out/<sweep>/seed<s>/<job>/; skipped when it finished before.
 sweep() {
-  local name="$1" dir="$out/$1" jobs
-  if [[ -f "$dir/.done" ]]; then log "$name: done before, skipped"; return; fi
-  log "$name: python train.py -m +sweeps=$name seed=$seeds ${extra[*]}"
-  python train.py -m "+sweeps=$name" "seed=$seeds" "${extra[@]}" "hydra.sweep.dir=$dir"
+  local name="$1" seed="$2" dir="$out/$1/seed$2" jobs
+  if [[ -f "$dir/.done" ]]; then log "$name seed $seed: done before, skipped"; return; fi
+  log "$name: python train.py -m +sweeps=$name seed=$seed ${extra[*]}"
+  python train.py -m "+sweeps=$name" "seed=$seed" "${extra[@]}" "hydra.sweep.dir=$dir"
   jobs=$(find "$dir" -mindepth 2 -maxdepth 2 -name results.json | wc -l)
-  log "$name: $jobs run(s) finished"
+  log "$name seed $seed: $jobs run(s) finished"
   touch "$dir/.done"
 }
 
@@ -63,7 +65,7 @@ eval_base() {
 # Cross-task evaluation of every run of a sweep, in one process (a Hydra multirun over run dirs).
 eval_runs() {
   local name="$1" runs=()
-  for d in "$out/$name"/*/; do
+  for d in "$out/$name"/seed*/*/; do
     [[ -f "$d/results.json" && ! -f "$d/eval/cross_task.json" ]] && runs+=("'${d%/}'")
   done
   if [[ ${#runs[@]} -eq 0 ]]; then log "$name: nothing to evaluate"; return; fi
@@ -76,8 +78,11 @@ log "scale=$scale seeds=$seeds runs -> $out, report -> $report"
 python cold_start.py "${extra[@]}"                           # the shared instruct start, built once
 sweeps=(othink_mr1/table1 vision_r1/ablation othink_mr1/fig6_constant_beta othink_mr1/fig4_format_weight
         vision_r1/ptst_variants othink_mr1/fig6_schedules)   # longest first, so parallel streams end together
+IFS=, read -ra seed_list <<< "$seeds"
+units=()                                                     # "<sweep> <seed>", longest sweeps first
+for s in "${sweeps[@]}"; do for k in "${seed_list[@]}"; do units+=("$s $k"); done; done
 if [[ "$parallel" -le 1 ]]; then
-  for s in "${sweeps[@]}"; do sweep "$s"; done
+  for u in "${units[@]}"; do sweep $u; done
 else
   python cold_start.py +experiments=vision_r1/ptst "${extra[@]}"   # the shared cold start, before streams race for it
   threads=$(( $(nproc) / parallel )); threads=$(( threads > 0 ? threads : 1 ))
@@ -86,8 +91,8 @@ else
   for (( i = 0; i < parallel; i++ )); do
     (
       export OMP_NUM_THREADS=$threads
-      for (( j = i; j < ${#sweeps[@]}; j += parallel )); do
-        sweep "${sweeps[$j]}" >> "$out/stream$i.log" 2>&1 || { log "${sweeps[$j]} failed: $out/stream$i.log"; exit 1; }
+      for (( j = i; j < ${#units[@]}; j += parallel )); do
+        sweep ${units[$j]} >> "$out/stream$i.log" 2>&1 || { log "${units[$j]} failed: $out/stream$i.log"; exit 1; }
       done
     ) &
     pids+=($!)

@@ -165,7 +165,7 @@ def test_smoke_sweeps_keep_their_smoke_budget(ran):
     tmp, _, _ = ran
     from omegaconf import OmegaConf
 
-    for path in (tmp / "repro").glob("*/*/*/config_resolved.yaml"):
+    for path in (tmp / "repro").rglob("config_resolved.yaml"):
         cfg = OmegaConf.load(path)
         assert cfg.algo.steps == 6 and cfg.study is not None, path
 

@@ -58,8 +58,7 @@ def make_loggers(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> list:
         # W&B stages the media of logged tables (sample images) under ~/.local/share/wandb unless told
         # otherwise; keep them in the run dir, so a run dir copied off a node holds its whole W&B run.
         os.environ["WANDB_DATA_DIR"] = str(run_dir / "wandb" / "data")
-        name, group = run_name_and_group(overrides)
-        job_type = None
+        name, group, job_type = run_name_and_group(overrides)
         if cfg.study is not None:  # the dashboard groups runs as the report does: one group per table / figure
             group, job_type = f"{cfg.study.paper}/{cfg.study.result}", cfg.study.method
         logger = WandbLogger(project=cfg.logger.wandb.project, entity=cfg.logger.wandb.entity, name=name, group=group,

@@ -118,13 +118,14 @@ def breakdown(metas: list[dict], accs: list[float]) -> dict:
 def score_set(policy, processor, records, batch_size: int, max_new_tokens: int, reward, judge=None) -> dict:
     """Greedy completions of `records` scored by each record's verifier through `reward` (and the judge, if any)."""
     rows = {k: [] for k in METRICS}
-    judged, kept = [], []
+    judged, kept, ids = [], [], []
     for i in range(0, len(records), batch_size):
         chunk = records[i:i + batch_size]
         batch, scores = greedy_scores(policy, processor, chunk, max_new_tokens, reward)
         for key, values in per_record(batch, scores).items():
             rows[key] += values.tolist()
         kept += [r.get("meta") or {} for r in chunk]  # not the records: their decoded images add up
+        ids += [r.get("id", str(i + j)) for j, r in enumerate(chunk)]
         if judge is not None:
             from .scoring import judge_score
 
@@ -136,6 +137,7 @@ def score_set(policy, processor, records, batch_size: int, max_new_tokens: int, 
     categories = breakdown(kept, rows["acc"])
     if categories:
         result["breakdown"] = categories
+    result["items"] = {"id": ids, **rows}   # each item's outcome: the report pairs runs by item
     return result
 
 

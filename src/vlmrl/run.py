@@ -1,9 +1,10 @@
 """One run from a composed config: validate, build, evaluate, fit, evaluate, save. train.py and tests call it.
 
 Besides checkpoints and logs, a run dir ends with `results.json` (test metrics before and after
-training) and `final/` (the trained policy and processor, an HF checkpoint directory that
-`evaluate.py` and later runs read). A start that is not shipped or cached is built by runs too:
-`start_checkpoint` hands `run_sft` (each phase of an SFT build is a `run`) to `starts.start`.
+training), `test_items.json` (each test item's accuracy, format and length, before and after: the
+report pairs runs item by item) and `final/` (the trained policy and processor, an HF checkpoint
+directory that `evaluate.py` and later runs read). A start that is not shipped or cached is built by
+runs too: `start_checkpoint` hands `run_sft` (each phase of an SFT build is a `run`) to `starts.start`.
 """
 from __future__ import annotations
 
@@ -19,9 +20,12 @@ from .build import close_loggers, make_loggers, make_module, make_trainer, write
 from .config import validate
 from .infra.perf import peak_memory_gb, use_threads
 from .infra.preemption import resolve_resume
+from .lit.evaluation import columns
 from .starts import start
 from .starts.sft import phase_config, phase_dir
 from .strategies import is_global_zero
+
+ITEMS_FILE = "test_items.json"
 
 
 def start_checkpoint(cfg: DictConfig) -> str:
@@ -109,17 +113,22 @@ def run(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict:
             logger.log_metrics({f"data/skipped_rows/{split}": float(n) for split, n in skipped.items()}, step=0)
     trainer = make_trainer(cfg, run_dir, loggers)
     start_file = run_dir / "start.json"  # the start's test metrics, kept for a run resumed in its own dir
+    items_file = run_dir / ITEMS_FILE   # each test item's outcome, start and end (the report pairs runs by item)
     try:
         if resume is None:
             start = trainer.test(module, datamodule=datamodule, verbose=False)[0]
             if writer:
                 start_file.write_text(json.dumps(_floats(start)) + "\n")
+                items_file.write_text(json.dumps({"start": columns(module.test_items)}) + "\n")
         else:
             start = json.loads(start_file.read_text()) if cfg.resume == "auto" and start_file.is_file() else None
             if writer:
                 print(f"[vlmrl] resuming from {resume}")
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
         end = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+        if writer:
+            items = json.loads(items_file.read_text()) if items_file.is_file() else {}
+            items_file.write_text(json.dumps({**items, "end": columns(module.test_items)}) + "\n")
         peak = peak_memory_gb()
         for logger in loggers:
             logger.log_metrics({f"perf/{k}": v for k, v in peak.items()}, step=cfg.algo.steps)

@@ -36,7 +36,11 @@ def build_split(tasks: dict, split: str, size: int, seed: int, image_size: int =
 
 
 class SplitDataModule(L.LightningDataModule):
-    """Named splits of records; `batch(split, step)` for training, loaders over `val` / `test`."""
+    """Named splits of records; `batch(split, step)` for training, loaders over `val` / `test`.
+    `curve_splits`: the splits evaluated every `eval_every` steps (the validation loop, one loader
+    each; config key `eval_curve_splits`)."""
+
+    curve_splits: tuple[str, ...] = ("val",)
 
     def __init__(self, records: dict[str, list[dict]] | None = None, seed: int = 0, batch_size: int = 8,
                  eval_batch_size: int = 100):
@@ -63,7 +67,8 @@ class SplitDataModule(L.LightningDataModule):
         return DataLoader(self.split(split), batch_size=self.eval_batch_size, shuffle=False, collate_fn=list)
 
     def val_dataloader(self):
-        return self._eval_loader("val")
+        loaders = [self._eval_loader(split) for split in self.curve_splits]
+        return loaders[0] if len(loaders) == 1 else loaders
 
     def test_dataloader(self):
         return self._eval_loader("test")

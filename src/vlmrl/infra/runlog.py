@@ -60,12 +60,22 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def run_name_and_group(overrides: list[str], exclude: tuple[str, ...] = ("resume",)) -> tuple[str, str]:
-    """('kl=dynamic,reward.format_w=0.5', 'kl,reward.format_w') from Hydra's task overrides."""
-    kept = sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in exclude)
+def run_name_and_group(overrides: list[str], exclude: tuple[str, ...] = ("resume",)) -> tuple[str, str, str]:
+    """W&B (name, group, job type) from Hydra's task overrides, e.g. for `kl=dynamic reward.format_w=0.5 seed=1`:
+    ('kl=dynamic,reward.format_w=0.5,seed=1', 'kl,reward.format_w', 'kl=dynamic,reward.format_w=0.5'):
+    the group names the swept keys and the job type the cell, so a cell's seeds share a job type
+    (as `python -m vlmrl.report` groups them)."""
+    kept = sorted(o for o in overrides if key_of(o) not in exclude)
     if not kept:
-        return "defaults", "defaults"
-    return ",".join(kept), ",".join(sorted({o.split("=", 1)[0].lstrip("+~") for o in kept}))
+        return "defaults", "defaults", "defaults"
+    cell = [o for o in kept if key_of(o) != "seed"]
+    return (",".join(kept), ",".join(sorted({key_of(o) for o in cell})) or "defaults",
+            ",".join(cell) or "defaults")
+
+
+def key_of(override: str) -> str:
+    """'+reward.format_w=0.5' -> 'reward.format_w'."""
+    return override.split("=", 1)[0].lstrip("+~")
 
 
 def log_samples(trainer, step: int, record: dict, completions: list[str], accuracy: list[float],

@@ -9,6 +9,8 @@ One module a concern, each importing only the ones listed before it:
   output.py     Artifact (one paper result) and writing it: <stem>.md / <stem>.png, the README.md index
   othink.py     OThink-MR1's builders (Table 1, Figs. 1, 4-7)
   vision_r1.py  Vision-R1's builders (ablation, PTST variants, lengths)
+  claims.py     the papers' claims (sweeps/claims.yaml) decided: paired bootstrap interval, verdict
+  sweep.py      any other multirun dir summarised by its swept keys (table + figure)
   cli.py        RESULTS (every builder), `report` (read, build, write) and the command line
 
 Pipeline: runs.find_run_dirs -> runs.load_run -> runs.select -> stats (mean_std, mean_curve) ->

@@ -1,14 +1,16 @@
-"""Paper tables and figures from finished run dirs, ours beside the papers' numbers.
+"""Paper tables and figures, the papers' claims decided, and any multirun summarised, from finished run dirs.
 
-    python -m vlmrl.report outputs/ multirun/ --out report/ [--paper-values sweeps/paper_values.yaml]
+    python -m vlmrl.report outputs/ multirun/ --out report/ [--paper-values ...] [--claims sweeps/claims.yaml]
+    python -m vlmrl.report multirun/<dir>            # -> multirun/<dir>/report/
 
 Every `<path>` is searched recursively for run dirs (a dir holding `config_resolved.yaml` and/or
-`eval/*.json`); no W&B server is needed. Runs are grouped by their `study: {paper, result, method}`
-(the eval JSON's `study` wins over the config's; runs without one are ignored and counted), seeds are
-aggregated as mean ± sample std (ddof = 1; the bare value for a single seed), and each paper result
-becomes a Markdown table and/or a PNG in `--out`, plus `README.md`, an index of all of them. The
-papers' numbers are data in `sweeps/paper_values.yaml`, never written here. A result with no runs is
-skipped with one printed line.
+`eval/*.json`); no W&B server is needed. Runs with a `study: {paper, result, method}` (the eval
+JSON's `study` wins over the config's) feed the papers' results: seeds are aggregated as mean ±
+sample std (ddof = 1; the bare value for a single seed), each paper result becomes a Markdown table
+and/or a PNG, and every claim of `sweeps/claims.yaml` gets an interval and a verdict (claims.py).
+Every other multirun dir is summarised by the keys its cells override (sweep.py). `README.md`
+indexes all of them. The papers' numbers are data in `sweeps/paper_values.yaml` and
+`sweeps/claims.yaml`, never written here. A paper result with no runs is skipped with one line.
 
 This module holds the command line, the list of paper results (RESULTS: one builder each, from
 othink.py and vision_r1.py) and `report`, which runs them all and writes their files.
@@ -21,9 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .claims import CLAIMS, build_claims, load_claims
 from .othink import build_fig1, build_fig4, build_fig5, build_fig6, build_fig7, build_table1
 from .output import Artifact, index_markdown, write_artifact
 from .runs import EVAL_NAME, PAPER_VALUES, Run, find_run_dirs, load_paper_values, load_run
+from .sweep import build_sweeps
 from .vision_r1 import build_ablation, build_lengths, build_ptst
 
 STUDY_RESULTS = {"othink_mr1/table1", "othink_mr1/fig4", "othink_mr1/fig6", "vision_r1/ablation", "vision_r1/ptst_variants"}
@@ -40,7 +44,7 @@ RESULTS = (
     Result("othink_mr1/table1", "study othink_mr1/table1", build_table1),
     Result("othink_mr1/fig1", "othink_mr1/table1 sft or grpo runs on geometry with val/acc rows", build_fig1),
     Result("othink_mr1/fig4", "study othink_mr1/fig4 with end test metrics", build_fig4),
-    Result("othink_mr1/fig5", "othink_mr1/table1 grpo_d runs with train/format rows", build_fig5),
+    Result("othink_mr1/fig5", "othink_mr1/table1 grpo runs with train/format rows", build_fig5),
     Result("othink_mr1/fig6", "study othink_mr1/fig6 with end test metrics", build_fig6),
     Result("othink_mr1/fig7", f"othink_mr1/table1 runs with eval/{EVAL_NAME}.json", build_fig7),
     Result("vision_r1/ablation", "study vision_r1/ablation", build_ablation),
@@ -60,27 +64,35 @@ def build_all(runs: Sequence[Run], paper: dict) -> tuple[list[Artifact], list[st
     return artifacts, skipped
 
 
-def report(paths: Sequence[str | os.PathLike], out: str | os.PathLike, paper_values: str | os.PathLike = PAPER_VALUES) -> list[Path]:
-    """Read the run dirs under `paths`, write every table / figure and README.md to `out` -> files written."""
-    paper, out = load_paper_values(paper_values), Path(out)
-    loaded = [load_run(d) for d in find_run_dirs(paths)]
+def report(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None = None,
+           paper_values: str | os.PathLike = PAPER_VALUES, claims: str | os.PathLike = CLAIMS) -> list[Path]:
+    """Read the run dirs under `paths`; write every paper table / figure, the claims table, a summary of
+    each other multirun dir and README.md to `out` (default: <first path>/report) -> files written."""
+    paper, out = load_paper_values(paper_values), Path(out) if out is not None else Path(paths[0]) / "report"
+    loaded = [load_run(d) for d in find_run_dirs(paths) if out not in (d, *d.parents)]
     runs = [r for r in loaded if r.study]
-    print(f"[report] {len(loaded)} run dir(s) found; {len(loaded) - len(runs)} ignored (no study)")
+    print(f"[report] {len(loaded)} run dir(s) found, {len(runs)} of them in a paper's study")
     unknown = sorted({f"{r.paper}/{r.result}" for r in runs} - STUDY_RESULTS)
     if unknown:
         print(f"[report] runs with a study no table reads: {', '.join(unknown)}")
-    artifacts, skipped = build_all(runs, paper)
-    for line in skipped:
+    artifacts, skipped = build_all(runs, paper) if runs else ([], [])
+    verdicts = build_claims(runs, load_claims(claims)) if runs else None
+    artifacts += [verdicts] if verdicts is not None else []
+    sweeps, notes = build_sweeps(loaded)
+    artifacts += sweeps
+    for line in skipped + notes:
         print(line)
+    if not artifacts:
+        print("[report] nothing to report: no paper study and no multirun dir with a swept key")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for artifact in artifacts:
         if artifact.markdown is not None:
             print(f"\n## {artifact.title}\n\n{artifact.markdown}\n")
         written += write_artifact(artifact, out)
-    header = (f"Built by `python -m vlmrl.report` from {len(runs)} run dir(s) under {', '.join(map(str, paths))} "
-              f"({len(loaded) - len(runs)} without a study ignored). Ours: mean ± sample std over seeds. "
-              f"Paper values: {Path(paper_values).name}.")
+    header = (f"Built by `python -m vlmrl.report` from {len(loaded)} run dir(s) under {', '.join(map(str, paths))} "
+              f"({len(runs)} in a paper's study). Ours: mean ± sample std over seeds. "
+              f"Paper values: {Path(paper_values).name}; claims: {Path(claims).name}.")
     index = out / "README.md"
     index.write_text(index_markdown(artifacts, skipped, header))
     written.append(index)
@@ -91,8 +103,9 @@ def report(paths: Sequence[str | os.PathLike], out: str | os.PathLike, paper_val
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vlmrl.report", description=__doc__.split("\n")[0])
     parser.add_argument("paths", nargs="+", help="dirs searched recursively for run dirs")
-    parser.add_argument("--out", required=True, help="output dir for the .md / .png files and README.md")
+    parser.add_argument("--out", help="output dir for the .md / .png files and README.md (default: <first path>/report)")
     parser.add_argument("--paper-values", default=str(PAPER_VALUES), help="YAML of the papers' numbers")
+    parser.add_argument("--claims", default=str(CLAIMS), help="YAML of the papers' claims, each decided from the runs")
     args = parser.parse_args(argv)
-    report(args.paths, args.out, args.paper_values)
+    report(args.paths, args.out, args.paper_values, args.claims)
     return 0

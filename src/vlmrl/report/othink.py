@@ -11,9 +11,9 @@ import numpy as np
 
 from .markdown import fmt, fmt_paper, md_table
 from .output import Artifact
-from .plots import COLORS, LABELS, new_figure, note_box, plot_mean
-from .runs import (EVAL_NAME, TASKS, Run, cfg_get, collect, describe, end_value, eval_metric, group_by,
-                   progress_curve, select, series, smoothed, task_metric)
+from .plots import BAND, COLORS, LABELS, interval_bars, new_figure, plot_mean
+from .runs import (EVAL_NAME, TASKS, Run, cfg_get, collect, describe, end_value, eval_metric, group_by, interval,
+                   select, series, smoothed, task_metric)
 from .stats import SMOOTH, mean_curve, mean_std, seed_count
 
 OTHINK_METHODS = ("base", "grpo", "sft", "grpo_d")  # Table 1's column order (base | +GRPO | +SFT | +GRPO-D)
@@ -51,27 +51,52 @@ def build_table1(runs: Sequence[Run], paper: dict) -> Artifact | None:
 
 
 def build_fig1(runs: Sequence[Run], paper: dict) -> Artifact | None:
+    """Test accuracy against steps (runs with eval_test_curve=true log `curve_test/acc` every eval_every
+    steps, start and end included); runs without it fall back to the val split, and the title says so."""
     chosen = [r for r in select(runs, "othink_mr1", ("table1",), ("sft", "grpo")) if r.data_name == "geometry"]
-    curves = {m: [c for r in chosen if r.method == m and (c := progress_curve(r, "val/acc"))[0].size] for m in ("sft", "grpo")}
+    key = "curve_test/acc" if any(series(r, "curve_test/acc")[0].size for r in chosen) else "val/acc"
+    split = "test" if key == "curve_test/acc" else "val"
+    curves = {m: [test_curve(r, key) for r in chosen if r.method == m and series(r, key)[0].size] for m in ("sft", "grpo")}
     curves = {m: c for m, c in curves.items() if c}
     if not curves:
         return None
     fig, (ax,) = new_figure()
     for m, cs in curves.items():
-        plot_mean(ax, cs, f"ours {LABELS[m]} (n={len(cs)})", scale=100, color=COLORS[m])
-    base = [v for r in select(runs, "othink_mr1", ("table1",), ("base",)) for t, v in task_metric(r, "acc").items() if t == "geometry"]
+        plot_mean(ax, cs, f"ours {LABELS[m]} (n={len(cs)} seeds)", scale=100, color=COLORS[m])
+    base = [r for r in select(runs, "othink_mr1", ("table1",), ("base",))]
     if base:
-        ax.axhline(100 * mean_std(base)[0], ls="--", color=COLORS["base"], label=f"ours base (n={len(base)})")
+        mean, lo, hi, n = interval(base, "geometry", "acc")
+        ax.axhline(mean, ls="--", color=COLORS["base"], label=f"ours base, test (n={n})")
     paper_2b = paper["othink_mr1"]["table1"]["rows"]["qwen2_vl_2b"]["geometry"]
+    end = max(float(c[0][-1]) for cs in curves.values() for c in cs)
     for m in curves:
-        ax.plot([1.0], [paper_2b[m]], marker="*", ms=12, mfc="none", color=COLORS[m], ls="none",
-                label=f"paper {LABELS[m]} (Table 1, 2B, test)")
-    ax.set(xlabel="fraction of training", ylabel="held-out (val) accuracy (%)", title="OThink-MR1 Fig. 1: geometry, SFT vs GRPO")
+        ax.plot([end], [paper_2b[m]], marker="*", ms=12, mfc="none", color=COLORS[m], ls="none",
+                label=f"paper {LABELS[m]} end (Table 1, 2B, test)")
+    ax.set(xlabel="training step", ylabel=f"{split} accuracy (%), greedy",
+           title=f"OThink-MR1 Fig. 1: geometry, SFT vs GRPO ({split} split; {BAND})")
+    ax.title.set_fontsize(9)
     ax.legend(fontsize=7)
     used = [r for r in chosen if r.method in curves]
-    return Artifact("othink_mr1_fig1", "OThink-MR1 Fig. 1: SFT vs GRPO held-out accuracy on geometry",
-                    f"Validation accuracy vs fraction of training, mean over seeds (band ± std); {describe(used)}.",
+    return Artifact("othink_mr1_fig1", "OThink-MR1 Fig. 1: SFT vs GRPO accuracy on geometry against steps",
+                    f"{split.capitalize()} accuracy against training steps, mean over seeds ({BAND}); {describe(used)}.",
                     figure=fig)
+
+
+def test_curve(run: Run, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """([k] steps, [k] values) of `key`, with the start's and the end's test accuracy (results.json) as
+    the first and last points when the key is the test curve."""
+    steps, values = series(run, key)
+    if key != "curve_test/acc" or run.results is None:
+        return steps, values
+    start, end = (run.results.get("start") or {}).get("test/acc"), (run.results.get("end") or {}).get("test/acc")
+    total = float(run.results.get("steps") or (steps.max() if steps.size else 0))
+    points = dict(zip(steps.tolist(), values.tolist()))
+    if start is not None:
+        points.setdefault(0.0, start)
+    if end is not None:
+        points[total] = end
+    xs = sorted(points)
+    return np.array(xs), np.array([points[x] for x in xs])
 
 
 def end_by(runs: Sequence[Run], x: Callable[[Run], float], metric: str) -> dict:
@@ -98,23 +123,28 @@ def build_fig4(runs: Sequence[Run], paper: dict) -> Artifact | None:
     tasks = sorted({t for t, _ in acc}, key=str)
     gains = {t: relative_change(acc, t) for t in tasks}
     gain_text = "; ".join(f"{t}: " + ("n/a" if g is None else f"{100 * g:+.1f}%") for t, g in gains.items())
+    rel = pv["relative_gain_alpha1_over_alpha0"]
     fig, axes = new_figure(2)
-    for ax, values, name in zip(axes, (acc, form), ("test accuracy (%)", "test format rate (%)")):
+    for ax, metric, name in zip(axes, ("acc", "format"), ("accuracy", "format rate")):
         for t in tasks:
-            xs = sorted(a for tt, a in values if tt == t)
-            stats = [mean_std(values[(t, a)]) for a in xs]
-            ax.errorbar(xs, [m for m, _, _ in stats], yerr=[s for _, s, _ in stats], marker="o", capsize=3, label=f"ours {t}")
-        ax.set(xlabel="format weight alpha", ylabel=name, title=name.split(" (")[0])
+            by_alpha = group_by([r for r in chosen if r.data_name == t], format_weight)
+            xs = sorted(by_alpha)
+            cells = [interval(by_alpha[a], t, metric) for a in xs]
+            bars = interval_bars(ax, xs, cells, f"ours {t} (n={min(c[3] for c in cells)}-{max(c[3] for c in cells)} seeds)")
+            if metric == "acc" and 0.0 in by_alpha:
+                ax.plot([1.0], [cells[xs.index(0.0)][0] * (1 + rel)], marker="*", ms=12, mfc="none", ls="none",
+                        color=bars[0].get_color(), label=f"paper: alpha=1 at {100 * rel:+.0f}% over our alpha=0")
+        ax.set(xlabel="format weight alpha", ylabel=f"test {name} (%), greedy", title=f"test {name}, 95% CI (items x seeds)")
+        ax.title.set_fontsize(9)
         ax.legend(fontsize=7)
-    note_box(axes[0], f"paper: alpha=1 is {100 * pv['relative_gain_alpha1_over_alpha0']:+.0f}% rel. over alpha=0\nours: {gain_text}")
-    fig.suptitle("OThink-MR1 Fig. 4: format weight alpha", fontsize=10)
+    fig.suptitle("OThink-MR1 Fig. 4: format weight alpha (GRPO, constant beta)", fontsize=10)
     rows = [[t, f"{a:g}", len(acc[(t, a)]), fmt(acc[(t, a)]), fmt(form.get((t, a), []))] for t, a in sorted(acc, key=str)]
     body = (md_table(["task", "alpha", "n", "ours test acc (%)", "ours test format (%)"], rows)
             + f"\n\nPaper ({pv['source']}), claim only: \"{pv['note']}\"\n\n"
             f"Ours, relative change acc(alpha=1) / acc(alpha=0) - 1: {gain_text} "
-            f"(paper: {100 * pv['relative_gain_alpha1_over_alpha0']:+.0f}%).")
+            f"(paper: {100 * rel:+.0f}%); whether it is more than noise: claims.md, fig4_alpha1_gt_alpha0.")
     return Artifact("othink_mr1_fig4", "OThink-MR1 Fig. 4: format weight alpha",
-                    f"End test accuracy and format rate vs alpha (mean ± std), relative gain of alpha=1 over alpha=0; {describe(chosen)}.",
+                    f"End test accuracy and format rate vs alpha (mean ± std; figure: 95% CI), relative gain of alpha=1 over alpha=0; {describe(chosen)}.",
                     markdown=body, figure=fig)
 
 
@@ -143,17 +173,17 @@ def fig5_panel(ax, task: str, task_runs: Sequence[Run], claim_steps: float) -> l
 
 def build_fig5(runs: Sequence[Run], paper: dict) -> Artifact | None:
     pv = paper["othink_mr1"]["fig5"]
-    chosen = [r for r in select(runs, "othink_mr1", ("table1",), ("grpo_d",)) if series(r, "train/format")[0].size]
+    chosen = [r for r in select(runs, "othink_mr1", ("table1",), ("grpo",)) if series(r, "train/format")[0].size]
     by_task = group_by(chosen, lambda r: r.data_name)
     if not by_task:
         return None
     fig, axes = new_figure(len(by_task))
     rows = [fig5_panel(ax, t, rs, pv["format_saturation_steps"]) for ax, (t, rs) in zip(axes, sorted(by_task.items(), key=str))]
-    fig.suptitle("OThink-MR1 Fig. 5: format vs accuracy reward (GRPO-D)", fontsize=10)
+    fig.suptitle("OThink-MR1 Fig. 5: format vs accuracy reward (GRPO, train rollouts)", fontsize=10)
     header = ["task", "n", f"first step smoothed train/format >= {SATURATION:.2f} x final", "final train/format", "final train/acc"]
     body = md_table(header, rows) + f"\n\nPaper ({pv['source']}), claim only: \"{pv['note']}\""
     return Artifact("othink_mr1_fig5", "OThink-MR1 Fig. 5: format reward saturates before accuracy",
-                    f"GRPO-D train/format and train/acc vs step (rolling mean {SMOOTH}, mean over seeds); {describe(chosen)}.",
+                    f"GRPO (constant beta, as the paper) train/format and train/acc vs step (rolling mean {SMOOTH}, mean over seeds); {describe(chosen)}.",
                     markdown=body, figure=fig)
 
 
@@ -167,21 +197,23 @@ def kl_setting(run: Run) -> tuple[str, float | str]:
     return "line", KL_LABELS.get(name, name or "unknown KL")
 
 
-def fig6_plot(points: dict, lines: dict, pv: dict):
+def fig6_plot(chosen: Sequence[Run], pv: dict):
     fig, (ax,) = new_figure()
-    for task in sorted({t for t, _ in points} | {t for t, _ in lines}, key=str):
-        xs = sorted(b for t, b in points if t == task)
-        stats = [mean_std(points[(task, b)]) for b in xs]
-        ax.errorbar(xs, [m for m, _, _ in stats], yerr=[s for _, s, _ in stats], marker="o", capsize=3, label=f"ours constant beta ({task})")
-        for (t, label), vals in sorted(lines.items()):
-            if t == task:
-                m, s, n = mean_std(vals)
-                line = ax.axhline(m, ls="--", label=f"ours {label} ({task}, n={n})", color=f"C{len(ax.lines) % 10}")
-                if n > 1:
-                    ax.axhspan(m - s, m + s, color=line.get_color(), alpha=0.15)
-    ax.axvline(pv["best_beta"], ls=":", color="k", label=f"paper best beta = {pv['best_beta']:g}")
-    note_box(ax, "paper: rises then falls over beta, best 0.01 (no numbers)")
-    ax.set(xlabel="constant KL weight beta", ylabel="test accuracy (%)", title="OThink-MR1 Fig. 6: constant beta")
+    for task in sorted({r.data_name for r in chosen}, key=str):
+        settings = group_by([r for r in chosen if r.data_name == task], kl_setting)
+        betas = sorted(b for kind, b in settings if kind == "beta")
+        cells = [interval(settings[("beta", b)], task, "acc") for b in betas]
+        if betas:
+            interval_bars(ax, betas, cells, f"ours constant beta, {task} (n={min(c[3] for c in cells)} seeds)")
+        for (kind, label), rs in sorted(settings.items(), key=lambda kv: str(kv[0])):
+            if kind == "line":
+                m, lo, hi, n = interval(rs, task, "acc")
+                line = ax.axhline(m, ls="--", label=f"ours {label}, {task} (n={n}; band: 95% CI)", color=f"C{len(ax.lines) % 10}")
+                ax.axhspan(lo, hi, color=line.get_color(), alpha=0.12, lw=0)
+    ax.axvline(pv["best_beta"], ls=":", color="k", label=f"paper: rises then falls, best beta = {pv['best_beta']:g}")
+    ax.set(xlabel="constant KL weight beta", ylabel="test accuracy (%), greedy",
+           title="OThink-MR1 Fig. 6: constant beta (test split, 95% CI over items x seeds)")
+    ax.title.set_fontsize(9)
     ax.legend(fontsize=6)
     return fig
 
@@ -207,7 +239,7 @@ def build_fig6(runs: Sequence[Run], paper: dict) -> Artifact | None:
             + "; ".join(f"{t}: {'n/a' if b is None else f'{b:g}'}" for t, b in best.items()) + ".")
     return Artifact("othink_mr1_fig6", "OThink-MR1 Fig. 6: constant KL weight beta vs GRPO-D",
                     f"End test accuracy vs constant beta (mean ± std), GRPO-D / adaptive KL as horizontal lines; {describe(chosen)}.",
-                    markdown=body, figure=fig6_plot(points, lines, pv))
+                    markdown=body, figure=fig6_plot(chosen, pv))
 
 
 def fig7_cells(runs: Sequence[Run]) -> dict:
@@ -238,23 +270,29 @@ def build_fig7(runs: Sequence[Run], paper: dict) -> Artifact | None:
             + f"\n\nTest accuracy %, ours mean ± std over seeds. Paper: {pv['source']}; n/a = not reported.")
     return Artifact("othink_mr1_fig7", "OThink-MR1 Fig. 7: cross-task transfer",
                     f"Accuracy on the other task (and the same task) from eval/{EVAL_NAME}.json; {describe(chosen)}.",
-                    markdown=body, figure=fig7_plot(cells, pv))
+                    markdown=body, figure=fig7_plot(chosen, pv))
 
 
-def fig7_plot(cells: dict, pv: dict):
+def fig7_plot(chosen: Sequence[Run], pv: dict):
     fig, axes = new_figure(2)
     x, width = np.arange(len(FIG7_METHODS)), 0.38
     for ax, (src, dst) in zip(axes, (("counting", "geometry"), ("geometry", "counting"))):
-        stats = [mean_std(cells.get((m, src, dst), [])) for m in FIG7_METHODS]
-        ax.bar(x - width / 2, [np.nan_to_num(m) for m, _, _ in stats], width, yerr=[s if n > 1 else 0 for _, s, n in stats],
-               capsize=3, label="ours", color="tab:blue")
+        arms = [[r for r in chosen if r.method == m and (m == "base" or
+                 (r.main_eval.get("trained_on") or r.data_name) == src)] for m in FIG7_METHODS]
+        cells = [interval(rs, dst, "acc") for rs in arms]
+        means = np.array([c[0] for c in cells])
+        err = np.array([[m - c[1] for m, c in zip(means, cells)], [c[2] - m for m, c in zip(means, cells)]])
+        ax.bar(x - width / 2, np.nan_to_num(means), width, yerr=np.nan_to_num(err), capsize=3,
+               label="ours (95% CI, items x seeds)", color="tab:blue")
+        for xi, c in zip(x, cells):
+            ax.text(xi - width / 2, 1, f"n={c[3]}", ha="center", fontsize=6, color="white" if c[0] > 8 else "k")
         ref = [pv[f"{src}_to_{dst}"].get(m) for m in FIG7_METHODS]
         ax.bar(x + width / 2, [v or 0 for v in ref], width, label="paper (2B)", color="white", edgecolor="k", hatch="//")
         for xi, v in zip(x, ref):
             if v is None:
                 ax.text(xi + width / 2, 1, "n/a", ha="center", fontsize=7)
         ax.set_xticks(x, [LABELS[m] for m in FIG7_METHODS])
-        ax.set(ylabel="test accuracy (%)", title=f"trained {src} -> tested {dst}")
+        ax.set(ylabel=f"{dst} test accuracy (%), greedy", title=f"trained on {src} -> tested on {dst}")
         ax.legend(fontsize=7)
-    fig.suptitle("OThink-MR1 Fig. 7: cross-task transfer", fontsize=10)
+    fig.suptitle("OThink-MR1 Fig. 7: cross-task transfer (test split)", fontsize=10)
     return fig

@@ -6,6 +6,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+import numpy as np  # noqa: E402
+
 from .stats import mean_curve  # noqa: E402
 
 FIGSIZE, WIDE, DPI = (6.0, 4.0), (8.0, 3.6), 120
@@ -19,13 +21,21 @@ def new_figure(ncols: int = 1):
     return fig, list(axes[0])
 
 
-def note_box(ax, text: str) -> None:
-    ax.text(0.02, 0.02, text, transform=ax.transAxes, fontsize=7, va="bottom",
-            bbox=dict(boxstyle="round", facecolor="lightyellow", alpha=0.8))
+BAND = "band: ±2 SE over seeds"
 
 
-def plot_mean(ax, curves, label: str, scale: float = 1.0, **style) -> None:
+def plot_mean(ax, curves, label: str, scale: float = 1.0, **style):
+    """The seeds' mean curve and a ±2 standard-error band (SE = std / sqrt(seeds at that point)) -> the line."""
     x, m, s = mean_curve(curves)
     (line,) = ax.plot(x, m * scale, label=label, **style)
     if len(curves) > 1:
-        ax.fill_between(x, (m - s) * scale, (m + s) * scale, color=line.get_color(), alpha=0.2)
+        se = 2 * s / np.sqrt(len(curves))
+        ax.fill_between(x, (m - se) * scale, (m + se) * scale, color=line.get_color(), alpha=0.2, lw=0)
+    return line
+
+
+def interval_bars(ax, xs, cells, label: str, **style):
+    """Points at each cell's mean with its 95% interval as error bars; cells: [(mean, lo, hi, seeds)]."""
+    means = np.array([c[0] for c in cells], float)
+    err = np.array([[m - c[1] for m, c in zip(means, cells)], [c[2] - m for m, c in zip(means, cells)]])
+    return ax.errorbar(xs, means, yerr=np.nan_to_num(err), marker="o", capsize=3, label=label, **style)

@@ -17,7 +17,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from ..infra.resolvers import REPO_ROOT
-from .stats import SMOOTH, rolling_mean
+from .stats import SMOOTH, bootstrap_mean, rolling_mean
 
 PAPER_VALUES = REPO_ROOT / "sweeps" / "paper_values.yaml"
 TASKS = ("counting", "geometry")
@@ -164,16 +164,63 @@ def task_metric(run: Run, metric: str) -> dict[str, float]:
     return {t: v if v is not None else from_eval[t] for t, v in values.items() if v is not None or t in from_eval}
 
 
+def run_items(run: Run, task: str, metric: str) -> dict[str, float] | None:
+    """{item id: metric} on `task` ("all": every task) at the end of the run: test_items.json when it
+    holds the task, else the eval JSON's items; None when neither has per-item outcomes."""
+    path = run.path / "test_items.json"
+    if path.is_file():
+        end = json.loads(path.read_text()).get("end") or {}
+        rows = [(i, t, v) for i, t, v in zip(end.get("id", []), end.get("task", []), end.get(metric, []))
+                if task == "all" or t == task]
+        if rows:
+            return {i: float(v) for i, _, v in rows}
+    results = run.main_eval.get("results") or {}
+    out = {}
+    for name, r in results.items():
+        items = r.get("items")
+        if items and (task == "all" or name == task) and metric in items:
+            out.update({f"{name}/{i}": float(v) for i, v in zip(items["id"], items[metric])})
+    return out or None
+
+
+def run_mean(run: Run, task: str, metric: str) -> float | None:
+    """The run's end mean of `metric` on `task` without per-item outcomes (older run dirs)."""
+    results = run.main_eval.get("results") or {}
+    if task in results and results[task].get(metric) is not None:
+        return float(results[task][metric])
+    if task == "all" and results:
+        values = [r[metric] for r in results.values() if r.get(metric) is not None]
+        return float(np.mean(values)) if values else None
+    trained = run.data_name
+    key = f"test/{metric}" if task in ("all", trained) else f"test/{task}/{metric}"
+    return end_value(run, key)
+
+
+def matrices(a: list, b: list, scale: float) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Arm values -> ([Sa, N], [Sb, N], paired by item?). Items shared by every run of both arms are the
+    columns; without per-item data on both sides (or no shared item) each run is its mean (N = 1)."""
+    if all(isinstance(v, dict) for v in a + b):
+        shared = sorted(set.intersection(*(set(v) for v in a + b)))
+        if shared:
+            return (scale * np.array([[v[i] for i in shared] for v in a]),
+                    scale * np.array([[v[i] for i in shared] for v in b]), True)
+    mean = lambda v: float(np.mean(list(v.values()))) if isinstance(v, dict) else float(v)  # noqa: E731
+    return scale * np.array([[mean(v)] for v in a]), scale * np.array([[mean(v)] for v in b]), False
+
+
+def interval(runs: Sequence[Run], task: str, metric: str, scale: float = 100.0) -> tuple[float, float, float, int]:
+    """(mean, lo, hi, seeds) of the runs' end `metric` on `task` ("all": pooled), scaled: a 95% bootstrap
+    interval over the test items every run shares and the seeds (seeds alone for runs without items)."""
+    values = [v for r in runs if (v := run_items(r, task, metric) or run_mean(r, task, metric)) is not None]
+    if not values:
+        return float("nan"), float("nan"), float("nan"), 0
+    m, _, _ = matrices(values, [], scale)
+    return (*bootstrap_mean(m), len(values))
+
+
 def all_tasks_metric(run: Run, metric: str) -> dict[str, float]:
     """{task: metric} over every tested task: the cross-task eval JSON, else the run's own test split."""
     return eval_metric(run, metric) or task_metric(run, metric)
-
-
-def progress_curve(run: Run, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """([k] step / total steps, [k] values) of the metrics rows holding `key`."""
-    steps, values = series(run, key)
-    total = cfg_get(run.config, "algo.steps") or (run.results or {}).get("steps") or (steps.max() if steps.size else 1)
-    return steps / float(total), values
 
 
 def series(run: Run, key: str) -> tuple[np.ndarray, np.ndarray]:

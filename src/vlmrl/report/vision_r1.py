@@ -11,8 +11,8 @@ import numpy as np
 
 from .markdown import fmt, fmt_paper, md_table
 from .output import Artifact
-from .plots import new_figure, note_box, plot_mean
-from .runs import EVAL_NAME, Run, all_tasks_metric, collect, describe, group_by, select, series, smoothed
+from .plots import BAND, new_figure, plot_mean
+from .runs import EVAL_NAME, Run, all_tasks_metric, collect, describe, group_by, interval, select, series, smoothed
 from .stats import SMOOTH, mean_std
 
 
@@ -72,22 +72,42 @@ def build_ptst(runs: Sequence[Run], paper: dict) -> Artifact | None:
 
 
 def build_lengths(runs: Sequence[Run], paper: dict) -> Artifact | None:
+    """Length during RL (the paper measures it on its RL training data) and accuracy on the rollouts,
+    one line per method, with each run's length cap (PTST stages) as a dashed step line; the table adds
+    the mean training length over the run and the test length at the end, beside the paper's."""
     pv = paper["vision_r1"]
-    labels = {**{m: p["label"] for m, p in pv["ablation"]["methods"].items()},
-              **{m: p["label"] for m, p in pv["ptst_variants"]["methods"].items()}}
+    methods = {**pv["ablation"]["methods"], **pv["ptst_variants"]["methods"]}
     chosen = [r for r in select(runs, "vision_r1", ("ablation", "ptst_variants")) if series(r, "train/completion_len")[0].size]
     if not chosen:
         return None
     fig, axes = new_figure(2)
+    rows = []
     for method, rs in sorted(group_by(chosen, lambda r: r.method).items(), key=str):
-        for ax, key in zip(axes, ("train/completion_len", "train/reward")):
-            plot_mean(ax, [smoothed(r, key) for r in rs], f"{labels.get(method, method)} (n={len(rs)})")
-    for ax, (title, unit) in zip(axes, (("completion length", "tokens"), ("reward", "mean per completion"))):
-        ax.set(xlabel="step", ylabel=f"{unit}, rolling mean of {SMOOTH}", title=f"train {title}")
+        label = f"{methods.get(method, {}).get('label', method)} (n={len(rs)})"
+        line = plot_mean(axes[0], [smoothed(r, "train/completion_len") for r in rs], label)
+        plot_mean(axes[1], [smoothed(r, "train/acc") for r in rs], label, scale=100, color=line.get_color())
+        cap_steps, caps = series(rs[0], "curriculum/max_new_tokens")
+        if caps.size:
+            axes[0].step(cap_steps, caps, where="post", ls="--", lw=0.8, color=line.get_color())
+            stage_steps, stages = series(rs[0], "curriculum/stage")
+            for x in stage_steps[1:][np.diff(stages) != 0]:
+                for ax in axes:
+                    ax.axvline(x, ls=":", lw=0.8, color=line.get_color())
+        train_len = [float(np.mean(series(r, "train/completion_len")[1])) for r in rs]
+        test_len = interval(rs, "all", "completion_len", scale=1.0)
+        rows.append([label, fmt(train_len, 1), f"{test_len[0]:.1f} [{test_len[1]:.1f}, {test_len[2]:.1f}]",
+                     fmt_paper(methods.get(method, {}).get("avg_length"), 0)])
+    axes[0].set(xlabel="step", ylabel=f"tokens, rolling mean of {SMOOTH}",
+                title="train completion length (dashed: length cap; dotted: stage ends)")
+    axes[1].set(xlabel="step", ylabel=f"% of rollouts right, rolling mean of {SMOOTH}", title="train accuracy (answer right)")
+    for ax in axes:
+        ax.title.set_fontsize(8)
         ax.legend(fontsize=6)
-    paper_len = "\n".join(f"  {p['label']}: {p['avg_length']}" for p in pv["ablation"]["methods"].values())
-    note_box(axes[0], f"paper, avg test length (7B, tokens):\n{paper_len}")
-    fig.suptitle("Vision-R1: completion length and reward during RL", fontsize=10)
+    fig.suptitle(f"Vision-R1: completion length and accuracy during RL (RL training data; {BAND})", fontsize=9)
+    table = md_table(["method", "ours train length, mean over the run (tokens)", "ours test length, end [95% CI]",
+                      "paper avg length (7B, tokens)"], rows)
     return Artifact("vision_r1_lengths", "Vision-R1: length suppression by PTST",
-                    f"train/completion_len and train/reward vs step (rolling mean {SMOOTH}, mean over seeds), one line per method; {describe(chosen)}.",
+                    f"train/completion_len and train/acc vs step (rolling mean {SMOOTH}, mean over seeds), one line per "
+                    f"method, with the length caps of each schedule; {describe(chosen)}.",
+                    markdown=table + "\n\nThe paper's lengths are a 7B model's; compare directions, not values.",
                     figure=fig)

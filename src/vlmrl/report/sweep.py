@@ -1,0 +1,151 @@
+"""Any Hydra multirun, summarised by the keys its cells override (not only the papers' sweeps).
+
+    python train.py -m kl=dynamic,constant reward.format_w=0,0.5,1 seed=0,1,2
+    python -m vlmrl.report multirun/<dir>          # -> multirun/<dir>/report/sweep_<dir>.md / .png
+
+A multirun dir is the one holding Hydra's multirun.yaml; its run dirs' `.hydra/overrides.yaml` say
+what each cell set. The swept keys are the overridden keys whose value differs between runs, seed
+excepted; a cell is one combination of their values and its seeds are aggregated: end test
+accuracy (mean ± std over seeds and a 95% interval from a bootstrap over test items and seeds),
+format rate and completion length, the start's accuracy beside them. The figure puts the key with
+the most values on the x axis and draws one line per value of the other (more than two swept keys:
+one line per combination of the others).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from .markdown import fmt, md_table
+from .output import Artifact
+from .plots import new_figure
+from .runs import Run, describe, end_value, group_by, interval, run_items
+
+SEED = "seed"
+MULTIRUN_FILE = "multirun.yaml"
+
+
+def overrides(run: Run) -> dict[str, str]:
+    """{key: value} of the run's Hydra task overrides (.hydra/overrides.yaml), '+' / '~' stripped."""
+    path = run.path / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return {}
+    pairs = [o.split("=", 1) for o in yaml.safe_load(path.read_text()) or [] if "=" in o]
+    return {k.lstrip("+~"): v for k, v in pairs}
+
+
+def multirun_dir(run: Run) -> Path | None:
+    """The nearest ancestor of the run dir holding multirun.yaml (None: not part of a multirun)."""
+    for parent in run.path.parents:
+        if (parent / MULTIRUN_FILE).is_file():
+            return parent
+    return None
+
+
+def swept_keys(runs: Sequence[Run]) -> list[str]:
+    """Overridden keys whose value differs between runs, seed excepted, in first-seen order."""
+    values: dict[str, set] = {}
+    for run in runs:
+        for k, v in overrides(run).items():
+            values.setdefault(k, set()).add(v)
+    present = [k for k in values if all(k in overrides(r) for r in runs)]
+    return [k for k in present if k != SEED and len(values[k]) > 1]
+
+
+def order_values(values) -> list[str]:
+    """Numbers numerically, then the rest as text."""
+    def key(v):
+        try:
+            return (0, float(v), "")
+        except ValueError:
+            return (1, 0.0, v)
+    return sorted(set(values), key=key)
+
+
+def numeric(values: Sequence[str]) -> bool:
+    try:
+        [float(v) for v in values]
+        return True
+    except ValueError:
+        return False
+
+
+def cell_stats(runs: Sequence[Run]) -> dict:
+    mean, lo, hi, _ = interval(runs, "all", "acc")
+    items = [len(v) for r in runs if (v := run_items(r, "all", "acc"))]
+    start = [100 * v for r in runs if (v := ((r.results or {}).get("start") or {}).get("test/acc")) is not None]
+    return {"acc": [100 * v for r in runs if (v := end_value(r, "test/acc")) is not None],
+            "format": [100 * v for r in runs if (v := end_value(r, "test/format")) is not None],
+            "length": [v for r in runs if (v := end_value(r, "test/completion_len")) is not None],
+            "start": start, "mean": mean, "lo": lo, "hi": hi,
+            "items": min(items) if len(items) == len(runs) else 1}
+
+
+def build_sweep(name: str, runs: Sequence[Run]) -> Artifact | None:
+    keys = swept_keys(runs)
+    if not keys:
+        return None
+    cells = group_by(runs, lambda r: tuple(overrides(r).get(k) for k in keys))
+    stats = {cell: cell_stats(rs) for cell, rs in cells.items()}
+    index = {k: order_values(c[i] for c in cells) for i, k in enumerate(keys)}
+    order = sorted(cells, key=lambda c: tuple(index[k].index(v) for k, v in zip(keys, c)))
+    rows = [[*cell, len(cells[cell]), fmt(stats[cell]["start"], 1), fmt(stats[cell]["acc"], 1),
+             f"[{stats[cell]['lo']:.1f}, {stats[cell]['hi']:.1f}]", fmt(stats[cell]["format"], 1),
+             fmt(stats[cell]["length"], 1)] for cell in order]
+    header = [*keys, "seeds", "start test acc (%)", "end test acc (%)", "95% CI", "end format (%)", "end length (tokens)"]
+    items = {s["items"] for s in stats.values()}
+    notes = (f"\n\nEnd of training, test split, greedy; mean ± sample std over seeds. 95% CI: bootstrap over "
+             f"the cell's seeds and its {'/'.join(map(str, sorted(items)))} test item(s) "
+             "(one item = per-seed means only, for run dirs without test_items.json).")
+    return Artifact(f"sweep_{name}", f"Sweep {name}: " + " x ".join(keys),
+                    f"Multirun {name}, swept keys {', '.join(keys)}; {describe(runs)}.",
+                    markdown=md_table(header, rows) + notes, figure=sweep_plot(name, keys, cells, stats))
+
+
+def sweep_plot(name: str, keys: list[str], cells: dict, stats: dict):
+    """x: the key with the most values (numeric first); one line per value of the other keys."""
+    values = {k: order_values(c[i] for c in cells) for i, k in enumerate(keys)}
+    x_key = max(keys, key=lambda k: (numeric(values[k]), len(values[k])))
+    xi = keys.index(x_key)
+    fig, (ax,) = new_figure()
+    lines = group_by(list(cells), lambda c: tuple(v for i, v in enumerate(c) if i != xi))
+    is_num = numeric(values[x_key])
+    span = float(values[x_key][-1]) - float(values[x_key][0]) if is_num and len(values[x_key]) > 1 else 1.0
+    for j, (line, cs) in enumerate(sorted(lines.items(), key=lambda kv: kv[0])):
+        cs = sorted(cs, key=lambda c: values[x_key].index(c[xi]))
+        shift = (j - (len(lines) - 1) / 2) * 0.03 * span       # dodge: the lines' interval bars do not overlap
+        xs = [(float(c[xi]) if is_num else values[x_key].index(c[xi])) + shift for c in cs]
+        means = [stats[c]["mean"] for c in cs]
+        err = [[m - stats[c]["lo"] for m, c in zip(means, cs)], [stats[c]["hi"] - m for m, c in zip(means, cs)]]
+        label = ", ".join(f"{k}={v}" for k, v in zip([k for k in keys if k != x_key], line)) or "all"
+        bars = ax.errorbar(xs, means, yerr=err, marker="o", capsize=3, label=label)
+        for x, c in zip(xs, cs):
+            seeds = stats[c]["acc"]
+            ax.plot([x] * len(seeds), seeds, ls="none", marker=".", ms=4, alpha=0.5, color=bars[0].get_color())
+    if not is_num:
+        ax.set_xticks(range(len(values[x_key])), values[x_key])
+    ax.set(xlabel=x_key, ylabel="end test accuracy (%)",
+           title=f"{name}: test split, greedy; mean over seeds (dots: seeds), 95% CI")
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def build_sweeps(runs: Sequence[Run]) -> tuple[list[Artifact], list[str]]:
+    """One artifact per multirun dir among `runs`; papers' sweeps (every run has a study) are left to
+    their own tables, with a line saying so."""
+    artifacts, lines = [], []
+    for root, rs in sorted(group_by([r for r in runs if r.results is not None], multirun_dir).items(), key=lambda kv: str(kv[0])):
+        if root is None:
+            continue
+        if all(r.study for r in rs):
+            lines.append(f"multirun {root}: every run has a study; summarised by the papers' tables")
+            continue
+        artifact = build_sweep(root.name, rs)
+        if artifact is None:
+            lines.append(f"multirun {root}: no key differs between its runs (seed aside); nothing to compare")
+        else:
+            artifacts.append(artifact)
+    return artifacts, lines
