@@ -16,8 +16,8 @@
 # Steps: the training sweeps of sweeps/othink_mr1/ and sweeps/vision_r1/, one multirun per sweep and
 # seed (python train.py -m +sweeps=<sweep> seed=<s>, into <out>/<sweep>/seed<s>/), shared among the
 # streams longest first; the evaluations that have no RL run (Table 1's base column, Vision-R1's
-# cold-start-only row); the cross-task evaluation of every trained run (OThink-MR1 Fig. 7; Vision-R1's
-# averages over tasks); then python -m vlmrl.report (tables, figures, the claims table). Rerunning
+# cold-start-only row); the cross-task evaluation of every trained run (OThink-MR1 Fig. 7 and the
+# KL runs beside Fig. 6; Vision-R1's averages over tasks); then python -m vlmrl.report (tables, figures, the claims table). Rerunning
 # after a crash skips every sweep, seed and evaluation that finished (one cut off midway runs again whole).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -103,8 +103,8 @@ else
 fi
 eval_base othink_mr1/table1_base
 eval_base vision_r1/cold_start_only
-for s in othink_mr1/table1 vision_r1/ablation vision_r1/ptst_variants; do
-  eval_runs "$s"
+for s in othink_mr1/table1 othink_mr1/fig6_constant_beta othink_mr1/fig6_schedules vision_r1/ablation vision_r1/ptst_variants; do
+  eval_runs "$s"                                             # fig6: cross-task accuracy over beta (issue 23)
 done
 python -m vlmrl.report "$out" --out "$report"
 log "all done in $(( $(date +%s) - started )) s"

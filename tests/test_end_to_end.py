@@ -108,6 +108,24 @@ def test_sft_changes_parameters(tmp_path):
     assert len(losses) == 3 and all(math.isfinite(x) for x in losses)
 
 
+def test_test_curve_and_item_outcomes(tmp_path):
+    # eval_test_curve=true scores the test split at every eval (curve_test/*, beside val/*); test_items.json
+    # holds each test item's outcome at the start and the end, their mean the logged test accuracy
+    import json
+
+    overrides = [*TINY_FAST, "algo=sft", "algo.steps=2", "algo.batch_size=4", "eval_every=1", "eval_test_curve=true"]
+    result = run(compose_cfg(overrides), tmp_path, overrides)
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    curve = sorted(r["step"] for r in rows if "curve_test/acc" in r)
+    assert len(curve) == 2 and curve == sorted(r["step"] for r in rows if "val/acc" in r)
+    assert not any(k.endswith("dataloader_idx_1") for r in rows for k in r)
+    items = json.loads((tmp_path / "test_items.json").read_text())
+    assert items["start"]["id"] == items["end"]["id"] and len(set(items["end"]["id"])) == len(items["end"]["id"]) > 0
+    for when in ("start", "end"):
+        acc = items[when]["acc"]
+        assert sum(acc) / len(acc) == pytest.approx(result[when]["test/acc"], abs=1e-6)
+
+
 def test_no_reference_model_when_beta_is_always_zero(tmp_path):
     overrides = [*TINY_FAST, "kl=none", "algo.steps=1", "algo.group_size=2"]
     result = run(compose_cfg(overrides), tmp_path, overrides)

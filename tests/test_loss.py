@@ -71,6 +71,8 @@ def test_grpo_loss_on_policy_by_hand():
     expected = -(((1 - 0.1 * k3) + (1 - 0.1 * 0)) / 2 + (-1 - 0) / 1) / 2
     assert loss.item() == pytest.approx(expected, abs=1e-6)  # float32
     assert metrics["kl"] == pytest.approx((k3 / 2 + 0) / 2, rel=1e-6)
+    assert metrics["kl_penalty"] == pytest.approx(0.1 * metrics["kl"])
+    assert metrics["surrogate_abs"] == pytest.approx(1.0)   # |A| = 1 on every token at ratio 1
     loss.backward()
     # d/dlogp of -A*ratio/|o|/N at ratio 1: -A/(|o| N); row 1 token 1 also gets +beta*(1 - ref/pi)/(|o| N)
     expected_grad = torch.tensor([[-1 / 4 + 0.1 * (1 - 0.5) / 4, -1 / 4], [1 / 2, 0.0]])

@@ -23,6 +23,8 @@ PLAN = {
     "python -m pytest -q": None,            # CI's second step: this very test session
     "python train.py": [*SMOKE, "logger.wandb.mode=offline"],   # W&B's console output is checked too
     "python train.py -m kl=dynamic,constant reward.format_w=0,0.5,1": SMOKE,
+    "python train.py -m kl=dynamic,constant reward.format_w=0,0.5,1 seed=0,1,2 hydra.sweep.dir=multirun/ablation": SMOKE,
+    "python -m vlmrl.report multirun/ablation": [],
     "python train.py data=geometry": SMOKE,
     "python train.py curriculum=ptst": SMOKE,
     "python train.py reward=hfrrf kl=constant": SMOKE,
@@ -146,7 +148,11 @@ def test_readme_commands_run_and_write_what_they_promise(ran):
     assert (run_dir / "results.json").is_file() and (run_dir / "final" / "config.json").is_file()
     assert "start: test accuracy" in results["python train.py"].stdout
     ablation = sorted((tmp / "multirun").glob("*/*/config_resolved.yaml"))
-    assert len(ablation) == 6 + 5                         # the 6-cell ablation and the 5-point Fig. 4 sweep
+    assert len(ablation) == 6 + 18 + 5                    # the 6-cell ablation, it over 3 seeds, the Fig. 4 sweep
+    table = (tmp / "multirun/ablation/report/sweep_ablation.md").read_text()
+    assert sum(line.startswith(("| dynamic |", "| constant |")) for line in table.splitlines()) == 6
+    assert all(f"| {w} | 3 |" in table for w in ("0", "0.5", "1"))
+    assert (tmp / "multirun/ablation/report/sweep_ablation.png").stat().st_size > 0
     evaluated = json.loads((run_dir / "eval" / "cross_task.json").read_text())
     assert set(evaluated["results"]) == {"counting", "geometry"} and evaluated["trained_on"] == "counting"
     assert "geometry" in results["python evaluate.py run=outputs/<run> eval=cross_task"].stdout

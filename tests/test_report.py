@@ -192,11 +192,12 @@ def test_fig5_saturation_step(built):
 
 def test_fig6_points_and_lines(built):
     text = read(built[0], "othink_mr1_fig6.md")
-    assert f"| geometry | beta = 0.01 | 2 | {pm(FIG6[0.01])} | best |" in text
+    # columns: test acc, other-task acc (no cross-task eval here: –), mean train KL (0.01 in every row), paper
+    assert f"| geometry | beta = 0.01 | 2 | {pm(FIG6[0.01])} | – | 0.0100 ± 0.0000 | best |" in text
     assert "| geometry | beta = 0.05 | 0 | – |" in text  # a paper beta we did not run
     assert f"| geometry | GRPO-D | 2 | {pm([0.42, 0.46])} |" in text
     assert f"| geometry | adaptive KL | 1 | {pm([0.38])} |" in text
-    assert "best constant beta: geometry: 0.01" in text
+    assert "claims.md): geometry: 0.01." in text
 
 
 def test_fig7_transfer_matrix(built):

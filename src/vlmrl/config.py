@@ -181,4 +181,6 @@ def validate(cfg: DictConfig) -> dict:
     else:
         _positive(cfg, "algo.batch_size")
     parts["datamodule"] = build(cfg.data.module)  # cheap: splits are drawn on first use
+    if cfg.get("eval_test_curve"):
+        parts["datamodule"].curve_splits = ("val", "test")
     return parts

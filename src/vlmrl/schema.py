@@ -44,7 +44,7 @@ BY_TASK_TYPES = {"grpo_lr": float, "grpo_steps": int, "max_new_tokens": int}   #
 SOURCE_TYPES = {"limit": int | None, "seed": int, "max_new_tokens": int | None, "hub": bool}  # data.module.splits
 KEY_TYPES = {
     "seed": int, "threads": int | None, "ship": bool, "starts_dir": str | None, "resume": str | None,
-    "eval_every": int, "ckpt_every": int, "data_root": str,
+    "eval_every": int, "eval_test_curve": bool, "ckpt_every": int, "data_root": str,
     "model.name_or_path": str | None, "model.cache_dir": str | None, "model.dtype": DTYPE_NAMES,
     "model.attn_implementation": str, "model.gradient_checkpointing": bool, "model.format_w": float,
     "model.grpo_lr": float, "model.grpo_steps": int, "model.grpo_aggregation": AGGREGATIONS,

@@ -110,7 +110,9 @@ def grpo_loss(logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, advantage
 
     logp: [N, L] (with grad); old_logp, ref_logp: [N, L] (no grad; ref_logp None when beta is 0);
     advantages: [N]; mask: [N, L] float, 1 on completion tokens; token_weights: [N, L] detached
-    weights of the surrogate (rollout_correction) or None -> loss [], metrics of floats.
+    weights of the surrogate (rollout_correction) or None -> loss [], metrics of floats: "kl" (k3, per
+    token), "kl_penalty" (beta x kl) beside "surrogate_abs" (the mean |surrogate| per token), whose
+    ratio says whether the KL term binds; "clip_frac", "ratio".
     """
     objective, parts = clipped_surrogate(logp, old_logp, advantages, clip_eps)   # [N, L]
     if token_weights is not None:
@@ -121,9 +123,11 @@ def grpo_loss(logp: Tensor, old_logp: Tensor, ref_logp: Tensor | None, advantage
         kl = kl_k3(logp, ref_logp)                                          # [N, L]
         per_token = objective - beta * kl
         metrics["kl"] = sequence_mean(kl.detach(), mask).item()
+        metrics["kl_penalty"] = beta * metrics["kl"]
     elif beta != 0:
         raise ValueError("beta != 0 needs reference log-probs")
     loss = -aggregate(per_token, mask, aggregation, max_tokens)
+    metrics["surrogate_abs"] = sequence_mean(objective.detach().abs(), mask).item()
     metrics["clip_frac"] = sequence_mean(parts["clipped"], mask).item()
     metrics["ratio"] = sequence_mean(parts["ratio"], mask).item()
     return loss, metrics

@@ -224,22 +224,34 @@ def build_fig6(runs: Sequence[Run], paper: dict) -> Artifact | None:
     acc = collect(chosen, lambda r: {} if (v := end_value(r, "test/acc")) is None else {(r.data_name, kl_setting(r)): 100 * v})
     if not acc:
         return None
+    other = collect(chosen, lambda r: {(r.data_name, kl_setting(r)): 100 * v for t, v in eval_metric(r, "acc").items()
+                                       if t != r.data_name})   # cross-task accuracy (eval/cross_task.json)
+    kl = collect(chosen, lambda r: {} if (v := mean_logged(r, "train/kl")) is None else {(r.data_name, kl_setting(r)): v})
     points = {(t, s[1]): v for (t, s), v in acc.items() if s[0] == "beta"}
     lines = {(t, s[1]): v for (t, s), v in acc.items() if s[0] == "line"}
     tasks = sorted({t for t, _ in acc}, key=str)
     rows = []
     for t in tasks:
         betas = sorted({b for tt, b in points if tt == t} | set(map(float, pv["betas"])))
-        rows += [[t, f"beta = {b:g}", len(points.get((t, b), [])), fmt(points.get((t, b), [])),
-                  "best" if b == pv["best_beta"] else ""] for b in betas]
-        rows += [[t, label, len(v), fmt(v), ""] for (tt, label), v in sorted(lines.items()) if tt == t]
+        settings = [(("beta", b), f"beta = {b:g}", "best" if b == pv["best_beta"] else "") for b in betas]
+        settings += [(("line", label), label, "") for (tt, label) in sorted(lines) if tt == t]
+        rows += [[t, name, len(acc.get((t, s), [])), fmt(acc.get((t, s), [])), fmt(other.get((t, s), [])),
+                  fmt(kl.get((t, s), []), 4), note] for s, name, note in settings]
     best = {t: max((b for tt, b in points if tt == t), key=lambda b: mean_std(points[(t, b)])[0], default=None) for t in tasks}
-    body = (md_table(["task", "KL", "n", "ours test acc (%)", "paper"], rows)
-            + f"\n\nPaper ({pv['source']}), claim only: \"{pv['note']}\"\n\nOurs, best constant beta: "
+    body = (md_table(["task", "KL", "n", "ours test acc (%)", "ours other-task acc (%)", "mean train KL (k3)", "paper"], rows)
+            + f"\n\nOther-task accuracy: the run's eval/{EVAL_NAME}.json on the task it did not train on. "
+            f"Paper ({pv['source']}), claim only: \"{pv['note']}\"\n\nOurs, best constant beta (by the mean; "
+            "whether any difference is more than noise: claims.md): "
             + "; ".join(f"{t}: {'n/a' if b is None else f'{b:g}'}" for t, b in best.items()) + ".")
     return Artifact("othink_mr1_fig6", "OThink-MR1 Fig. 6: constant KL weight beta vs GRPO-D",
-                    f"End test accuracy vs constant beta (mean ± std), GRPO-D / adaptive KL as horizontal lines; {describe(chosen)}.",
+                    f"End test accuracy vs constant beta (mean ± std; figure: 95% CI), GRPO-D / adaptive KL as horizontal lines; {describe(chosen)}.",
                     markdown=body, figure=fig6_plot(chosen, pv))
+
+
+def mean_logged(run: Run, key: str) -> float | None:
+    """The mean of `key` over the run's metrics rows (None if never logged)."""
+    _, values = series(run, key)
+    return float(values.mean()) if values.size else None
 
 
 def fig7_cells(runs: Sequence[Run]) -> dict:
