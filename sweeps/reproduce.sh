@@ -17,12 +17,13 @@
 # seed (python train.py -m +sweeps=<sweep> seed=<s>, into <out>/<sweep>/seed<s>/), shared among the
 # streams longest first; the evaluations that have no RL run (Table 1's base column, Vision-R1's
 # cold-start-only row); the cross-task evaluation of every trained run (OThink-MR1 Fig. 7 and the
-# KL runs beside Fig. 6; Vision-R1's averages over tasks); then python -m vlmrl.report (tables, figures, the claims table). Rerunning
-# after a crash skips every sweep, seed and evaluation that finished (one cut off midway runs again whole).
+# KL runs beside Fig. 6; Vision-R1's averages over tasks); then python -m vlmrl.report (tables, figures,
+# the claims table). Rerunning after a crash skips every sweep, seed and evaluation that finished (one
+# cut off midway runs again whole).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scale=tiny seeds="" out="" report="" parallel="" extra=()
+scale=tiny seeds="" out="" report="" parallel="" extra=() real=()   # real: a model= override other than tiny (then no sweeps/tiny/)
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --scale) scale="$2"; shift 2 ;;
@@ -30,7 +31,7 @@ while [[ $# -gt 0 ]]; do
     --out) out="$2"; shift 2 ;;
     --report) report="$2"; shift 2 ;;
     --parallel) parallel="$2"; shift 2 ;;
-    --) shift; extra+=("$@"); break ;;
+    --) shift; extra+=("$@"); real=($(printf '%s\n' "$@" | grep -E '^model=' | grep -v '^model=tiny$' || true)); break ;;
     *) echo "reproduce.sh: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
@@ -44,11 +45,14 @@ started=$(date +%s)
 log() { echo "[reproduce $(( $(date +%s) - started ))s] $*"; }
 
 # One training sweep at one seed into $out/<sweep>/seed<s>/<job>/; skipped when it finished before.
+# On the tiny model (scales smoke and tiny) a sweep with a file under sweeps/tiny/ runs that one: the
+# same runs on task or start options where the knob it ablates can matter (each file says why).
 sweep() {
-  local name="$1" seed="$2" dir="$out/$1/seed$2" jobs
+  local name="$1" seed="$2" dir="$out/$1/seed$2" jobs file="$1"
+  [[ -f "sweeps/tiny/$1.yaml" && ${#real[@]} -eq 0 ]] && file="tiny/$1"
   if [[ -f "$dir/.done" ]]; then log "$name seed $seed: done before, skipped"; return; fi
-  log "$name: python train.py -m +sweeps=$name seed=$seed ${extra[*]}"
-  python train.py -m "+sweeps=$name" "seed=$seed" "${extra[@]}" "hydra.sweep.dir=$dir"
+  log "$name: python train.py -m +sweeps=$file seed=$seed ${extra[*]}"
+  python train.py -m "+sweeps=$file" "seed=$seed" "${extra[@]}" "hydra.sweep.dir=$dir"
   jobs=$(find "$dir" -mindepth 2 -maxdepth 2 -name results.json | wc -l)
   log "$name seed $seed: $jobs run(s) finished"
   touch "$dir/.done"
@@ -84,7 +88,8 @@ for s in "${sweeps[@]}"; do for k in "${seed_list[@]}"; do units+=("$s $k"); don
 if [[ "$parallel" -le 1 ]]; then
   for u in "${units[@]}"; do sweep $u; done
 else
-  python cold_start.py +experiments=vision_r1/ptst "${extra[@]}"   # the shared cold start, before streams race for it
+  python cold_start.py +experiments=vision_r1/ptst "${extra[@]}"   # the shared cold starts, before streams race for them
+  [[ ${#real[@]} -eq 0 ]] && python cold_start.py cold_start=terse "${extra[@]}"
   threads=$(( $(nproc) / parallel )); threads=$(( threads > 0 ? threads : 1 ))
   mkdir -p "$out"
   pids=()
