@@ -130,7 +130,7 @@ def build_fig4(runs: Sequence[Run], paper: dict) -> Artifact | None:
             by_alpha = group_by([r for r in chosen if r.data_name == t], format_weight)
             xs = sorted(by_alpha)
             cells = [interval(by_alpha[a], t, metric) for a in xs]
-            bars = interval_bars(ax, xs, cells, f"ours {t} (n={min(c[3] for c in cells)}-{max(c[3] for c in cells)} seeds)")
+            bars = interval_bars(ax, xs, cells, f"ours {t} (n={seed_range(cells)} seeds)")
             if metric == "acc" and 0.0 in by_alpha:
                 ax.plot([1.0], [cells[xs.index(0.0)][0] * (1 + rel)], marker="*", ms=12, mfc="none", ls="none",
                         color=bars[0].get_color(), label=f"paper: alpha=1 at {100 * rel:+.0f}% over our alpha=0")
@@ -204,7 +204,7 @@ def fig6_plot(chosen: Sequence[Run], pv: dict):
         betas = sorted(b for kind, b in settings if kind == "beta")
         cells = [interval(settings[("beta", b)], task, "acc") for b in betas]
         if betas:
-            interval_bars(ax, betas, cells, f"ours constant beta, {task} (n={min(c[3] for c in cells)} seeds)")
+            interval_bars(ax, betas, cells, f"ours constant beta, {task} (n={seed_range(cells)} seeds)")
         for (kind, label), rs in sorted(settings.items(), key=lambda kv: str(kv[0])):
             if kind == "line":
                 m, lo, hi, n = interval(rs, task, "acc")
@@ -246,6 +246,12 @@ def build_fig6(runs: Sequence[Run], paper: dict) -> Artifact | None:
     return Artifact("othink_mr1_fig6", "OThink-MR1 Fig. 6: constant KL weight beta vs GRPO-D",
                     f"End test accuracy vs constant beta (mean ± std; figure: 95% CI), GRPO-D / adaptive KL as horizontal lines; {describe(chosen)}.",
                     markdown=body, figure=fig6_plot(chosen, pv))
+
+
+def seed_range(cells) -> str:
+    """"3", or "1-3" when the cells (mean, lo, hi, seeds) hold different numbers of seeds."""
+    ns = [c[3] for c in cells]
+    return str(min(ns)) if min(ns) == max(ns) else f"{min(ns)}-{max(ns)}"
 
 
 def mean_logged(run: Run, key: str) -> float | None:
