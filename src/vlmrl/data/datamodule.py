@@ -38,7 +38,7 @@ def build_split(tasks: dict, split: str, size: int, seed: int, image_size: int =
 class SplitDataModule(L.LightningDataModule):
     """Named splits of records; `batch(split, step)` for training, loaders over `val` / `test`.
     `curve_splits`: the splits evaluated every `eval_every` steps (the validation loop, one loader
-    each; config key `eval_curve_splits`)."""
+    each): ("val",), or ("val", "test") under `eval_test_curve=true`."""
 
     curve_splits: tuple[str, ...] = ("val",)
 

@@ -18,8 +18,7 @@ build_<result> (one per paper result, returns an Artifact) -> output.write_artif
 """
 from .cli import RESULTS, main, report
 from .markdown import fmt
-from .othink import saturation_step
-from .stats import mean_curve, rolling_mean
+from .stats import mean_curve, rolling_mean, saturation_step
 from .vision_r1 import order
 
 __all__ = ["RESULTS", "fmt", "main", "mean_curve", "order", "report", "rolling_mean", "saturation_step"]

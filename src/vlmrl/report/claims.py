@@ -25,14 +25,13 @@ from ..infra.resolvers import REPO_ROOT
 from .markdown import md_table
 from .output import Artifact
 from .runs import Run, cfg_get, matrices, run_items, run_mean, smoothed
-from .stats import mean_std, paired_bootstrap, verdict
+from .stats import mean_std, paired_bootstrap, saturation_step, verdict
 
 CLAIMS = REPO_ROOT / "sweeps" / "claims.yaml"
 MIN_SEEDS = 3
 SCALE = {"acc": 100.0, "format": 100.0, "completion_len": 1.0}       # % for rates, tokens for lengths
 UNITS = {"acc": "accuracy %", "format": "format rate %", "completion_len": "tokens", "saturation": "step"}
-STUDY_KEYS = ("result", "method")
-SATURATION = 0.95
+STUDY_FIELDS = ("result", "method")          # selector keys read from the run's study
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ def matches(run: Run, paper: str, select: dict) -> bool:
     if run.paper != paper:
         return False
     for key, want in select.items():
-        if key in STUDY_KEYS:
+        if key in STUDY_FIELDS:
             have = getattr(run, key)
         elif key == "data":
             have = run.data_name or "none"
@@ -104,10 +103,7 @@ def run_scalar(run: Run, metric: str) -> float | None:
     kind, key = metric.split(":", 1)
     if kind != "saturation":
         raise ValueError(f"metric {metric!r}: per-run metrics are saturation:<key>")
-    steps, values = smoothed(run, key)
-    if not values.size:
-        return None
-    return float(steps[np.argmax(values >= SATURATION * values[-1] - 1e-9)])
+    return saturation_step(*smoothed(run, key))
 
 
 # ---------------------------------------------------------------- deciding
@@ -166,14 +162,13 @@ def paper_cell(claim: Claim) -> str:
     a, b = claim.a.paper, claim.b.paper
     if a is None or b is None:
         return "claim only"
-    return f"{a:g} {'vs'} {b:g}"
+    return f"{a:g} vs {b:g}"
 
 
-def claims_table(decisions: Sequence[Decision]) -> str:
+def claims_table(decisions: Sequence[Decision], decimals: int = 1) -> str:
     rows = []
     for d in decisions:
         c = d.claim
-        decimals = 1
         interval = "–" if d.a is None else f"{d.diff:+.{decimals}f} [{d.lo:+.{decimals}f}, {d.hi:+.{decimals}f}]"
         unit = UNITS.get(c.metric.split(":")[0], c.metric)
         rows.append([c.id, f"{c.claim} ({c.source})", f"a {c.expect} b" + (f" ± {c.margin:g}" if c.expect == "~" else ""),

@@ -14,11 +14,10 @@ from .output import Artifact
 from .plots import BAND, COLORS, LABELS, interval_bars, new_figure, plot_mean
 from .runs import (EVAL_NAME, TASKS, Run, cfg_get, collect, describe, end_value, eval_metric, group_by, interval,
                    select, series, smoothed, task_metric)
-from .stats import SMOOTH, mean_curve, mean_std, seed_count
+from .stats import SATURATION, SMOOTH, count_range, mean_curve, mean_std, saturation_step, seed_count
 
 OTHINK_METHODS = ("base", "grpo", "sft", "grpo_d")  # Table 1's column order (base | +GRPO | +SFT | +GRPO-D)
 FIG7_METHODS = ("base", "sft", "grpo", "grpo_d")
-SATURATION = 0.95                             # fig5: "saturated" = smoothed format >= 95% of its final value
 KL_LABELS = {"DynamicKL": "GRPO-D", "AdaptiveKL": "adaptive KL", "LinearKL": "linear KL"}
 
 
@@ -130,7 +129,7 @@ def build_fig4(runs: Sequence[Run], paper: dict) -> Artifact | None:
             by_alpha = group_by([r for r in chosen if r.data_name == t], format_weight)
             xs = sorted(by_alpha)
             cells = [interval(by_alpha[a], t, metric) for a in xs]
-            bars = interval_bars(ax, xs, cells, f"ours {t} (n={seed_range(cells)} seeds)")
+            bars = interval_bars(ax, xs, cells, f"ours {t} (n={count_range(c[3] for c in cells)} seeds)")
             if metric == "acc" and 0.0 in by_alpha:
                 ax.plot([1.0], [cells[xs.index(0.0)][0] * (1 + rel)], marker="*", ms=12, mfc="none", ls="none",
                         color=bars[0].get_color(), label=f"paper: alpha=1 at {100 * rel:+.0f}% over our alpha=0")
@@ -146,13 +145,6 @@ def build_fig4(runs: Sequence[Run], paper: dict) -> Artifact | None:
     return Artifact("othink_mr1_fig4", "OThink-MR1 Fig. 4: format weight alpha",
                     f"End test accuracy and format rate vs alpha (mean ± std; figure: 95% CI), relative gain of alpha=1 over alpha=0; {describe(chosen)}.",
                     markdown=body, figure=fig)
-
-
-def saturation_step(steps: np.ndarray, values: np.ndarray, frac: float = SATURATION) -> float | None:
-    """First step at which `values` reaches `frac` of its final value (None for an empty curve)."""
-    if not values.size:
-        return None
-    return float(steps[np.argmax(values >= frac * values[-1] - 1e-9)])  # tolerance: cumsum rounding at a tie
 
 
 def fig5_panel(ax, task: str, task_runs: Sequence[Run], claim_steps: float) -> list:
@@ -204,7 +196,7 @@ def fig6_plot(chosen: Sequence[Run], pv: dict):
         betas = sorted(b for kind, b in settings if kind == "beta")
         cells = [interval(settings[("beta", b)], task, "acc") for b in betas]
         if betas:
-            interval_bars(ax, betas, cells, f"ours constant beta, {task} (n={seed_range(cells)} seeds)")
+            interval_bars(ax, betas, cells, f"ours constant beta, {task} (n={count_range(c[3] for c in cells)} seeds)")
         for (kind, label), rs in sorted(settings.items(), key=lambda kv: str(kv[0])):
             if kind == "line":
                 m, lo, hi, n = interval(rs, task, "acc")
@@ -246,12 +238,6 @@ def build_fig6(runs: Sequence[Run], paper: dict) -> Artifact | None:
     return Artifact("othink_mr1_fig6", "OThink-MR1 Fig. 6: constant KL weight beta vs GRPO-D",
                     f"End test accuracy vs constant beta (mean ± std; figure: 95% CI), GRPO-D / adaptive KL as horizontal lines; {describe(chosen)}.",
                     markdown=body, figure=fig6_plot(chosen, pv))
-
-
-def seed_range(cells) -> str:
-    """"3", or "1-3" when the cells (mean, lo, hi, seeds) hold different numbers of seeds."""
-    ns = [c[3] for c in cells]
-    return str(min(ns)) if min(ns) == max(ns) else f"{min(ns)}-{max(ns)}"
 
 
 def mean_logged(run: Run, key: str) -> float | None:

@@ -10,6 +10,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 SMOOTH = 10                                   # rolling-mean window (logged steps) for training curves
+SATURATION = 0.95                             # "saturated": a smoothed curve at >= 95% of its final value (Fig. 5)
 
 
 def mean_std(values: Iterable[float]) -> tuple[float, float, int]:
@@ -41,8 +42,20 @@ def mean_curve(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndar
 
 def seed_count(cells: dict) -> str:
     """"3", or "1–3" when cells hold different numbers of seeds."""
-    ns = [len(v) for v in cells.values()] or [0]
+    return count_range([len(v) for v in cells.values()])
+
+
+def count_range(ns: Sequence[int]) -> str:
+    """"3", or "1–3" when the counts differ ("0" for none)."""
+    ns = list(ns) or [0]
     return str(min(ns)) if min(ns) == max(ns) else f"{min(ns)}–{max(ns)}"
+
+
+def saturation_step(steps: np.ndarray, values: np.ndarray, frac: float = SATURATION) -> float | None:
+    """First step at which `values` reaches `frac` of its final value (None for an empty curve)."""
+    if not values.size:
+        return None
+    return float(steps[np.argmax(values >= frac * values[-1] - 1e-9)])  # tolerance: cumsum rounding at a tie
 
 
 # ---------------------------------------------------------------- intervals and verdicts

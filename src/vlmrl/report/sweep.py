@@ -20,7 +20,7 @@ import yaml
 
 from .markdown import fmt, md_table
 from .output import Artifact
-from .plots import new_figure
+from .plots import interval_bars, new_figure
 from .runs import Run, describe, end_value, group_by, interval, run_items
 
 SEED = "seed"
@@ -44,14 +44,13 @@ def multirun_dir(run: Run) -> Path | None:
     return None
 
 
-def swept_keys(runs: Sequence[Run]) -> list[str]:
-    """Overridden keys whose value differs between runs, seed excepted, in first-seen order."""
+def swept_keys(cell_overrides: Sequence[dict[str, str]]) -> list[str]:
+    """Keys overridden in every run whose value differs between runs, seed excepted, in first-seen order."""
     values: dict[str, set] = {}
-    for run in runs:
-        for k, v in overrides(run).items():
+    for ov in cell_overrides:
+        for k, v in ov.items():
             values.setdefault(k, set()).add(v)
-    present = [k for k in values if all(k in overrides(r) for r in runs)]
-    return [k for k in present if k != SEED and len(values[k]) > 1]
+    return [k for k in values if k != SEED and len(values[k]) > 1 and all(k in ov for ov in cell_overrides)]
 
 
 def order_values(values) -> list[str]:
@@ -84,13 +83,14 @@ def cell_stats(runs: Sequence[Run]) -> dict:
 
 
 def build_sweep(name: str, runs: Sequence[Run]) -> Artifact | None:
-    keys = swept_keys(runs)
+    ov = {run.path: overrides(run) for run in runs}            # each run's .hydra/overrides.yaml, read once
+    keys = swept_keys(list(ov.values()))
     if not keys:
         return None
-    cells = group_by(runs, lambda r: tuple(overrides(r).get(k) for k in keys))
+    cells = group_by(runs, lambda r: tuple(ov[r.path].get(k) for k in keys))
     stats = {cell: cell_stats(rs) for cell, rs in cells.items()}
-    index = {k: order_values(c[i] for c in cells) for i, k in enumerate(keys)}
-    order = sorted(cells, key=lambda c: tuple(index[k].index(v) for k, v in zip(keys, c)))
+    values = {k: order_values(c[i] for c in cells) for i, k in enumerate(keys)}
+    order = sorted(cells, key=lambda c: tuple(values[k].index(v) for k, v in zip(keys, c)))
     rows = [[*cell, len(cells[cell]), fmt(stats[cell]["start"], 1), fmt(stats[cell]["acc"], 1),
              f"[{stats[cell]['lo']:.1f}, {stats[cell]['hi']:.1f}]", fmt(stats[cell]["format"], 1),
              fmt(stats[cell]["length"], 1)] for cell in order]
@@ -101,12 +101,12 @@ def build_sweep(name: str, runs: Sequence[Run]) -> Artifact | None:
              "(one item = per-seed means only, for run dirs without test_items.json).")
     return Artifact(f"sweep_{name}", f"Sweep {name}: " + " x ".join(keys),
                     f"Multirun {name}, swept keys {', '.join(keys)}; {describe(runs)}.",
-                    markdown=md_table(header, rows) + notes, figure=sweep_plot(name, keys, cells, stats))
+                    markdown=md_table(header, rows) + notes, figure=sweep_plot(name, keys, values, cells, stats))
 
 
-def sweep_plot(name: str, keys: list[str], cells: dict, stats: dict):
-    """x: the key with the most values (numeric first); one line per value of the other keys."""
-    values = {k: order_values(c[i] for c in cells) for i, k in enumerate(keys)}
+def sweep_plot(name: str, keys: list[str], values: dict, cells: dict, stats: dict):
+    """x: the key with the most values (numeric first); one line per value of the other keys.
+    values: {key: its values in order}."""
     x_key = max(keys, key=lambda k: (numeric(values[k]), len(values[k])))
     xi = keys.index(x_key)
     fig, (ax,) = new_figure()
@@ -117,10 +117,9 @@ def sweep_plot(name: str, keys: list[str], cells: dict, stats: dict):
         cs = sorted(cs, key=lambda c: values[x_key].index(c[xi]))
         shift = (j - (len(lines) - 1) / 2) * 0.03 * span       # dodge: the lines' interval bars do not overlap
         xs = [(float(c[xi]) if is_num else values[x_key].index(c[xi])) + shift for c in cs]
-        means = [stats[c]["mean"] for c in cs]
-        err = [[m - stats[c]["lo"] for m, c in zip(means, cs)], [stats[c]["hi"] - m for m, c in zip(means, cs)]]
         label = ", ".join(f"{k}={v}" for k, v in zip([k for k in keys if k != x_key], line)) or "all"
-        bars = ax.errorbar(xs, means, yerr=err, marker="o", capsize=3, label=label)
+        bars = interval_bars(ax, xs, [(stats[c]["mean"], stats[c]["lo"], stats[c]["hi"], len(stats[c]["acc"])) for c in cs],
+                             label)
         for x, c in zip(xs, cs):
             seeds = stats[c]["acc"]
             ax.plot([x] * len(seeds), seeds, ls="none", marker=".", ms=4, alpha=0.5, color=bars[0].get_color())
