@@ -77,7 +77,7 @@ def compose(cell: Cell, args):
     overrides = [*args.overrides,                    # first: the benchmark's settings below win
         "kl=constant", f"kl.beta={args.beta}", f"algo.group_size={cell.G}",
         f"algo.max_new_tokens={cell.max_new_tokens}",
-        f"model.grpo_lr={args.lr}", "model.grpo_schedule=constant", "model.grpo_aggregation=sequence_mean",
+        f"model.grpo_lr={args.lr}", "model.grpo_schedule=constant", "loss=grpo", "advantage=grpo",
         f"model.rollout_temperature={args.temperature}",
         f"data.module.image_size={cell.px}", f"data.module.batch_size={args.batch}",
         f"data.module.train_size={args.batch * (args.warmup + args.steps)}",
@@ -101,11 +101,12 @@ def ours_settings(module, datamodule) -> dict:
         "prompts per step": datamodule.batch_size, "G": stage.group_size, "max_new_tokens": stage.max_new_tokens,
         "temperature": module.rollout.temperature, "top_p": module.rollout.top_p, "top_k": module.rollout.top_k,
         "beta": module.kl(0), "lr": group["lr"], "lr schedule": module.optim["schedule"],
-        "weight_decay": group["weight_decay"], "adam betas": tuple(group["betas"]), "clip eps": (module.clip_eps,) * 2,
+        "weight_decay": group["weight_decay"], "adam betas": tuple(group["betas"]), "clip eps": (module.loss.clip_low, module.loss.clip_high),
         "mu": module.mu, "max_grad_norm": module.max_grad_norm,
         "loss aggregation": {"sequence_mean": "token mean per completion, then mean",   # algo/loss.py aggregate
-                             "constant": "token sum / (N x max_new_tokens)"}[module.aggregation],
-        "advantage": "(r - group mean) / group std",                  # algo/loss.py group_advantages
+                             "token_mean": "token mean over the batch",
+                             "constant": "token sum / (N x max_new_tokens)"}[module.loss.aggregation],
+        "advantage": "(r - group mean) / group std",                  # algo/advantages.py grpo (loss=grpo above)
         "micro-batch": module.micro_batch_size, "dtype": str(next(module.policy.parameters()).dtype),
         "threads": torch.get_num_threads(), "format_w": module.reward.format_w,
     }
@@ -227,7 +228,7 @@ def run_trl(cfg, records_by_step: list[list[dict]], path: str, processor_kwargs:
         temperature=float(cfg.model.rollout_temperature), top_p=float(cfg.rollout.top_p), top_k=int(cfg.rollout.top_k),
         beta=float(cfg.kl.beta), learning_rate=float(cfg.model.grpo_lr), lr_scheduler_type="constant", warmup_steps=0,
         weight_decay=0.0, adam_beta1=0.9, adam_beta2=0.999, max_grad_norm=float(cfg.algo.module.max_grad_norm),
-        epsilon=float(cfg.algo.module.clip_eps), num_iterations=int(cfg.algo.module.mu), loss_type="grpo",
+        epsilon=float(cfg.loss.clip_low), epsilon_high=float(cfg.loss.clip_high), num_iterations=int(cfg.algo.module.mu), loss_type="grpo",
         scale_rewards="group", max_steps=steps, logging_steps=1, save_strategy="no", report_to=[],
         shuffle_dataset=False, seed=int(cfg.seed), remove_unused_columns=False, disable_dropout=True,
         model_init_kwargs={"dtype": cfg.model.dtype, "attn_implementation": cfg.model.attn_implementation},

@@ -23,9 +23,22 @@ MODELS = ["tiny", "qwen2_vl_2b", "qwen2_vl_7b", "qwen2_5_vl_7b"]
 
 
 def test_groups_are_the_documented_ones():
-    assert set(GROUPS) == {"model", "cold_start", "data", "algo", "kl", "reward", "curriculum", "rollout", "scale", "eval", "strategy", "hydra",
-                           "source", "bridge"}
+    assert set(GROUPS) == {"model", "cold_start", "data", "algo", "kl", "advantage", "loss", "reward", "curriculum",
+                           "rollout", "scale", "eval", "strategy", "hydra", "source", "bridge"}
     assert GROUPS["kl"] == ["adaptive", "constant", "dynamic", "linear", "none"]
+    assert GROUPS["advantage"] == ["dr_grpo", "grpo", "reinforce_pp", "rloo"]
+    assert GROUPS["loss"] == ["cispo", "dapo", "dr_grpo", "grpo", "gspo"]
+
+
+def test_loss_options_select_their_papers_settings():
+    parts = validate(compose_cfg(["loss=dr_grpo"]))
+    assert parts["advantage"].func.__name__ == "dr_grpo" and parts["loss"].aggregation == "constant"
+    parts = validate(compose_cfg(["loss=dr_grpo", "advantage=rloo"]))     # the command line wins
+    assert parts["advantage"].func.__name__ == "rloo"
+    dapo = validate(compose_cfg(["loss=dapo"]))["loss"]
+    assert (dapo.clip_low, dapo.clip_high, dapo.aggregation) == (0.2, 0.28, "token_mean")
+    gspo = validate(compose_cfg(["loss=gspo"]))["loss"]
+    assert (gspo.surrogate.func.__name__, gspo.clip_low, gspo.clip_high) == ("sequence_clip", 3e-4, 4e-4)
 
 
 @pytest.mark.parametrize("group,option", OPTIONS)
@@ -110,7 +123,11 @@ def test_paper_experiments_hold_the_papers_values():
     ("curriculum.stages.1.steps=10", "algo.steps=200"),  # with ptst below: stages cover only 110
     ("kl.beta_min=-0.1", "kl.beta_min"),
     ("model.grpo_lr=0", "model.grpo_lr"),
-    ("model.grpo_aggregation=token_mean", "model.grpo_aggregation"),
+    ("loss.aggregation=median", "loss.aggregation"),
+    ("loss.clip_high=-0.1", "loss.clip_high"),
+    ("loss.clip_low=wide", "loss.clip_low"),
+    ("algo.module.overlong.cache_frac=1.5", "overlong.cache_frac"),
+    ("algo.module.overlong.mask=maybe", "algo.module.overlong.mask"),
     ("model.by_task.counting.grpo_lr=fast", "model.by_task.counting.grpo_lr"),
     ("model.by_task.geometry.grpo_steps=1.5", "model.by_task.geometry.grpo_steps"),
     ("+model.by_task.counting.lr=1e-4", "model.by_task.counting: unknown key"),

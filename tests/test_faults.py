@@ -7,22 +7,22 @@ import torch
 
 from conftest import TINY_FAST, compose_cfg
 from vlmrl.infra.runlog import read_metrics
-from vlmrl.lit import grpo as grpo_module
+from vlmrl.algo import loss as loss_module
 from vlmrl.run import run
 
 pytestmark = pytest.mark.slow
 
 
 def _poison(monkeypatch, bad_calls: set[int]):
-    """grpo_loss returns NaN on the given calls (one call per micro-batch and update)."""
-    real, calls = grpo_module.grpo_loss, [0]
+    """policy_loss returns NaN on the given calls (one call per micro-batch and update)."""
+    real, calls = loss_module.policy_loss, [0]
 
     def loss(*args, **kwargs):
         value, metrics = real(*args, **kwargs)
         calls[0] += 1
         return (value * float("nan"), metrics) if calls[0] - 1 in bad_calls else (value, metrics)
 
-    monkeypatch.setattr(grpo_module, "grpo_loss", loss)
+    monkeypatch.setattr(loss_module, "policy_loss", loss)
 
 
 def test_a_non_finite_update_is_skipped_counted_and_training_goes_on(tmp_path, monkeypatch):

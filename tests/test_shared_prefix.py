@@ -196,3 +196,23 @@ def test_sharded_weights_take_the_plain_path(model_and_records):
     finally:
         del param.ds_id
     assert supports_shared_prefix(policy)
+
+
+def test_groups_and_concat_keep_each_rows_logprobs(model_and_records):
+    """Dynamic sampling's batch surgery: groups picked from two rollouts of different prompt and completion
+    lengths, concatenated (re-padded), give each row the log-probs it had in its own batch, both ways."""
+    from vlmrl.rollout.base import concat
+
+    processor, policy, records = model_and_records
+    a = _batch(processor, policy, records[:3], tokens=12, seed=1)
+    b = _batch(processor, policy, records[3:5], tokens=8, seed=2)
+    joined = concat([a.groups([2, 0]), b.groups([1])], pad_id=processor.tokenizer.pad_token_id)
+    assert joined.prompt_index.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert joined.completions == a.completions[8:12] + a.completions[0:4] + b.completions[4:8]
+    G, L = 4, joined.completion_mask.shape[1]
+    with torch.no_grad():
+        expected = torch.cat([torch.nn.functional.pad(x, (0, L - x.shape[1])) for x in (
+            completion_logprobs(policy, a)[8:12], completion_logprobs(policy, a)[0:4],
+            completion_logprobs(policy, b)[4:8])])
+        for fn in (completion_logprobs, completion_logprobs_plain):
+            _close_on_completions(fn(policy, joined), expected, joined.completion_mask)

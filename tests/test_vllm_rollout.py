@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from conftest import TINY_FAST, compose_cfg, target_kwargs
-from vlmrl.algo.loss import grpo_loss, rollout_correction
+from vlmrl.algo.loss import policy_loss, rollout_correction
 from vlmrl.rollout.vllm import VLLMRollout, image_size_kwargs, parameter_versions
 
 CPU_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_OMP_THREADS_BIND": "nobind", "VLLM_CPU_KVCACHE_SPACE": "1"}
@@ -53,15 +53,25 @@ def test_rollout_correction_by_hand():
     assert metrics["rollout_logprob_gap"] == pytest.approx(math.log(2))     # |log 2| and |log 0.5|, masked
     assert metrics["rollout_is_weight"] == pytest.approx(1.0) and metrics["rollout_is_capped"] == pytest.approx(0.5)
     assert rollout_correction(old, rollout, mask, cap=None)[0] is None
+    masked, metrics = rollout_correction(old, rollout, mask, cap=1.5, mode="mask")     # MIS: w x 1[w <= C]
+    assert torch.allclose(masked, torch.tensor([[0.0, 0.5, 1.0]]))
+    # sequence level: one weight per completion, the product of its masked token ratios: 2 x 0.5 = 1
+    seq, metrics = rollout_correction(old, rollout, mask, cap=1.5, level="sequence")
+    assert torch.allclose(seq, torch.ones(1, 3)) and metrics["rollout_is_capped"] == 0.0
+    seq, _ = rollout_correction(old, rollout.clone().index_fill_(1, torch.tensor([1]), math.log(0.2)), mask, cap=1.5,
+                                level="sequence")                               # ratios 2 and 1: product 2 -> 1.5
+    assert torch.allclose(seq, torch.full((1, 3), 1.5))
+    with pytest.raises(ValueError, match="is_level"):
+        rollout_correction(old, rollout, mask, cap=1.5, level="geometric")
 
 
 def test_token_weights_scale_the_surrogate_only():
     logp = torch.log(torch.tensor([[0.5, 0.5], [0.25, 0.5]]))
     adv, mask = torch.tensor([1.0, -1.0]), torch.ones(2, 2)
-    plain, _ = grpo_loss(logp, logp, None, adv, mask, beta=0.0, clip_eps=0.2)
-    half, _ = grpo_loss(logp, logp, None, adv, mask, beta=0.0, clip_eps=0.2, token_weights=torch.full((2, 2), 0.5))
+    plain, _ = policy_loss(logp, logp, None, adv, mask, beta=0.0)
+    half, _ = policy_loss(logp, logp, None, adv, mask, beta=0.0, token_weights=torch.full((2, 2), 0.5))
     assert half.item() == pytest.approx(plain.item() * 0.5)
-    weighted, _ = grpo_loss(logp, logp, None, adv, mask, 0.0, 0.2, token_weights=torch.tensor([[2.0, 2.0], [1.0, 1.0]]))
+    weighted, _ = policy_loss(logp, logp, None, adv, mask, 0.0, token_weights=torch.tensor([[2.0, 2.0], [1.0, 1.0]]))
     assert weighted.item() == pytest.approx(-(2 * 1 + 1 * -1) / 2)         # ratio 1: objective = w * A
 
 

@@ -32,7 +32,7 @@ def make_module(cfg: DictConfig, parts: dict, path: str) -> L.LightningModule:
     # a partial, then live objects: instantiate() would turn dataclass kwargs (Reward) into DictConfigs
     return instantiate(cfg.algo.module, _partial_=True)(
         policy=policy, processor=processor, ref_policy=ref, reward=parts["reward"], kl=parts["kl"],
-        curriculum=parts["curriculum"], rollout=parts["rollout"])
+        curriculum=parts["curriculum"], rollout=parts["rollout"], loss=parts["loss"], advantage=parts["advantage"])
 
 
 def git_sha() -> str:

@@ -153,8 +153,8 @@ def check_launch(cfg: DictConfig, multirun: bool) -> None:
 def validate(cfg: DictConfig) -> dict:
     """Check the composed config and instantiate the cheap parts (which validate themselves).
 
-    Types first, then paths, then ranges. Returns {"reward", "kl", "curriculum", "rollout",
-    "datamodule"} (kl, curriculum, rollout None for SFT)."""
+    Types first, then paths, then ranges. Returns {"reward", "kl", "curriculum", "rollout", "loss",
+    "advantage", "datamodule"} (kl, curriculum, rollout, loss and advantage absent or None for SFT)."""
     check_types(cfg)
     if cfg.model.name_or_path is None and not cfg.model.build:
         raise ConfigError("model.name_or_path is null and model.build is unset: nothing to load")
@@ -175,9 +175,11 @@ def validate(cfg: DictConfig) -> dict:
     if cfg.algo.name == "grpo":
         if cfg.algo.group_size < 2:
             raise ConfigError(f"algo.group_size={cfg.algo.group_size}: GRPO needs >= 2 samples per group")
-        _positive(cfg, "algo.max_new_tokens", "algo.module.mu", "algo.module.clip_eps",
-                  "algo.module.micro_batch_size", "algo.module.max_grad_norm")
-        parts.update(kl=build(cfg.kl), curriculum=build(cfg.curriculum), rollout=build(cfg.rollout))
+        _positive(cfg, "algo.max_new_tokens", "algo.module.mu", "algo.module.micro_batch_size",
+                  "algo.module.max_grad_norm")
+        parts.update(kl=build(cfg.kl), curriculum=build(cfg.curriculum), rollout=build(cfg.rollout),
+                     loss=build(cfg.loss), advantage=build(cfg.advantage))
+        build(cfg.algo.module.overlong), build(cfg.algo.module.dynamic_sampling)  # check values; the module builds its own
     else:
         _positive(cfg, "algo.batch_size")
     parts["datamodule"] = build(cfg.data.module)  # cheap: splits are drawn on first use

@@ -21,7 +21,9 @@ class ConfigError(ValueError):
 
 # Allowed values (plain names: the modules that act on them map them to objects).
 DTYPE_NAMES = ("float32", "bfloat16", "float16")                       # model.dtype (models.loading.DTYPES)
-AGGREGATIONS = ("sequence_mean", "constant")                           # token aggregation of the loss (algo.loss)
+AGGREGATIONS = ("sequence_mean", "token_mean", "constant")             # loss.aggregation (algo.loss)
+IS_LEVELS = ("token", "sequence")                                      # rollout.is_level (algo.loss.rollout_correction)
+IS_MODES = ("truncate", "mask")                                        # rollout.is_mode (algo.loss.rollout_correction)
 LR_SCHEDULES = ("constant", "linear", "cosine")                        # optim.schedule (optim.lr_lambda)
 OPTIM_KEYS = ("lr", "weight_decay", "betas", "schedule", "warmup_frac", "lr_scale")   # an `optim` node's keys
 ALGOS = ("grpo", "sft")                                                # algo.name (conf/algo/)
@@ -47,7 +49,7 @@ KEY_TYPES = {
     "eval_every": int, "eval_test_curve": bool, "ckpt_every": int, "data_root": str,
     "model.name_or_path": str | None, "model.cache_dir": str | None, "model.dtype": DTYPE_NAMES,
     "model.attn_implementation": str, "model.gradient_checkpointing": bool, "model.format_w": float,
-    "model.grpo_lr": float, "model.grpo_steps": int, "model.grpo_aggregation": AGGREGATIONS,
+    "model.grpo_lr": float, "model.grpo_steps": int,
     "model.grpo_schedule": str, "model.rollout_temperature": float, "model.sft_lr": float,
     "model.max_new_tokens": int, "model.eval_max_new_tokens": int, "model.tokens.*": int,
     "model.build.arch.*": int, "data.kl.*": float, "data.few_shot.*": int,
@@ -66,7 +68,7 @@ EVALUATE_TYPES = {"run": str, "out": str | None, "eval.name": str, "eval.split":
                   "eval.judge.timeout_s": float}   # evaluate.py's own keys (conf/evaluate.yaml, conf/eval/)
 # Instantiated nodes, typed by their class's annotations; kl, curriculum and rollout are only built for GRPO.
 TARGET_NODES = ("reward", "data.module", "algo.module")
-GRPO_TARGET_NODES = ("kl", "curriculum", "rollout")
+GRPO_TARGET_NODES = ("kl", "curriculum", "rollout", "loss", "algo.module.overlong", "algo.module.dynamic_sampling")
 _ABSENT = object()
 
 

@@ -60,6 +60,11 @@ class SplitDataModule(L.LightningDataModule):
     def train_batch(self, step: int) -> list[dict]:
         return self.batch("train", step)
 
+    def refill_batch(self, step: int, round: int) -> list[dict]:
+        """Dynamic sampling's extra prompts for `step`, round `round` >= 1 (algo/dynamic_sampling.py): a
+        seeded walk of the train split of its own per round, so a resumed run draws the same ones."""
+        return step_batch(self.split("train"), f"{self.seed}/train/refill{round}", step, self.batch_size)
+
     def train_dataloader(self):
         return StepStream()
 

@@ -2,8 +2,11 @@
 
 One training step = one rollout step s:
   B prompts (a pure function of (seed, s)) -> G completions each (stage(s) sets G and the length)
-  -> rewards -> group-normalised advantages -> mu policy updates on the same rollouts, each a
-  PPO-clip surrogate with k3 KL weighted by beta(s) (OThink-MR1 Eq. 3-5; math in algo/loss.py).
+  -> rewards (plus DAPO's overlong penalty when set) -> advantages (the `advantage` group, default
+  group-normalised) -> mu policy updates on the same rollouts, each the `loss` group's surrogate (default
+  PPO-clip) with k3 KL weighted by beta(s) (OThink-MR1 Eq. 3-5; math in algo/). Under DDP the
+  advantages are computed from every rank's rewards (all-gathered), so batch-wide estimators see the
+  global batch. The mean token entropy is logged every step from the update's own forward.
 With mu = 1 the old policy is the current one (ratio 1, as in R1-V); with mu > 1 the old log-probs
 are those of the first update's forward, detached (the policy before any update of the step, so no
 separate no-grad pass). The reference model is frozen, kept out of the checkpoint (it is the
@@ -26,11 +29,13 @@ import math
 import lightning as L
 import torch
 
-from ..algo.loss import group_advantages, grpo_loss, rollout_correction
+from ..algo.dynamic_sampling import informative, pick_groups
+from ..algo.loss import micro_batch_weight, rollout_correction
+from ..algo.overlong import truncated_rows
 from ..infra.perf import PhaseTimer, step_metrics
 from ..infra.runlog import log_samples, log_step_metrics
 from ..optim import build_optimizer
-from ..rollout.base import completion_logprobs
+from ..rollout.base import completion_logprobs, concat
 from ..rollout.seeded import derive_seed
 from ..strategies import full_params_for_generate, prepare_reference, rank_slice, reduce_mean
 from .evaluation import GreedyEvaluation
@@ -46,21 +51,22 @@ def all_finite(parameters) -> bool:
 
 class GRPOModule(GreedyEvaluation, L.LightningModule):
     def __init__(self, policy, processor, rollout, reward, kl, curriculum, optim: dict, steps: int, *,
-                 mu: int, clip_eps: float, micro_batch_size: int, max_grad_norm: float, eval_max_new_tokens: int,
-                 samples_every: int, seed: int, max_nonfinite: int, reference: dict | None, aggregation: str,
-                 ref_policy=None):
+                 mu: int, micro_batch_size: int, max_grad_norm: float, eval_max_new_tokens: int,
+                 samples_every: int, seed: int, max_nonfinite: int, reference: dict | None, overlong,
+                 dynamic_sampling, loss, advantage, ref_policy=None):
         super().__init__()
         self.automatic_optimization = False
         self.policy, self.processor = policy, processor
         self._ref = [ref_policy]  # a list keeps it out of state_dict / checkpoints; moved in on_fit_start
         self.rollout, self.reward, self.kl, self.curriculum = rollout, reward, kl, curriculum
-        self.optim, self.steps, self.mu, self.clip_eps = dict(optim), steps, mu, clip_eps
+        self.optim, self.steps, self.mu = dict(optim), steps, mu
+        self.loss, self.advantage, self.overlong = loss, advantage, overlong  # the `loss` / `advantage` groups
+        self.dynamic_sampling = dynamic_sampling
         self.micro_batch_size, self.max_grad_norm = micro_batch_size, max_grad_norm
         self.eval_max_new_tokens, self.samples_every, self.seed = eval_max_new_tokens, samples_every, seed
         self.rollout_step = 0  # completed rollout steps; the s of beta(s) and stage(s)
         self.max_nonfinite, self.skipped_updates, self.nonfinite_in_a_row = max_nonfinite, 0, 0
         self.reference = reference  # strategy.reference: shard / offload the reference (strategies.prepare_reference)
-        self.aggregation = aggregation  # checked by config.validate (and by algo.loss.aggregate)
         if ref_policy is None and not kl.always_zero:
             raise ValueError("the KL schedule is non-zero somewhere, so a reference model is needed")
 
@@ -83,35 +89,36 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
         beta = self.kl(s)
         rank, world = self.global_rank, self.trainer.world_size
         records = rank_slice(self.trainer.datamodule.train_batch(s), rank, world)  # whole groups per rank
-        seed = derive_seed(self.seed, "rollout", s)
-        if world > 1 and getattr(self.rollout, "seeding", "row") == "step":  # ranks must not share one stream
-            seed = derive_seed(self.seed, "rollout", s, "rank", rank)
-        with timer("rollout"), full_params_for_generate(self.trainer.strategy, self.policy):
-            batch = self.rollout.generate(self.policy, self.processor, records, stage.group_size,
-                                          stage.max_new_tokens, seed=seed)
-        with timer("reward"):
-            scores = self.reward.score_records(batch.completions, records, repeat=stage.group_size)
-        advantages = group_advantages(scores["total"], stage.group_size).to(self.device)   # [N]
+        sampled = self._sample(records, stage, self._rollout_seed(s), timer)
+        dynamic = {}
+        if self.dynamic_sampling.enabled:
+            sampled, dynamic = self._fill(sampled, stage, s, timer)
+        batch, scores, truncated, records = sampled
+        rewards, loss_mask, overlong = self.overlong.apply(scores["total"], batch.completion_mask, truncated,
+                                                           stage.max_new_tokens)
+        advantages = self._advantages(rewards, stage.group_size)                            # [N]
         temperature = self.rollout.temperature
         n = len(batch.completions)
         slices = [slice(i, min(i + self.micro_batch_size, n)) for i in range(0, n, self.micro_batch_size)]
 
         micro_batches = [batch.rows(sl) for sl in slices]
+        masks = [loss_mask[sl] for sl in slices]
         with timer("logprobs"), torch.no_grad():
             ref_logp = ([completion_logprobs(self.ref_policy, micro, temperature) for micro in micro_batches]
                         if beta != 0 else [None] * len(slices))
         with timer("update"):
-            loss_metrics, grad_norm = self._policy_updates(slices, micro_batches, ref_logp, advantages, beta, step=s,
-                                                           max_tokens=stage.max_new_tokens)
+            loss_metrics, grad_norm = self._policy_updates(slices, micro_batches, masks, ref_logp, advantages, beta,
+                                                           step=s, max_tokens=stage.max_new_tokens)
 
-        grouped = scores["total"].view(-1, stage.group_size)
+        grouped = rewards.view(-1, stage.group_size)
         log = {
             "train/reward": scores["total"].mean(), "train/acc": scores["accuracy"].mean(),
             "train/format": scores["format"].mean(),
             "train/completion_len": batch.completion_mask.sum(1).float().mean(),
             "train/frac_groups_equal_reward": (grouped.std(dim=1) == 0).float().mean(),
             "train/grad_norm": grad_norm, "train/lr": self.lr_schedulers().get_last_lr()[0],
-            "train/skipped_updates": float(self.skipped_updates),
+            "train/skipped_updates": float(self.skipped_updates), **{f"train/{k}": v for k, v in overlong.items()},
+            **dynamic,
             "kl/beta": beta, "curriculum/stage": float(stage_index), "curriculum/group_size": float(stage.group_size),
             "curriculum/max_new_tokens": float(stage.max_new_tokens),
         }
@@ -135,26 +142,99 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
                         scores["accuracy"][:G].tolist(), scores["format"][:G].tolist(), advantages[:G].tolist())
         self.rollout_step += 1
 
-    def _policy_updates(self, slices, micro_batches, ref_logp, advantages, beta: float, step: int, max_tokens: int):
+    def _rollout_seed(self, s: int, *extra) -> int:
+        if self.trainer.world_size > 1 and getattr(self.rollout, "seeding", "row") == "step":  # ranks must not share one stream
+            return derive_seed(self.seed, "rollout", s, *extra, "rank", self.global_rank)
+        return derive_seed(self.seed, "rollout", s, *extra)
+
+    def _sample(self, records: list[dict], stage, seed: int, timer) -> tuple:
+        """records -> (RolloutBatch of their G completions each, scores {name: [N]}, truncated [N] bool, records)."""
+        with timer("rollout"), full_params_for_generate(self.trainer.strategy, self.policy):
+            batch = self.rollout.generate(self.policy, self.processor, records, stage.group_size,
+                                          stage.max_new_tokens, seed=seed)
+        with timer("reward"):
+            scores = self.reward.score_records(batch.completions, records, repeat=stage.group_size)
+        truncated = truncated_rows(batch.completion_ids, batch.completion_mask, self.processor.tokenizer.eos_token_id)
+        return batch, scores, truncated, records
+
+    def _fill(self, first: tuple, stage, s: int, timer) -> tuple[tuple, dict]:
+        """Dynamic sampling (algo/dynamic_sampling.py): more rounds of prompts until the step's B groups are
+        informative or the rounds run out -> (the same tuple as _sample for the B picked groups, metrics)."""
+        G, B = stage.group_size, len(first[3])
+        rounds = [first]
+
+        def flags(sampled):  # informative groups of a round, judged on the rewards the advantages will see
+            batch, scores, truncated, _ = sampled
+            return informative(self.overlong.apply(scores["total"], batch.completion_mask, truncated,
+                                                   stage.max_new_tokens)[0], G)
+
+        found = [flags(first)]
+        while True:
+            short = sum(map(sum, found)) < B and len(rounds) <= self.dynamic_sampling.max_rounds
+            if reduce_mean(self.trainer.strategy, {"short": float(short)})["short"] == 0:  # no rank is short
+                break
+            k = len(rounds)
+            records = rank_slice(self.trainer.datamodule.refill_batch(s, k), self.global_rank, self.trainer.world_size)
+            rounds.append(self._sample(records, stage, self._rollout_seed(s, "refill", k), timer))
+            found.append(flags(rounds[-1]))
+        picks, fillers = pick_groups(found, B)
+        segments = []                                                    # consecutive picks of one round
+        for r, g in picks:
+            if segments and segments[-1][0] == r:
+                segments[-1][1].append(g)
+            else:
+                segments.append((r, [g]))
+
+        def rows(values, groups):  # [B_r * G] -> the rows of `groups`, in order
+            return values.view(-1, G)[groups].reshape(-1)
+
+        batch = concat([rounds[r][0].groups(gs) for r, gs in segments], pad_id=self.processor.tokenizer.pad_token_id)
+        scores = {key: torch.cat([rows(rounds[r][1][key], gs) for r, gs in segments]) for key in first[1]}
+        truncated = torch.cat([rows(rounds[r][2], gs) for r, gs in segments])
+        records = [rounds[r][3][g] for r, g in picks]
+        metrics = {"dynamic/rounds": float(len(rounds) - 1), "dynamic/informative": sum(found[0]) / B,
+                   "dynamic/short": float(fillers)}
+        return (batch, scores, truncated, records), metrics
+
+    def _advantages(self, rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+        """rewards [n] of this rank -> advantages [n], computed over every rank's rewards (whole groups per
+        rank, ranks in order), so estimators with batch statistics (reinforce_pp) see the global batch."""
+        rewards = rewards.to(self.device)
+        world = self.trainer.world_size
+        if world == 1:
+            return self.advantage(rewards, group_size)
+        everyone = self.all_gather(rewards).reshape(-1)                                      # [world * n]
+        n = rewards.numel()
+        return self.advantage(everyone, group_size)[self.global_rank * n:(self.global_rank + 1) * n]
+
+    def _policy_updates(self, slices, micro_batches, masks, ref_logp, advantages, beta: float, step: int,
+                        max_tokens: int):
         """mu updates of the policy on one rollout batch -> (loss metrics of every micro-batch, last grad norm).
 
+        masks: each micro-batch's loss mask [n, L] (the completion mask, less overlong rows when masked).
         Old log-probs: the first update's own forward, detached (no separate pass). The parameters change
-        only after every micro-batch of an update has run, so that forward is the policy that sampled."""
+        only after every micro-batch of an update has run, so that forward is the policy that sampled.
+        Each micro-batch's loss is weighted so their sum is the loss's aggregation over the whole batch
+        (algo.loss.micro_batch_weight; token_mean: over every rank's tokens)."""
         opt, sched = self.optimizers(), self.lr_schedulers()
         n, temperature = slices[-1].stop, self.rollout.temperature
+        entropy = "grad" if self.loss.entropy_coef else "detached"
+        tokens = sum(float(m.sum()) for m in masks)
+        if self.loss.aggregation == "token_mean":  # DDP averages the ranks' gradients: weigh by the mean token count
+            tokens = reduce_mean(self.trainer.strategy, {"tokens": tokens})["tokens"]
         loss_metrics, old_logp = [], [None] * len(slices)
         for _ in range(self.mu):
-            for i, (sl, micro, ref) in enumerate(zip(slices, micro_batches, ref_logp)):
-                logp = completion_logprobs(self.policy, micro, temperature)               # [n, L]
+            for i, (sl, micro, mask, ref) in enumerate(zip(slices, micro_batches, masks, ref_logp)):
+                logp, ent = completion_logprobs(self.policy, micro, temperature, entropy=entropy)   # [n, L] each
                 if old_logp[i] is None:
                     old_logp[i] = logp.detach()
                 weights, correction = (None, {}) if micro.rollout_logprobs is None else rollout_correction(
                     old_logp[i], micro.rollout_logprobs, micro.completion_mask,
-                    getattr(self.rollout, "is_correction", None))
-                loss, metrics = grpo_loss(logp, old_logp[i], ref, advantages[sl], micro.completion_mask, beta,
-                                          self.clip_eps, token_weights=weights, aggregation=self.aggregation,
-                                          max_tokens=max_tokens)
-                self.manual_backward(loss * (sl.stop - sl.start) / n)
+                    getattr(self.rollout, "is_correction", None), getattr(self.rollout, "is_level", "token"),
+                    getattr(self.rollout, "is_mode", "truncate"))
+                loss, metrics = self.loss(logp, old_logp[i], ref, advantages[sl], mask, beta, token_weights=weights,
+                                          max_tokens=max_tokens, entropy=ent)
+                self.manual_backward(loss * micro_batch_weight(self.loss.aggregation, mask, n, tokens))
                 loss_metrics.append({"loss": loss.item(), **metrics, **correction})
             grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             finite = bool(torch.isfinite(grad_norm)) and all(math.isfinite(m["loss"]) for m in loss_metrics[-len(slices):])

@@ -13,7 +13,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from .shared_prefix import first_rows, shared_prefix_logprobs, supports_shared_prefix, token_logprobs
+from .shared_prefix import first_rows, shared_prefix_logprobs, supports_shared_prefix, token_logprobs, token_logprobs_entropy
 
 
 @dataclass
@@ -65,12 +65,57 @@ class RolloutBatch:
             completions=self.completions[index], group_size=self.group_size, prompt_index=rows - first,
             rollout_logprobs=None if self.rollout_logprobs is None else self.rollout_logprobs[index])
 
+    def groups(self, prompts: list[int]) -> "RolloutBatch":
+        """The G completions of each prompt in `prompts` (indices 0 .. B - 1, in the order given), with their
+        images; prompt_index renumbered 0 .. len(prompts) - 1."""
+        G = self.group_size
+        rows = torch.cat([torch.arange(p * G, (p + 1) * G) for p in prompts]).to(self.input_ids.device)   # [n]
+        spans = [self._image_span(p, p + 1) for p in prompts]
+        return RolloutBatch(
+            input_ids=self.input_ids[rows], attention_mask=self.attention_mask[rows],
+            mm_token_type_ids=self.mm_token_type_ids[rows],
+            pixel_values=torch.cat([self.pixel_values[patches] for patches, _ in spans]),
+            image_grid_thw=torch.cat([self.image_grid_thw[images] for _, images in spans]),
+            completion_mask=self.completion_mask[rows], completions=[self.completions[int(i)] for i in rows],
+            group_size=G, prompt_index=torch.arange(len(prompts), device=rows.device).repeat_interleave(G),
+            rollout_logprobs=None if self.rollout_logprobs is None else self.rollout_logprobs[rows])
+
     def per_row_images(self) -> tuple[Tensor, Tensor]:
         """(pixel_values, image_grid_thw) with each row's own copy of its prompt's images, as a plain forward
         over the N rows takes them."""
         spans = [self._image_span(int(p), int(p) + 1) for p in self.prompt_index]
         return (torch.cat([self.pixel_values[patches] for patches, _ in spans]),
                 torch.cat([self.image_grid_thw[images] for _, images in spans]))
+
+
+def concat(batches: list[RolloutBatch], pad_id: int = 0) -> RolloutBatch:
+    """Batches of one group size -> one, prompts re-padded on the left and completions on the right to the
+    longest (padding has attention 0, as in each batch), prompts numbered in order."""
+    if len(batches) == 1:
+        return batches[0]
+    if len({b.group_size for b in batches}) != 1 or len({b.rollout_logprobs is None for b in batches}) != 1:
+        raise ValueError("concat: the batches differ in group size or in carrying rollout log-probs")
+    P, L = max(b.prompt_length for b in batches), max(b.completion_mask.shape[1] for b in batches)
+
+    def padded(b: RolloutBatch, x: Tensor, value) -> Tensor:   # [n, p + l] -> [n, P + L]
+        left, right = P - b.prompt_length, L - b.completion_mask.shape[1]
+        return torch.nn.functional.pad(x, (left, right), value=value)
+
+    def right(x: Tensor) -> Tensor:                               # [n, l] -> [n, L]
+        return torch.nn.functional.pad(x, (0, L - x.shape[1]))
+
+    offsets = torch.tensor([0] + [b.num_prompts for b in batches]).cumsum(0).tolist()
+    return RolloutBatch(
+        input_ids=torch.cat([padded(b, b.input_ids, pad_id) for b in batches]),
+        attention_mask=torch.cat([padded(b, b.attention_mask, 0) for b in batches]),
+        mm_token_type_ids=torch.cat([padded(b, b.mm_token_type_ids, 0) for b in batches]),
+        pixel_values=torch.cat([b.pixel_values for b in batches]),
+        image_grid_thw=torch.cat([b.image_grid_thw for b in batches]),
+        completion_mask=torch.cat([right(b.completion_mask) for b in batches]),
+        completions=[c for b in batches for c in b.completions], group_size=batches[0].group_size,
+        prompt_index=torch.cat([b.prompt_index + o for b, o in zip(batches, offsets)]),
+        rollout_logprobs=None if batches[0].rollout_logprobs is None else
+        torch.cat([right(b.rollout_logprobs) for b in batches]))
 
 
 def batch_of(prompts: dict, completion_ids: Tensor, mask: Tensor, tokenizer, group_size: int,
@@ -97,27 +142,34 @@ class Rollout(Protocol):
                  seed: int) -> RolloutBatch: ...
 
 
-def completion_logprobs(model, batch: RolloutBatch, temperature: float = 1.0) -> Tensor:
-    """Per-token log-probs of the completion tokens under `model`. -> [N, L] (0 past each completion's end).
+def completion_logprobs(model, batch: RolloutBatch, temperature: float = 1.0,
+                        entropy: str | None = None) -> Tensor | tuple[Tensor, Tensor]:
+    """Per-token log-probs of the completion tokens under `model`. -> [N, L] (0 past each completion's end);
+    with `entropy` = "detached" (logged) or "grad" (an entropy bonus) also the entropy of each position's
+    distribution [N, L], from the same forward and log-softmax (no second pass).
 
     Logits are divided by the sampling temperature, as in TRL, so the ratio is taken against the
     distribution the completions were drawn from. Each prompt (its images included) is run once for its
     rows, completions in buckets of similar length (`shared_prefix`).
     """
     if not supports_shared_prefix(model):
-        return completion_logprobs_plain(model, batch, temperature)
+        return completion_logprobs_plain(model, batch, temperature, entropy)
     P, firsts = batch.prompt_length, first_rows(batch.prompt_index)
     return shared_prefix_logprobs(
         model, batch.input_ids[firsts, :P], batch.attention_mask[firsts, :P], batch.mm_token_type_ids[firsts, :P],
         batch.prompt_index, batch.completion_ids, batch.completion_mask, batch.pixel_values, batch.image_grid_thw,
-        temperature)
+        temperature, entropy)
 
 
-def completion_logprobs_plain(model, batch: RolloutBatch, temperature: float = 1.0) -> Tensor:
-    """The same log-probs from one forward over the N full rows, each with its own copy of its images. -> [N, L]."""
+def completion_logprobs_plain(model, batch: RolloutBatch, temperature: float = 1.0,
+                              entropy: str | None = None) -> Tensor | tuple[Tensor, Tensor]:
+    """The same log-probs (and entropies) from one forward over the N full rows, each with its own copy of its
+    images. -> [N, L] (or a pair of them, as `completion_logprobs`)."""
     L = batch.completion_mask.shape[1]
     pixel_values, image_grid_thw = batch.per_row_images()
     out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                 mm_token_type_ids=batch.mm_token_type_ids, pixel_values=pixel_values,
                 image_grid_thw=image_grid_thw, logits_to_keep=L + 1, use_cache=False)
-    return token_logprobs(out.logits[:, :-1], batch.completion_ids, temperature)    # [N, L]
+    if entropy is None:
+        return token_logprobs(out.logits[:, :-1], batch.completion_ids, temperature)    # [N, L]
+    return token_logprobs_entropy(out.logits[:, :-1], batch.completion_ids, temperature, entropy == "grad")

@@ -113,6 +113,19 @@ def token_logprobs(logits: Tensor, tokens: Tensor, temperature: float) -> Tensor
     return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
+def token_logprobs_entropy(logits: Tensor, tokens: Tensor, temperature: float,
+                           entropy_grad: bool = False) -> tuple[Tensor, Tensor]:
+    """`token_logprobs` and the entropy of each position's distribution, from the same log-softmax.
+
+    logits [N, L, V], tokens [N, L] -> (logp [N, L], entropy [N, L]); the entropy carries a gradient only
+    with `entropy_grad` (an entropy bonus), so logging it keeps no [N, L, V] tensor for the backward."""
+    logp = torch.log_softmax(logits.float() / temperature, dim=-1)                      # [N, L, V]
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+        source = logp if entropy_grad else logp.detach()
+        entropy = -(source.exp() * source).sum(-1)                                      # [N, L]
+    return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1), entropy
+
+
 def length_buckets(lengths: list[int], max_buckets: int = 4, min_saving: int = 256) -> list[list[int]]:
     """Rows grouped by completion length so that each group is padded only to its own longest row.
 
@@ -139,8 +152,10 @@ def length_buckets(lengths: list[int], max_buckets: int = 4, min_saving: int = 2
 
 def shared_prefix_logprobs(model, prompt_ids: Tensor, prompt_mask: Tensor, prompt_mm: Tensor, prompt_index: Tensor,
                            completion_ids: Tensor, completion_mask: Tensor, pixel_values: Tensor | None,
-                           image_grid_thw: Tensor | None, temperature: float = 1.0) -> Tensor:
-    """Log-probs of the completion tokens, each prompt run once. -> [N, L], 0 past each completion's end.
+                           image_grid_thw: Tensor | None, temperature: float = 1.0,
+                           entropy: str | None = None) -> Tensor | tuple[Tensor, Tensor]:
+    """Log-probs of the completion tokens, each prompt run once. -> [N, L], 0 past each completion's end;
+    with `entropy` ("detached" or "grad", see `token_logprobs_entropy`) also each position's entropy [N, L].
 
     prompt_*: [B, P] the distinct prompts; prompt_index: [N] the prompt of each row;
     completion_ids, completion_mask: [N, L]; pixel_values / image_grid_thw: the B prompts' images.
@@ -150,6 +165,7 @@ def shared_prefix_logprobs(model, prompt_ids: Tensor, prompt_mask: Tensor, promp
                                                  image_grid_thw)
     lengths = completion_mask.sum(dim=1).long().clamp(min=1).tolist()
     logp = torch.zeros(completion_ids.shape, dtype=torch.float32, device=completion_ids.device)   # [N, L]
+    ent = torch.zeros_like(logp) if entropy else None                                             # [N, L]
     for rows in length_buckets(lengths):
         width = max(lengths[i] for i in rows)
         rows = torch.tensor(rows, device=completion_ids.device)
@@ -161,9 +177,14 @@ def shared_prefix_logprobs(model, prompt_ids: Tensor, prompt_mask: Tensor, promp
             # the last token is scored, never read as an input
             rest = continue_from(model, cache, tokens[:, :-1], mask, last_position[prompts] + 1)   # [n, width - 1, V]
             logits = torch.cat([logits, rest], dim=1)
-        logp = logp.index_put((rows,), torch.nn.functional.pad(token_logprobs(logits, tokens, temperature),
-                                                              (0, logp.shape[1] - width)))
-    return logp
+        pad = (0, logp.shape[1] - width)
+        if entropy is None:
+            logp = logp.index_put((rows,), torch.nn.functional.pad(token_logprobs(logits, tokens, temperature), pad))
+            continue
+        part, part_entropy = token_logprobs_entropy(logits, tokens, temperature, entropy_grad=entropy == "grad")
+        logp = logp.index_put((rows,), torch.nn.functional.pad(part, pad))
+        ent = ent.index_put((rows,), torch.nn.functional.pad(part_entropy, pad))
+    return logp if entropy is None else (logp, ent)
 
 
 def _select(model, cache, index: Tensor):

@@ -30,6 +30,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.prompts import encode_prompts, prompt_text
+from ..schema import IS_LEVELS, IS_MODES
 from .base import RolloutBatch, batch_of
 from .hf import completion_mask_from_ids, vision_token_ids
 from .seeded import row_seeds
@@ -93,13 +94,15 @@ class VLLMRollout:
     def __init__(self, *, temperature: float, top_p: float, top_k: int, gpu_memory_utilization: float,
                  tensor_parallel_size: int, enable_sleep_mode: bool, sleep_level: int, enforce_eager: bool,
                  dtype: str | None, max_model_len: int, max_images_per_prompt: int, is_correction: float | None,
-                 env: dict | None, engine_kwargs: dict | None):
+                 env: dict | None, engine_kwargs: dict | None, is_level: str = "token", is_mode: str = "truncate"):
         if temperature <= 0:
             raise ValueError(f"rollout.temperature={temperature} must be > 0 (use greedy evaluation instead)")
         if not 0 < gpu_memory_utilization <= 1:
             raise ValueError(f"rollout.gpu_memory_utilization={gpu_memory_utilization} must be in (0, 1]")
         if is_correction is not None and is_correction < 1:
             raise ValueError(f"rollout.is_correction={is_correction}: the truncation cap C must be >= 1 (or null: off)")
+        if is_level not in IS_LEVELS or is_mode not in IS_MODES:
+            raise ValueError(f"rollout.is_level={is_level!r} / is_mode={is_mode!r}: choose from {IS_LEVELS} / {IS_MODES}")
         if sleep_level not in (1, 2):
             raise ValueError(f"rollout.sleep_level={sleep_level}: 1 (offload weights) or 2 (discard them)")
         for key, value in dict(tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
@@ -108,6 +111,7 @@ class VLLMRollout:
                 raise ValueError(f"rollout.{key}={value} must be >= 1")
         self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
         self.is_correction, self.enable_sleep_mode, self.sleep_level = is_correction, enable_sleep_mode, sleep_level
+        self.is_level, self.is_mode = is_level, is_mode
         self.max_images_per_prompt = max_images_per_prompt
         self.env = {str(k): str(v) for k, v in (env or {}).items()}
         engine_kwargs = OmegaConf.to_container(engine_kwargs) if isinstance(engine_kwargs, DictConfig) else engine_kwargs
