@@ -107,3 +107,21 @@ def test_robustness_table_runs_each_cell_as_train_py(tmp_path, capsys):
     first = json.loads((tmp_path / "rob" / "start-shipped_seed-0_threads-1" / "results.json").read_text())
     other = json.loads((tmp_path / "rob" / "start-7_seed-0_threads-1" / "results.json").read_text())
     assert first["threads"] == other["threads"] == 1 and first["start_sha256"] != other["start_sha256"]
+
+
+@pytest.mark.slow
+def test_step_time_compares_two_commits_side_by_side(capsys):
+    """`python benchmarks/step_time.py --base HEAD` at smoke scale: one round, each side a train.py process
+    on its own tree (a worktree of HEAD, this checkout); prints both medians and their ratio."""
+    import subprocess
+
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    spec = importlib.util.spec_from_file_location("step_time", ROOT / "benchmarks" / "step_time.py")
+    step_time = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(step_time)
+    step_time.main(["--base", "HEAD", "--rounds", "1", "--steps", "3", "--skip", "1", "+scale=smoke"])
+    out = capsys.readouterr().out
+    assert "round 0: base" in out and "head / base =" in out, out
+    ratio = float(out.split("head / base = ")[1].split()[0])
+    assert ratio > 0

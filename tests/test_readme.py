@@ -35,6 +35,10 @@ PLAN = {
     "python train.py resume=auto": SMOKE,   # finds the run the line above finished (same overrides): skipped
     "python train.py logger.wandb.mode=online": ["--cfg", "job"],
     "python train.py --cfg job": [],
+    "python train.py loss=dapo": SMOKE,
+    "python train.py advantage=rloo": SMOKE,
+    "python train.py +experiments=variants/dapo": SMOKE,
+    "python train.py -m +sweeps=variants hydra.sweep.dir=multirun/variants": SMOKE,
     "python cold_start.py cold_start=vision_r1": SMOKE,
     "python cold_start.py ship=true": [*SMOKE, "starts_dir={tmp}/starts"],   # never into the repo's starts/
     "python benchmarks/robustness.py": None,   # tests/test_bench.py::test_robustness_table_runs_each_cell_as_train_py
