@@ -188,8 +188,11 @@ def test_any_multirun_is_summarised_by_its_swept_keys(tmp_path):
         for w in ("0", "0.5", "1"):
             for seed in (0, 1):
                 p = 0.5 + 0.1 * float(w) + (0.1 if kl == "constant" else 0.0) + 0.01 * seed
-                write_trained(sweep, f"{n}_cell", "x", seed, outcomes(p, seed, 100), overrides=[
+                run = write_trained(sweep, f"{n}_cell", "x", seed, outcomes(p, seed, 100), overrides=[
                     f"kl={kl}", f"reward.format_w={w}", f"seed={seed}"])
+                (run / "metrics.jsonl").write_text("".join(json.dumps(
+                    {"step": s, "train/acc": p * s / 9, "train/completion_len": 20.0 + s, "train/entropy": 1.0 - p})
+                    + "\n" for s in range(10)))
                 n += 1
     for run in sweep.iterdir():                        # a user's sweep carries no study
         if run.is_dir():
@@ -208,6 +211,9 @@ def test_any_multirun_is_summarised_by_its_swept_keys(tmp_path):
         mean, lo, hi = map(float, re.search(r"\| ([\d.]+) ± [\d.]+ \| \[([\d.]+), ([\d.]+)\]", row).groups())
         assert lo <= mean <= hi and hi - lo < 25, row
     assert matplotlib.image.imread(out / "sweep_abl.png").shape[0] > 100
+    # the training curves of every cell (train accuracy, length, entropy), one figure
+    assert out / "sweep_abl_curves.png" in written
+    assert matplotlib.image.imread(out / "sweep_abl_curves.png").shape[1] > 500
 
 
 def test_report_cli_default_out_and_no_swept_key(tmp_path, capsys):

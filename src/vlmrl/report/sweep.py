@@ -9,7 +9,9 @@ excepted; a cell is one combination of their values and its seeds are aggregated
 accuracy (mean ± std over seeds and a 95% interval from a bootstrap over test items and seeds),
 format rate and completion length, the start's accuracy beside them. The figure puts the key with
 the most values on the x axis and draws one line per value of the other (more than two swept keys:
-one line per combination of the others).
+one line per combination of the others). A second figure, `sweep_<dir>_curves`, draws each cell's
+training curves (train accuracy, completion length, and the policy's token entropy where logged), the
+mean over seeds with a ±2 SE band.
 """
 from __future__ import annotations
 
@@ -20,8 +22,8 @@ import yaml
 
 from .markdown import fmt, md_table
 from .output import Artifact
-from .plots import interval_bars, new_figure
-from .runs import Run, describe, end_value, group_by, interval, run_items
+from .plots import BAND, interval_bars, new_figure, plot_mean
+from .runs import Run, describe, end_value, group_by, interval, run_items, smoothed
 
 SEED = "seed"
 MULTIRUN_FILE = "multirun.yaml"
@@ -82,7 +84,29 @@ def cell_stats(runs: Sequence[Run]) -> dict:
             "items": min(items) if len(items) == len(runs) else 1}
 
 
-def build_sweep(name: str, runs: Sequence[Run]) -> Artifact | None:
+CURVES = (("train/acc", "train accuracy (%)", 100.0), ("train/completion_len", "completion length (tokens)", 1.0),
+          ("train/entropy", "token entropy (nats)", 1.0))
+
+
+def curves_plot(name: str, keys: list[str], order: list[tuple], cells: dict):
+    """One panel per training metric that the runs logged; one line per cell (mean over its seeds, smoothed)."""
+    panels = [c for c in CURVES if any(smoothed(r, c[0])[0].size for rs in cells.values() for r in rs)]
+    if not panels:
+        return None
+    fig, axes = new_figure(len(panels))
+    for ax, (key, label, scale) in zip(axes, panels):
+        for cell in order:
+            curves = [c for r in cells[cell] if (c := smoothed(r, key))[0].size]
+            if curves:
+                plot_mean(ax, curves, ", ".join(f"{k}={v}" for k, v in zip(keys, cell)), scale=scale)
+        ax.set(xlabel="rollout step", ylabel=label)
+        ax.set_title(f"{label.split(' (')[0]}: training rollouts", fontsize=8)
+    axes[0].legend(fontsize=6)
+    fig.suptitle(f"{name}: {' x '.join(keys)}; mean over seeds, {BAND}", fontsize=9)
+    return fig
+
+
+def build_sweep(name: str, runs: Sequence[Run]) -> tuple[Artifact, object | None] | None:
     ov = {run.path: overrides(run) for run in runs}            # each run's .hydra/overrides.yaml, read once
     keys = swept_keys(list(ov.values()))
     if not keys:
@@ -101,7 +125,8 @@ def build_sweep(name: str, runs: Sequence[Run]) -> Artifact | None:
              "(one item = per-seed means only, for run dirs without test_items.json).")
     return Artifact(f"sweep_{name}", f"Sweep {name}: " + " x ".join(keys),
                     f"Multirun {name}, swept keys {', '.join(keys)}; {describe(runs)}.",
-                    markdown=md_table(header, rows) + notes, figure=sweep_plot(name, keys, values, cells, stats))
+                    markdown=md_table(header, rows) + notes, figure=sweep_plot(name, keys, values, cells, stats)), \
+        curves_plot(name, keys, order, cells)
 
 
 def sweep_plot(name: str, keys: list[str], values: dict, cells: dict, stats: dict):
@@ -142,9 +167,13 @@ def build_sweeps(runs: Sequence[Run]) -> tuple[list[Artifact], list[str]]:
         if all(r.study for r in rs):
             lines.append(f"multirun {root}: every run has a study; summarised by the papers' tables")
             continue
-        artifact = build_sweep(root.name, rs)
-        if artifact is None:
+        built = build_sweep(root.name, rs)
+        if built is None:
             lines.append(f"multirun {root}: no key differs between its runs (seed aside); nothing to compare")
-        else:
-            artifacts.append(artifact)
+            continue
+        artifact, curves = built
+        artifacts.append(artifact)
+        if curves is not None:
+            artifacts.append(Artifact(f"sweep_{root.name}_curves", f"Sweep {root.name}: training curves",
+                                      f"Training curves per cell of multirun {root.name}.", figure=curves))
     return artifacts, lines
