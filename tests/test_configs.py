@@ -180,3 +180,12 @@ def test_real_data_experiments_hold_the_papers_values():
     assert [(s.max_new_tokens, s.group_size) for s in validate(vr1)["curriculum"].stages] == [(4096, 16), (8192, 8)]
     cold = compose_cfg(["+experiments=vision_r1/cold_start_7b"])
     assert (cold.algo.name, cold.algo.module.optim.lr, cold.algo.module.styles) == ("sft", 5e-6, {"reference": 1.0})
+
+
+@pytest.mark.parametrize("loss", GROUPS["loss"])
+def test_every_loss_composes_with_kl_ptst_vllm_and_ddp(loss):
+    for extra in (["kl=constant", "curriculum=ptst"], ["kl=linear", "rollout=vllm", "rollout.is_level=sequence"],
+                  ["strategy=ddp", "trainer.devices=2", "advantage=reinforce_pp",
+                   "algo.module.dynamic_sampling.enabled=true", "algo.module.overlong.cache_frac=0.2"]):
+        parts = validate(compose_cfg([f"loss={loss}", *extra]))
+        assert parts["loss"].aggregation in ("sequence_mean", "token_mean", "constant")

@@ -1,6 +1,7 @@
 """Strategies (issue 9): every option composes, validates and instantiates; row-seeded sampling is
 independent of the batch; a 2-process DDP run on CPU (gloo, launched by Lightning from train.py)
 trains exactly as the single-process run on the same prompts, and resumes exactly under DDP."""
+import math
 import os
 import subprocess
 import sys
@@ -127,6 +128,24 @@ def test_ddp_two_processes_train_as_one_process(ddp_and_single):
     ddp_dir = ddp_and_single / "ddp"  # one run dir, written once: no per-rank dirs or duplicate rows
     assert not list(ddp_and_single.glob("*train_ddp_process*")) and (ddp_dir / "final" / "config.json").is_file()
     assert len(read_metrics(ddp_dir / "metrics.jsonl")) == len(read_metrics(ddp_and_single / "single" / "metrics.jsonl"))
+
+
+@pytest.mark.slow
+def test_ddp_variants_train_as_one_process(tmp_path):
+    """DAPO's token-level mean and REINFORCE++'s batch-wide std under 2-process DDP equal one process (the
+    token count and the rewards are shared over ranks); dynamic sampling runs there with its counts logged."""
+    variant = ["loss=dapo", "advantage=reinforce_pp"]
+    _train(tmp_path / "single", *variant)
+    _train(tmp_path / "ddp", *DDP, *variant)
+    single, ddp = _rows(tmp_path / "single"), _rows(tmp_path / "ddp")
+    assert sorted(single) == sorted(ddp) == [0, 1, 2, 3]
+    for step in single:
+        for key, value in single[step].items():
+            assert ddp[step][key] == pytest.approx(value, rel=1e-5, abs=1e-7), (step, key)
+    _train(tmp_path / "dynamic", *DDP, *variant, "algo.module.dynamic_sampling.enabled=true")
+    rows = _rows(tmp_path / "dynamic")
+    assert sorted(rows) == [0, 1, 2, 3]
+    assert all(math.isfinite(r["train/loss"]) and 0 <= r["dynamic/rounds"] <= 3 for r in rows.values())
 
 
 @pytest.mark.slow

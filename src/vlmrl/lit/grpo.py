@@ -234,8 +234,11 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
                     getattr(self.rollout, "is_mode", "truncate"))
                 loss, metrics = self.loss(logp, old_logp[i], ref, advantages[sl], mask, beta, token_weights=weights,
                                           max_tokens=max_tokens, entropy=ent)
-                self.manual_backward(loss * micro_batch_weight(self.loss.aggregation, mask, n, tokens))
-                loss_metrics.append({"loss": loss.item(), **metrics, **correction})
+                weight = micro_batch_weight(self.loss.aggregation, mask, n, tokens)
+                self.manual_backward(loss * weight)
+                # logged: the micro-batches' mean of this is the step's loss over the whole batch (and, averaged
+                # over ranks, over every rank's batch), whatever the aggregation
+                loss_metrics.append({"loss": loss.item() * weight * len(slices), **metrics, **correction})
             grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             finite = bool(torch.isfinite(grad_norm)) and all(math.isfinite(m["loss"]) for m in loss_metrics[-len(slices):])
             finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)  # every rank steps, or none
