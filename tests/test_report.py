@@ -240,7 +240,9 @@ def test_paper_values_file_matches_papers_md():
     t1 = values["othink_mr1"]["table1"]["rows"]
     assert t1["qwen2_vl_2b"]["geometry"] == {"base": 15.52, "grpo": 30.24, "sft": 32.49, "grpo_d": 34.35}
     assert t1["qwen2_vl_7b"]["counting"] == {"base": 76.00, "grpo": 76.50, "sft": 74.50, "grpo_d": 78.00}
-    assert [m["avg_acc"] for m in values["vision_r1"]["ptst_variants"]["methods"].values()] == [55.4, 55.3, 55.1, 47.9]
+    # the 4Kx16 -> 4Kx16 control row has no number in papers.md (null)
+    assert [m["avg_acc"] for m in values["vision_r1"]["ptst_variants"]["methods"].values()] == [55.4, None, 55.3, 55.1,
+                                                                                               47.9]
     for paper in values.values():
         for entry in paper.values():
             if isinstance(entry, dict):
