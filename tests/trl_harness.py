@@ -116,26 +116,17 @@ def _trainer(cfg, *, use_vllm: bool, train: bool, ga: int):
     from trl import GRPOTrainer
     t = object.__new__(GRPOTrainer)
     t.args = cfg
-    # as in GRPOTrainer.__init__ (trl 1.16.0)
-    t.loss_type = cfg.loss_type
-    t.importance_sampling_level = cfg.importance_sampling_level
-    t.scale_rewards = cfg.scale_rewards
-    t.multi_objective_aggregation = cfg.multi_objective_aggregation
+    # as in GRPOTrainer.__init__ (trl 1.16.0): attributes copied from the config under their own names
+    for name in ("loss_type", "importance_sampling_level", "scale_rewards", "multi_objective_aggregation"):
+        setattr(t, name, getattr(cfg, name))
     t.epsilon_low = cfg.epsilon
     t.epsilon_high = cfg.epsilon_high if cfg.epsilon_high is not None else cfg.epsilon
-    t.beta = cfg.beta
-    t.max_completion_length = cfg.max_completion_length
-    t.num_generations = cfg.num_generations
-    t.top_entropy_quantile = cfg.top_entropy_quantile
-    t.mask_truncated_completions = cfg.mask_truncated_completions
-    t.off_policy_mask_threshold = cfg.off_policy_mask_threshold
+    for name in ("beta", "max_completion_length", "num_generations", "top_entropy_quantile",
+                 "mask_truncated_completions", "off_policy_mask_threshold", "vllm_importance_sampling_correction",
+                 "vllm_importance_sampling_mode", "vllm_importance_sampling_clip_max",
+                 "vllm_importance_sampling_clip_min", "entropy_coef", "use_adaptive_entropy"):
+        setattr(t, name, getattr(cfg, name))
     t.use_vllm = use_vllm
-    t.vllm_importance_sampling_correction = cfg.vllm_importance_sampling_correction
-    t.vllm_importance_sampling_mode = cfg.vllm_importance_sampling_mode
-    t.vllm_importance_sampling_clip_max = cfg.vllm_importance_sampling_clip_max
-    t.vllm_importance_sampling_clip_min = cfg.vllm_importance_sampling_clip_min
-    t.entropy_coef = cfg.entropy_coef
-    t.use_adaptive_entropy = cfg.use_adaptive_entropy
     t._entropy_bonus_enabled = t.entropy_coef != 0.0 or t.use_adaptive_entropy
     t._last_world_entropy = float("inf")
     t._entropy_window_stats = None
