@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from conftest import TINY_FAST, compose_cfg
-from vlmrl.infra.runlog import read_metrics
 from vlmrl.algo import loss as loss_module
+from vlmrl.infra.runlog import read_metrics
+from vlmrl.lit import grpo as grpo_module
 from vlmrl.run import run
 
 pytestmark = pytest.mark.slow
