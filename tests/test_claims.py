@@ -144,6 +144,22 @@ def test_one_seed_is_not_decided_and_no_runs_is_not_run(arms):
     assert decide(arms, none).verdict == "not run"
 
 
+def test_an_untrained_start_counts_whole_with_one_run_and_pairs_its_items(arms, tmp_path):
+    """evaluate.py run=base (no results.json): a greedy evaluation of a fixed start is the same for every seed,
+    so one run decides its arm; its eval items pair with the trained runs' test items by id."""
+    base = tmp_path / "base_eval"
+    (base / "eval").mkdir(parents=True)
+    acc = outcomes(0.2, 0)
+    OmegaConf.save(OmegaConf.create({"study": {"paper": "othink_mr1", "result": "table1", "method": "untrained"}}),
+                   base / "config_resolved.yaml")
+    (base / "eval" / "cross_task.json").write_text(json.dumps({"results": {"counting": {
+        "acc": float(np.mean(acc)), "items": {"id": IDS[:len(acc)], "acc": acc}}}}))
+    one = Claim("c", "othink_mr1", "T1", "a beats base", "acc", Arm({"result": "table1", "method": "grpo_d"}, "counting"),
+                Arm({"result": "table1", "method": "untrained"}, "counting"), ">")
+    d = decide([*arms, load_run(base)], one)
+    assert d.verdict == "agrees" and d.paired_items and d.b.shape == (1, 60)
+
+
 def test_claims_table_has_a_verdict_per_claim(arms):
     artifact = build_claims(arms, [claim(), claim("sft", "grpo"), claim("grpo_d", "nonexistent")])
     rows = [line for line in artifact.markdown.splitlines() if line.startswith("| c ")]

@@ -5,7 +5,9 @@ task. Over the test items both arms were scored on, the difference mean(a) - mea
 paired bootstrap interval (items resampled once for both arms, seeds within each arm:
 stats.paired_bootstrap) and a verdict: agrees (the interval excludes zero on the paper's side),
 contradicts (it excludes zero on the other side) or inconclusive. A claim with fewer than
-`min_seeds` seeds in an arm is not decided ("too few seeds"); one with no runs is "not run".
+`min_seeds` seeds in an arm is not decided ("too few seeds"); one with no runs is "not run". An arm
+of untrained starts (evaluate.py run=base: the base model, the cold start alone) is a greedy evaluation
+of a fixed checkpoint, the same for every seed, so one run is the whole arm.
 
 Per-item outcomes come from a run's test_items.json (its own test split, end of training) or its
 eval JSON's `items` (evaluate.py: cross-task and untrained starts). A run dir without them (written
@@ -135,6 +137,12 @@ def arm_values(runs: Sequence[Run], claim: Claim, arm: Arm) -> list:
     return out
 
 
+def seeds_needed(runs: Sequence[Run], claim: Claim, arm: Arm, min_seeds: int) -> int:
+    """1 for an arm of untrained starts (no results.json: evaluate.py run=base, seed-independent), else min_seeds."""
+    chosen = [r for r in runs if matches(r, claim.paper, arm.select)]
+    return 1 if chosen and all(r.results is None for r in chosen) else min_seeds
+
+
 def decide(runs: Sequence[Run], claim: Claim, min_seeds: int = MIN_SEEDS) -> Decision:
     a, b = arm_values(runs, claim, claim.a), arm_values(runs, claim, claim.b)
     if not a or not b:
@@ -142,7 +150,7 @@ def decide(runs: Sequence[Run], claim: Claim, min_seeds: int = MIN_SEEDS) -> Dec
     scale = SCALE.get(claim.metric, 1.0)
     ma, mb, paired = matrices(a, b, scale)
     diff, lo, hi = paired_bootstrap(ma, mb)
-    if min(len(a), len(b)) < min_seeds:
+    if len(a) < seeds_needed(runs, claim, claim.a, min_seeds) or len(b) < seeds_needed(runs, claim, claim.b, min_seeds):
         word = f"too few seeds (< {min_seeds})"
     else:
         word = verdict(lo, hi, claim.expect, claim.margin)
@@ -189,7 +197,8 @@ def build_claims(runs: Sequence[Run], claims: Sequence[Claim], min_seeds: int = 
         counts[d.verdict] = counts.get(d.verdict, 0) + 1
     tally = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
     notes = (f"\n\nVerdicts: {tally}. A claim is decided (agrees / contradicts) only when both arms have at "
-             f"least {min_seeds} seeds and the 95% interval of a - b excludes zero; `~` claims agree when the "
+             f"least {min_seeds} seeds (an untrained start's greedy evaluation, the same for every seed, counts "
+             f"whole with one) and the 95% interval of a - b excludes zero; `~` claims agree when the "
              "interval lies within ± margin. Ours: mean ± sample std over seeds of each run's mean "
              "(n = seeds). Interval: paired bootstrap (stats.paired_bootstrap), resampling the test items "
              "shared by both arms once for both, and each arm's seeds. Claims: sweeps/claims.yaml.")

@@ -179,7 +179,7 @@ def run_items(run: Run, task: str, metric: str) -> dict[str, float] | None:
     for name, r in results.items():
         items = r.get("items")
         if items and (task == "all" or name == task) and metric in items:
-            out.update({f"{name}/{i}": float(v) for i, v in zip(items["id"], items[metric])})
+            out.update({i: float(v) for i, v in zip(items["id"], items[metric])})   # the keys of test_items.json
     return out or None
 
 
