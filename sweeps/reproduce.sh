@@ -52,7 +52,10 @@ sweep() {
   [[ -f "sweeps/tiny/$1.yaml" && ${#real[@]} -eq 0 ]] && file="tiny/$1"
   if [[ -f "$dir/.done" ]]; then log "$name seed $seed: done before, skipped"; return; fi
   log "$name: python train.py -m +sweeps=$file seed=$seed ${extra[*]}"
-  python train.py -m "+sweeps=$file" "seed=$seed" "${extra[@]}" "hydra.sweep.dir=$dir"
+  # set -e does not reach inside a function called from `||` (the streams): check the status here, so a
+  # failed or killed multirun is never marked done
+  python train.py -m "+sweeps=$file" "seed=$seed" "${extra[@]}" "hydra.sweep.dir=$dir" \
+    || { log "$name seed $seed: train.py failed, not marked done"; return 1; }
   jobs=$(find "$dir" -mindepth 2 -maxdepth 2 -name results.json | wc -l)
   log "$name seed $seed: $jobs run(s) finished"
   touch "$dir/.done"
