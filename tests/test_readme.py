@@ -152,7 +152,11 @@ def test_readme_commands_run_and_write_what_they_promise(ran):
     assert (run_dir / "results.json").is_file() and (run_dir / "final" / "config.json").is_file()
     assert "start: test accuracy" in results["python train.py"].stdout
     ablation = sorted((tmp / "multirun").glob("*/*/config_resolved.yaml"))
-    assert len(ablation) == 6 + 18 + 5                    # the 6-cell ablation, it over 3 seeds, the Fig. 4 sweep
+    # the 6-cell ablation, it over 3 seeds, the Fig. 4 sweep, the variants sweep (docs/variants.md)
+    assert len(ablation) == 6 + 18 + 5 + 6
+    variants = [OmegaConf.load(p) for p in (tmp / "multirun/variants").glob("*/config_resolved.yaml")]
+    assert sorted(c.loss.surrogate._target_.rsplit(".", 1)[1] for c in variants) == sorted(
+        ["token_clip"] * 4 + ["sequence_clip", "cispo"])
     table = (tmp / "multirun/ablation/report/sweep_ablation.md").read_text()
     assert sum(line.startswith(("| dynamic |", "| constant |")) for line in table.splitlines()) == 6
     assert all(f"| {w} | 3 |" in table for w in ("0", "0.5", "1"))
