@@ -110,12 +110,11 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
             loss_metrics, grad_norm = self._policy_updates(slices, micro_batches, masks, ref_logp, advantages, beta,
                                                            step=s, max_tokens=stage.max_new_tokens)
 
-        grouped = rewards.view(-1, stage.group_size)
         log = {
             "train/reward": scores["total"].mean(), "train/acc": scores["accuracy"].mean(),
             "train/format": scores["format"].mean(),
             "train/completion_len": batch.completion_mask.sum(1).float().mean(),
-            "train/frac_groups_equal_reward": (grouped.std(dim=1) == 0).float().mean(),
+            "train/frac_groups_equal_reward": 1 - sum(informative(rewards, stage.group_size)) / (n // stage.group_size),
             "train/grad_norm": grad_norm, "train/lr": self.lr_schedulers().get_last_lr()[0],
             "train/skipped_updates": float(self.skipped_updates), **{f"train/{k}": v for k, v in overlong.items()},
             **dynamic,
