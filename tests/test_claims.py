@@ -223,6 +223,9 @@ def test_any_multirun_is_summarised_by_its_swept_keys(tmp_path):
     assert len(rows) == 6
     # kl=constant, format_w=0.5: seeds 65% and 66% right -> 65.5 ± 0.7 (sample std of {65, 66})
     assert any(r.startswith("| constant | 0.5 | 2 |") and "65.5 ± 0.7" in r for r in rows), rows
+    # end train entropy 1 - p: 0.35 and 0.34 -> 0.345 ± 0.007, the last column
+    assert "| end train entropy (nats) |" in table
+    assert any(r.startswith("| constant | 0.5 | 2 |") and r.endswith("| 0.345 ± 0.007 |") for r in rows), rows
     for row in rows:                                   # the interval holds the mean, from the same items
         mean, lo, hi = map(float, re.search(r"\| ([\d.]+) ± [\d.]+ \| \[([\d.]+), ([\d.]+)\]", row).groups())
         assert lo <= mean <= hi and hi - lo < 25, row

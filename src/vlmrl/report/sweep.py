@@ -23,6 +23,7 @@ import yaml
 from .markdown import fmt, md_table
 from .output import Artifact
 from .plots import BAND, interval_bars, new_figure, plot_mean
+from .stats import SMOOTH
 from .runs import Run, describe, end_value, group_by, interval, run_items, smoothed
 
 SEED = "seed"
@@ -80,6 +81,7 @@ def cell_stats(runs: Sequence[Run]) -> dict:
     return {"acc": [100 * v for r in runs if (v := end_value(r, "test/acc")) is not None],
             "format": [100 * v for r in runs if (v := end_value(r, "test/format")) is not None],
             "length": [v for r in runs if (v := end_value(r, "test/completion_len")) is not None],
+            "entropy": [float(c[1][-1]) for r in runs if (c := smoothed(r, "train/entropy"))[0].size],
             "start": start, "mean": mean, "lo": lo, "hi": hi,
             "items": min(items) if len(items) == len(runs) else 1}
 
@@ -119,10 +121,15 @@ def build_sweep(name: str, runs: Sequence[Run]) -> tuple[Artifact, object | None
              f"[{stats[cell]['lo']:.1f}, {stats[cell]['hi']:.1f}]", fmt(stats[cell]["format"], 1),
              fmt(stats[cell]["length"], 1)] for cell in order]
     header = [*keys, "seeds", "start test acc (%)", "end test acc (%)", "95% CI", "end format (%)", "end length (tokens)"]
+    if any(s["entropy"] for s in stats.values()):             # logged since issue 24; older runs have none
+        rows = [[*row, fmt(stats[cell]["entropy"], 3)] for row, cell in zip(rows, order)]
+        header.append("end train entropy (nats)")
     items = {s["items"] for s in stats.values()}
     notes = (f"\n\nEnd of training, test split, greedy; mean ± sample std over seeds. 95% CI: bootstrap over "
              f"the cell's seeds and its {'/'.join(map(str, sorted(items)))} test item(s) "
-             "(one item = per-seed means only, for run dirs without test_items.json).")
+             "(one item = per-seed means only, for run dirs without test_items.json)."
+             + (" End train entropy: mean token entropy of the training rollouts, smoothed over the last "
+                f"{SMOOTH} logged steps." if "end train entropy (nats)" in header else ""))
     return Artifact(f"sweep_{name}", f"Sweep {name}: " + " x ".join(keys),
                     f"Multirun {name}, swept keys {', '.join(keys)}; {describe(runs)}.",
                     markdown=md_table(header, rows) + notes, figure=sweep_plot(name, keys, values, cells, stats)), \
