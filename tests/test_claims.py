@@ -197,8 +197,9 @@ def test_claims_select_runs_the_experiments_make():
 def test_any_multirun_is_summarised_by_its_swept_keys(tmp_path):
     # 2 x 3 cells x 2 seeds; accuracy = 50 + 10 * format_w (+ 10 for kl=constant), seeds 1 point apart
     sweep = tmp_path / "multirun" / "abl"
-    sweep.mkdir(parents=True)
-    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    sweep.mkdir(parents=True)                          # declared order: dynamic first, as on the command line
+    (sweep / "multirun.yaml").write_text(
+        "hydra:\n  overrides:\n    task:\n    - kl=dynamic,constant\n    - reward.format_w=0,0.5,1\n    - seed=0,1\n")
     n = 0
     for kl in ("dynamic", "constant"):
         for w in ("0", "0.5", "1"):
@@ -223,6 +224,11 @@ def test_any_multirun_is_summarised_by_its_swept_keys(tmp_path):
     assert len(rows) == 6
     # kl=constant, format_w=0.5: seeds 65% and 66% right -> 65.5 ± 0.7 (sample std of {65, 66})
     assert any(r.startswith("| constant | 0.5 | 2 |") and "65.5 ± 0.7" in r for r in rows), rows
+    # rows in the declared order; kl=constant, 0.5 (65.5) minus the first row, kl=dynamic, 0 (50.5): +15.0
+    assert rows[0].startswith("| dynamic | 0 | 2 |") and "(first row)" in rows[0], rows
+    assert rows[3].startswith("| constant | 0 | 2 |"), rows
+    diff, lo, hi = map(float, re.search(r"\| ([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\] \|", rows[4]).groups())
+    assert rows[4].startswith("| constant | 0.5 | 2 |") and diff == 15.0 and 0 < lo < diff < hi, rows[4]
     # end train entropy 1 - p: 0.35 and 0.34 -> 0.345 ± 0.007, the last column
     assert "| end train entropy (nats) |" in table
     assert any(r.startswith("| constant | 0.5 | 2 |") and r.endswith("| 0.345 ± 0.007 |") for r in rows), rows

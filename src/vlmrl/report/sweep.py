@@ -7,7 +7,10 @@ A multirun dir is the one holding Hydra's multirun.yaml; its run dirs' `.hydra/o
 what each cell set. The swept keys are the overridden keys whose value differs between runs, seed
 excepted; a cell is one combination of their values and its seeds are aggregated: end test
 accuracy (mean ± std over seeds and a 95% interval from a bootstrap over test items and seeds),
-format rate and completion length, the start's accuracy beside them. The figure puts the key with
+format rate and completion length, the start's accuracy beside them, and each cell's difference from
+the first row with a paired 95% interval (the test items shared by both cells resampled once for both,
+and each cell's seeds). Values are ordered as the sweep declared them (multirun.yaml: the sweeper's
+params and the command line), numbers numerically otherwise, so the first row is the sweep's first cell. The figure puts the key with
 the most values on the x axis and draws one line per value of the other (more than two swept keys:
 one line per combination of the others). A second figure, `sweep_<dir>_curves`, draws each cell's
 training curves (train accuracy, completion length, and the policy's token entropy where logged), the
@@ -23,8 +26,8 @@ import yaml
 from .markdown import fmt, md_table
 from .output import Artifact
 from .plots import BAND, interval_bars, new_figure, plot_mean
-from .stats import SMOOTH
-from .runs import Run, describe, end_value, group_by, interval, run_items, smoothed
+from .stats import SMOOTH, paired_bootstrap
+from .runs import Run, describe, end_value, group_by, interval, matrices, run_items, run_mean, smoothed
 
 SEED = "seed"
 MULTIRUN_FILE = "multirun.yaml"
@@ -56,14 +59,29 @@ def swept_keys(cell_overrides: Sequence[dict[str, str]]) -> list[str]:
     return [k for k in values if k != SEED and len(values[k]) > 1 and all(k in ov for ov in cell_overrides)]
 
 
-def order_values(values) -> list[str]:
-    """Numbers numerically, then the rest as text."""
+def declared_order(root: Path | None) -> dict[str, list[str]]:
+    """{key: its values in the order the multirun declared them}: multirun.yaml's sweeper params (a sweeps/
+    file) and its command-line overrides ("k=a,b,c"), '+' / '~' stripped; {} without a multirun.yaml."""
+    path = root / MULTIRUN_FILE if root is not None else None
+    if path is None or not path.is_file():
+        return {}
+    hydra = (yaml.safe_load(path.read_text()) or {}).get("hydra") or {}
+    pairs = [(k, str(v)) for k, v in ((hydra.get("sweeper") or {}).get("params") or {}).items()]
+    pairs += [tuple(o.split("=", 1)) for o in (hydra.get("overrides") or {}).get("task") or [] if "=" in o]
+    return {k.lstrip("+~"): [x.strip() for x in v.split(",")] for k, v in pairs}
+
+
+def order_values(values, declared: Sequence[str] = ()) -> list[str]:
+    """The declared order when it holds every value; else numbers numerically, then the rest as text."""
+    values = set(values)
+    if declared and values <= set(declared):
+        return [v for v in dict.fromkeys(declared) if v in values]
     def key(v):
         try:
             return (0, float(v), "")
         except ValueError:
             return (1, 0.0, v)
-    return sorted(set(values), key=key)
+    return sorted(values, key=key)
 
 
 def numeric(values: Sequence[str]) -> bool:
@@ -72,6 +90,20 @@ def numeric(values: Sequence[str]) -> bool:
         return True
     except ValueError:
         return False
+
+
+def item_values(runs: Sequence[Run]) -> list:
+    """Per run: {test item id: correct} at the end, or its mean accuracy (older run dirs); runs with neither dropped."""
+    return [v for r in runs if (v := run_items(r, "all", "acc") or run_mean(r, "all", "acc")) is not None]
+
+
+def difference(a: Sequence[Run], b: Sequence[Run]) -> str:
+    """"+d [lo, hi]": end test accuracy of cell a minus cell b (points), paired 95% bootstrap interval."""
+    va, vb = item_values(a), item_values(b)
+    if not va or not vb:
+        return "–"
+    diff, lo, hi = paired_bootstrap(*matrices(va, vb, 100.0)[:2])
+    return f"{diff:+.1f} [{lo:+.1f}, {hi:+.1f}]"
 
 
 def cell_stats(runs: Sequence[Run]) -> dict:
@@ -108,26 +140,33 @@ def curves_plot(name: str, keys: list[str], order: list[tuple], cells: dict):
     return fig
 
 
-def build_sweep(name: str, runs: Sequence[Run]) -> tuple[Artifact, object | None] | None:
+def build_sweep(name: str, runs: Sequence[Run], declared: dict[str, list[str]] | None = None
+                ) -> tuple[Artifact, object | None] | None:
+    """declared: {key: values in the sweep's order} (declared_order)."""
     ov = {run.path: overrides(run) for run in runs}            # each run's .hydra/overrides.yaml, read once
     keys = swept_keys(list(ov.values()))
     if not keys:
         return None
     cells = group_by(runs, lambda r: tuple(ov[r.path].get(k) for k in keys))
     stats = {cell: cell_stats(rs) for cell, rs in cells.items()}
-    values = {k: order_values(c[i] for c in cells) for i, k in enumerate(keys)}
+    values = {k: order_values((c[i] for c in cells), (declared or {}).get(k, ())) for i, k in enumerate(keys)}
     order = sorted(cells, key=lambda c: tuple(values[k].index(v) for k, v in zip(keys, c)))
+    first = order[0]
     rows = [[*cell, len(cells[cell]), fmt(stats[cell]["start"], 1), fmt(stats[cell]["acc"], 1),
-             f"[{stats[cell]['lo']:.1f}, {stats[cell]['hi']:.1f}]", fmt(stats[cell]["format"], 1),
-             fmt(stats[cell]["length"], 1)] for cell in order]
-    header = [*keys, "seeds", "start test acc (%)", "end test acc (%)", "95% CI", "end format (%)", "end length (tokens)"]
+             f"[{stats[cell]['lo']:.1f}, {stats[cell]['hi']:.1f}]",
+             "(first row)" if cell == first else difference(cells[cell], cells[first]),
+             fmt(stats[cell]["format"], 1), fmt(stats[cell]["length"], 1)] for cell in order]
+    header = [*keys, "seeds", "start test acc (%)", "end test acc (%)", "95% CI", "vs first row (points) [95% CI]",
+              "end format (%)", "end length (tokens)"]
     if any(s["entropy"] for s in stats.values()):             # logged since issue 24; older runs have none
         rows = [[*row, fmt(stats[cell]["entropy"], 3)] for row, cell in zip(rows, order)]
         header.append("end train entropy (nats)")
     items = {s["items"] for s in stats.values()}
     notes = (f"\n\nEnd of training, test split, greedy; mean ± sample std over seeds. 95% CI: bootstrap over "
              f"the cell's seeds and its {'/'.join(map(str, sorted(items)))} test item(s) "
-             "(one item = per-seed means only, for run dirs without test_items.json)."
+             "(one item = per-seed means only, for run dirs without test_items.json). vs first row: end test "
+             "accuracy minus the first row's, paired bootstrap over the test items both cells share and each "
+             "cell's seeds; a difference whose interval holds 0 is within noise."
              + (" End train entropy: mean token entropy of the training rollouts, smoothed over the last "
                 f"{SMOOTH} logged steps." if "end train entropy (nats)" in header else ""))
     return Artifact(f"sweep_{name}", f"Sweep {name}: " + " x ".join(keys),
@@ -174,7 +213,7 @@ def build_sweeps(runs: Sequence[Run]) -> tuple[list[Artifact], list[str]]:
         if all(r.study for r in rs):
             lines.append(f"multirun {root}: every run has a study; summarised by the papers' tables")
             continue
-        built = build_sweep(root.name, rs)
+        built = build_sweep(root.name, rs, declared_order(root))
         if built is None:
             lines.append(f"multirun {root}: no key differs between its runs (seed aside); nothing to compare")
             continue
