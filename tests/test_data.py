@@ -52,6 +52,32 @@ def test_counting_verbose_reasoning_enumerates_every_shape():
     assert lengths[9] > lengths[5] > lengths[1]                    # length grows with the item
 
 
+def test_default_counting_records_do_not_move():
+    """The shipped start and every committed result were built on these records: an option must not move them."""
+    task = make_task("counting")
+    first = task.build(generate_splits(task, {"test": 1}, seed=0)["test"][0])
+    assert first["id"] == "counting-7c081e75eedb" and first["problem"].startswith("How many shapes are in the image?")
+
+
+def test_color_counting_counts_the_named_colour_only():
+    task = make_task("counting", query="color", max_distractors=7)
+    scenes = generate_splits(task, {"test": 200}, seed=0)["test"]
+    assert not set(scenes) & set(generate_splits(make_task("counting"), {"test": 200}, seed=0)["test"])
+    distractors = 0
+    for scene in scenes:
+        _, target, objects = scene.params
+        record = task.build(scene)
+        k = sum(o[2] == target for o in objects)
+        assert record["problem"].startswith(f"How many {target} shapes are in the image?")
+        assert record["answer"] == str(k) and record["meta"]["categories"] == {"count": k, "distractors": len(objects) - k}
+        assert record["cots"]["verbose"].count(f"{target} ") == (k + 1 if k else 2)   # each counted shape, the sum
+        for style, cot in record["cots"].items():
+            assert accuracy(cot, record["answer"], record["verifier"]) == 1.0, (style, cot)
+        distractors += len(objects) - k
+    assert 0 < distractors / len(scenes) < 7                    # distractors present, 0..7 per scene
+    assert {int(task.build(s)["answer"]) for s in scenes} == set(range(10))
+
+
 def test_geometry_answers_by_hand():
     cases = {("triangle", (50, 60)): 70, ("exterior", (50, 60)): 110, ("supplementary", (50,)): 130,
              ("vertical", (50,)): 50, ("right", (35,)): 55, ("isosceles", (40,)): 70, ("pythagoras", (6, 8)): 10}
@@ -92,6 +118,12 @@ def test_bad_task_options():
         make_task("sudoku")
     with pytest.raises(ValueError, match="min_count"):
         make_task("counting", min_count=5, max_count=2)
+    with pytest.raises(ValueError, match="query='size'"):
+        make_task("counting", query="size")
+    with pytest.raises(ValueError, match="max_distractors needs query=color"):
+        make_task("counting", max_distractors=3)
+    with pytest.raises(ValueError, match="grid\\^2=16"):
+        make_task("counting", query="color", max_count=9, max_distractors=8)
     with pytest.raises(ValueError, match="angle_step"):
         make_task("geometry", angle_step=7)
     with pytest.raises(ValueError, match="types"):

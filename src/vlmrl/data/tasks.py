@@ -1,7 +1,9 @@
 """Procedurally generated, verifiable visual tasks: the embedded stand-ins for the papers' data.
 
 * counting  (stand-in for CLEVR-70k / SuperCLEVR, OThink-MR1 and R1-V): coloured shapes on a 4x4
-  grid, "How many shapes are in the image?", integer answer.
+  grid, "How many shapes are in the image?", integer answer. With `query: color` (conf/data/
+  counting_color.yaml) the question names a colour, as CLEVR's filtered count questions do ("How many
+  red shapes are in the image?"), and shapes of other colours are distractors.
 * geometry  (stand-in for GeoQA / Geometry3K): a figure of one of seven problem types, GeoQA-style:
   the numbers are in the question, the figure (and for two types the question) says which rule
   applies (see `geometry.py`).
@@ -69,7 +71,11 @@ def _answer_block(answer) -> str:
 
 
 # ---------------------------------------------------------------- counting
+COUNT_QUERIES = ("all", "color")   # what a counting question counts: every shape, or the shapes of one colour
+
+
 def sample_counting_scene(rng: random.Random, min_count: int, max_count: int, grid: int) -> Scene:
+    """query all: k in [min_count, max_count] shapes; params = the objects (cell, shape, colour, jitter x, y)."""
     k = rng.randint(min_count, max_count)
     cells = rng.sample(range(grid * grid), k)
     objects = tuple(sorted((c, rng.choice(SHAPES), rng.choice(list(COLORS)), rng.randint(0, 3), rng.randint(0, 3))
@@ -77,12 +83,31 @@ def sample_counting_scene(rng: random.Random, min_count: int, max_count: int, gr
     return Scene("counting", objects)
 
 
+def sample_color_scene(rng: random.Random, min_count: int, max_count: int, max_distractors: int, grid: int) -> Scene:
+    """query color: k in [min_count, max_count] shapes of a target colour and 0..max_distractors of other
+    colours; params = ("color", target, objects), so these scenes never equal an `all` scene."""
+    target = rng.choice(list(COLORS))
+    k, d = rng.randint(min_count, max_count), rng.randint(0, max_distractors)
+    others = [c for c in COLORS if c != target]
+    cells = rng.sample(range(grid * grid), k + d)
+    objects = tuple(sorted((c, rng.choice(SHAPES), target if i < k else rng.choice(others), rng.randint(0, 3),
+                            rng.randint(0, 3)) for i, c in enumerate(cells)))
+    return Scene("counting", ("color", target, objects))
+
+
+def counting_query(scene: Scene) -> tuple[str | None, tuple]:
+    """(target colour or None for query all, every object of the scene)."""
+    if scene.params and scene.params[0] == "color":
+        return scene.params[1], scene.params[2]
+    return None, scene.params
+
+
 def render_counting(scene: Scene, size: int, grid: int) -> Image.Image:
     image = Image.new("RGB", (size, size), "white")
     draw = ImageDraw.Draw(image)
     cell = size / grid
     radius = cell * 0.32
-    for c, shape, color, jx, jy in scene.params:
+    for c, shape, color, jx, jy in counting_query(scene)[1]:
         cx = (c % grid + 0.5) * cell + (jx - 1.5) * cell * 0.06
         cy = (c // grid + 0.5) * cell + (jy - 1.5) * cell * 0.06
         box = (cx - radius, cy - radius, cx + radius, cy + radius)
@@ -95,25 +120,38 @@ def render_counting(scene: Scene, size: int, grid: int) -> Image.Image:
     return image
 
 
+def counted(scene: Scene) -> list[tuple]:
+    """The objects the question asks about, in reading order (cells row by row)."""
+    target, objects = counting_query(scene)
+    return [o for o in objects if target is None or o[2] == target]
+
+
 def counting_cots(scene: Scene) -> dict[str, str]:
-    """Reference reasoning; the verbose one numbers the shapes in reading order (cells row by row)."""
-    k = len(scene.params)
-    noun = "shape" if k == 1 else "shapes"
-    listed = ", ".join(f"{i} {shape}" for i, (_, shape, *_rest) in enumerate(scene.params, start=1))
-    verbose = f"{listed}. So there are {k} {noun}." if k else f"I see no shapes. So there are 0 shapes."
+    """Reference reasoning; the verbose one numbers the counted shapes in reading order (cells row by row)."""
+    target, _ = counting_query(scene)
+    hits = counted(scene)
+    k = len(hits)
+    noun = ("shape" if k == 1 else "shapes") if target is None else f"{target} {'shape' if k == 1 else 'shapes'}"
+    listed = ", ".join(f"{i} {'' if target is None else target + ' '}{shape}"
+                       for i, (_, shape, *_rest) in enumerate(hits, start=1))
+    none = "no shapes" if target is None else f"no {target} shapes"
+    verbose = f"{listed}. So there are {k} {noun}." if k else f"I see {none}. So there are 0 {noun}."
     return {"concise": f"<think>There are {k} {noun}.</think>{_answer_block(k)}",
             "verbose": f"<think>{verbose}</think>{_answer_block(k)}",
             "answer_only": _answer_block(k)}
 
 
 def counting_record(scene: Scene, size: int, grid: int) -> dict:
-    k = len(scene.params)
+    target, objects = counting_query(scene)
+    k = len(counted(scene))
+    question = "How many shapes are in the image?" if target is None else f"How many {target} shapes are in the image?"
+    categories = {"count": k} if target is None else {"count": k, "distractors": len(objects) - k}
     return {
         "images": [render_counting(scene, size, grid)],
-        "problem": R1V_PROMPT.format(question="How many shapes are in the image?"),
+        "problem": R1V_PROMPT.format(question=question),
         "answer": str(k),
         "cots": counting_cots(scene),
-        "meta": {"categories": {"count": k}},   # evaluate.py reports accuracy per category
+        "meta": {"categories": categories},   # evaluate.py reports accuracy per category
     }
 
 
@@ -137,13 +175,20 @@ REVISION = 2   # bump when a task's text or figures change: the cached tiny mode
 
 
 def make_task(name: str, image_size: int = 112, min_count: int = 0, max_count: int = 9, grid: int = 4,
-              angle_step: int = 5, types: list[str] | None = None) -> Task:
-    """counting options: min_count, max_count, grid; geometry options: angle_step, types."""
+              query: str = "all", max_distractors: int = 0, angle_step: int = 5, types: list[str] | None = None) -> Task:
+    """counting options: min_count, max_count, grid, query (all | color), max_distractors (query color:
+    shapes of other colours per scene, at most); geometry options: angle_step, types."""
     if name == "counting":
-        if not 0 <= min_count <= max_count <= grid * grid:
-            raise ValueError(f"data.min_count/max_count must satisfy 0 <= min <= max <= grid^2={grid * grid}")
-        return Task(name, "integer", lambda rng: sample_counting_scene(rng, min_count, max_count, grid),
-                    lambda scene: counting_record(scene, image_size, grid))
+        if query not in COUNT_QUERIES:
+            raise ValueError(f"data counting query={query!r}: choose one of {COUNT_QUERIES}")
+        if query == "all" and max_distractors:
+            raise ValueError("data counting max_distractors needs query=color (with query=all every shape counts)")
+        if not 0 <= min_count <= max_count or max_distractors < 0 or max_count + max_distractors > grid * grid:
+            raise ValueError(f"data counting options must satisfy 0 <= min_count <= max_count, max_distractors >= 0 "
+                             f"and max_count + max_distractors <= grid^2={grid * grid}")
+        sample = (lambda rng: sample_counting_scene(rng, min_count, max_count, grid)) if query == "all" else \
+            (lambda rng: sample_color_scene(rng, min_count, max_count, max_distractors, grid))
+        return Task(name, "integer", sample, lambda scene: counting_record(scene, image_size, grid))
     if name == "geometry":
         types = list(types or geometry.TYPES)
         geometry.check_options(angle_step, types)
