@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from vlmrl.report import report
 from vlmrl.report.claims import CLAIMS, Arm, Claim, build_claims, decide, load_claims
 from vlmrl.report.runs import load_run
-from vlmrl.report.stats import bootstrap_mean, paired_bootstrap, verdict
+from vlmrl.report.stats import bootstrap_mean, knob_spread, paired_bootstrap, verdict
 
 REPO = Path(__file__).resolve().parents[1]
 PAPERS = REPO.parent / "shared" / "papers.md"
@@ -192,6 +192,19 @@ def test_claims_select_runs_the_experiments_make():
             assert any(r == result and (method is None or m == method) for r, m in studies), (c.id, result, method)
 
 
+def test_knob_spread_against_seed_noise():
+    # a: mean 50, std 2 (48, 50, 52) -> SE 2/sqrt(3) = 1.155; b: mean 54, std 1 (53, 54, 55) -> SE 0.577
+    # spread 4.0 > 2 x 1.155 = 2.3: more than seed noise
+    text = knob_spread({"a": [48, 50, 52], "b": [53, 54, 55]})
+    assert text == "spread 4.0 points (a 50.0 to b 54.0), 2 x the largest seed SE 2.3: more than seed noise"
+    # b at 51: spread 1.0 < 2.3: within
+    assert knob_spread({"a": [48, 50, 52], "b": [50, 51, 52]}).endswith("2.3: within seed noise")
+    # an untrained start (one value) adds a cell but no noise estimate
+    assert knob_spread({"base": [40], "a": [48, 50, 52]}).startswith("spread 10.0 points (base 40.0 to a 50.0)")
+    assert knob_spread({"base": [40], "b": [50]}) == "no value of the knob has two seeds: no seed noise to compare with"
+    assert knob_spread({"a": [1, 2]}) == "fewer than two values of the knob ran"
+
+
 # ---------------------------------------------------------------- any multirun
 
 def test_any_multirun_is_summarised_by_its_swept_keys(tmp_path):
@@ -253,3 +266,31 @@ def test_report_cli_default_out_and_no_swept_key(tmp_path, capsys):
     report([sweep])
     assert "no key differs between its runs" in capsys.readouterr().out
     assert (sweep / "report" / "README.md").is_file()
+
+
+# ---------------------------------------------------------------- the prose quotes the committed verdicts
+
+def committed_claims() -> dict[str, tuple[str, str]]:
+    """{claim id: (ours a - b [95% CI], verdict)} from the committed tiny reproduction's claims.md."""
+    rows = [line.split(" | ") for line in (REPO / "docs/results/tiny/claims.md").read_text().splitlines()
+            if line.startswith("| ") and not line.startswith(("| id ", "|---"))]
+    return {r[0].lstrip("| "): (r[-3], r[-1].rstrip(" |")) for r in rows}
+
+
+QUOTE = re.compile(r"`([a-z0-9_]+)` (agrees|contradicts|inconclusive)(?: \(([+-][\d.]+ \[[+-][\d.]+, [+-][\d.]+\])\))?")
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/results.md"])
+def test_prose_quotes_the_committed_verdicts(doc):
+    """Every "`claim_id` verdict (difference [interval])" in the prose is the committed table's, so nothing
+    within noise is called an agreement; docs/results.md quotes every decided claim."""
+    table = committed_claims()
+    quotes = QUOTE.findall((REPO / doc).read_text())
+    assert quotes, f"{doc} quotes no verdict"
+    for claim_id, word, diff in quotes:
+        assert claim_id in table, f"{doc}: unknown claim {claim_id}"
+        assert word == table[claim_id][1], f"{doc}: {claim_id} is '{table[claim_id][1]}' in claims.md, not '{word}'"
+        assert not diff or diff == table[claim_id][0], f"{doc}: {claim_id} {diff} vs claims.md {table[claim_id][0]}"
+    if doc == "docs/results.md":
+        decided = {c for c, (_, v) in table.items() if v in ("agrees", "contradicts")}
+        assert decided <= {c for c, _, _ in quotes}, f"{doc} leaves out decided claims {decided - {c for c, _, _ in quotes}}"

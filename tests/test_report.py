@@ -15,6 +15,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from vlmrl import report
+from vlmrl.report.stats import knob_spread
 
 REPO = Path(__file__).resolve().parents[1]
 KL = "vlmrl.algo.kl."
@@ -179,6 +180,7 @@ def test_fig4_table_and_relative_change(built):
     gain = statistics.mean(FIG4[1.0]) / statistics.mean(FIG4[0.0]) - 1
     assert f"counting: {100 * gain:+.1f}%" in text and "+20%" in text
     assert "alpha = 1 is +20% relative over alpha = 0" in text
+    assert f"counting, accuracy: {knob_spread({f'alpha {a:g}': [100 * v for v in FIG4[a]] for a in sorted(FIG4)})}" in text
 
 
 def test_fig5_saturation_step(built):
@@ -198,6 +200,7 @@ def test_fig6_points_and_lines(built):
     assert f"| geometry | GRPO-D | 2 | {pm([0.42, 0.46])} |" in text
     assert f"| geometry | adaptive KL | 1 | {pm([0.38])} |" in text
     assert "claims.md): geometry: 0.01." in text
+    assert "schedule (constant beta 0.01, the paper's geometry value, vs the lines): spread" in text
 
 
 def test_fig7_transfer_matrix(built):
@@ -217,6 +220,7 @@ def test_vision_r1_tables(built):
     assert f"| Vision-R1-Zero (n=2) | {pm(lengths, 1, 1)} | {pm([a for a, _ in cells])} | 1285 | 50.7 |" in text
     assert "| cold-start only (n=1) | 75.0 | 25.00 | 3566 | 44.5 |" in text
     assert "compare orderings, not values" in text
+    assert "- cold start vs none (under PTST): accuracy spread" in text and "- PTST vs Long (length caps):" in text
     ptst = read(built[0], "vision_r1_ptst_variants.md")
     assert "| 4Kx16 -> 8Kx16 (n=1) | 50.0 | 60.00 | n/a | 55.3 |" in ptst  # per-task keys of a mixture run
     assert f"| Vision-R1, 4Kx16 -> 8Kx8 (n=2) | {pm([55.0, 59.0], 1, 1)} |" in ptst  # the ablation's runs

@@ -14,7 +14,7 @@ from .output import Artifact
 from .plots import BAND, COLORS, LABELS, interval_bars, new_figure, plot_mean
 from .runs import (EVAL_NAME, TASKS, Run, cfg_get, collect, describe, end_value, eval_metric, group_by, interval,
                    select, series, smoothed, task_metric)
-from .stats import SATURATION, SMOOTH, count_range, mean_curve, mean_std, saturation_step, seed_count
+from .stats import SATURATION, SMOOTH, count_range, knob_spread, mean_curve, mean_std, saturation_step, seed_count
 
 OTHINK_METHODS = ("base", "grpo", "sft", "grpo_d")  # Table 1's column order (base | +GRPO | +SFT | +GRPO-D)
 FIG7_METHODS = ("base", "sft", "grpo", "grpo_d")
@@ -141,7 +141,11 @@ def build_fig4(runs: Sequence[Run], paper: dict) -> Artifact | None:
     body = (md_table(["task", "alpha", "n", "ours test acc (%)", "ours test format (%)"], rows)
             + f"\n\nPaper ({pv['source']}), claim only: \"{pv['note']}\"\n\n"
             f"Ours, relative change acc(alpha=1) / acc(alpha=0) - 1: {gain_text} "
-            f"(paper: {100 * rel:+.0f}%); whether it is more than noise: claims.md, fig4_alpha1_gt_alpha0.")
+            f"(paper: {100 * rel:+.0f}%); whether it is more than noise: claims.md, fig4_alpha1_gt_alpha0.\n\n"
+            "Does alpha move the outcome by more than seed noise? "
+            + "; ".join(f"{t}, accuracy: {knob_spread({f'alpha {a:g}': v for (tt, a), v in sorted(acc.items()) if tt == t})}; "
+                        f"format: {knob_spread({f'alpha {a:g}': v for (tt, a), v in sorted(form.items()) if tt == t})}"
+                        for t in tasks) + ".")
     return Artifact("othink_mr1_fig4", "OThink-MR1 Fig. 4: format weight alpha",
                     f"End test accuracy and format rate vs alpha (mean ± std; figure: 95% CI), relative gain of alpha=1 over alpha=0; {describe(chosen)}.",
                     markdown=body, figure=fig)
@@ -234,7 +238,13 @@ def build_fig6(runs: Sequence[Run], paper: dict) -> Artifact | None:
             + f"\n\nOther-task accuracy: the run's eval/{EVAL_NAME}.json on the task it did not train on. "
             f"Paper ({pv['source']}), claim only: \"{pv['note']}\"\n\nOurs, best constant beta (by the mean; "
             "whether any difference is more than noise: claims.md): "
-            + "; ".join(f"{t}: {'n/a' if b is None else f'{b:g}'}" for t, b in best.items()) + ".")
+            + "; ".join(f"{t}: {'n/a' if b is None else f'{b:g}'}" for t, b in best.items()) + ".\n\n"
+            "Does the knob move accuracy by more than seed noise? "
+            + "; ".join(f"{t}, constant beta: {knob_spread({f'beta {b:g}': v for (tt, b), v in sorted(points.items()) if tt == t})}; "
+                        f"schedule (constant beta {pv['best_beta']:g}, the paper's geometry value, vs the lines): "
+                        + knob_spread({f"beta {pv['best_beta']:g}": points.get((t, float(pv["best_beta"])), []),
+                                       **{label: v for (tt, label), v in sorted(lines.items()) if tt == t}})
+                        for t in tasks) + ".")
     return Artifact("othink_mr1_fig6", "OThink-MR1 Fig. 6: constant KL weight beta vs GRPO-D",
                     f"End test accuracy vs constant beta (mean ± std; figure: 95% CI), GRPO-D / adaptive KL as horizontal lines; {describe(chosen)}.",
                     markdown=body, figure=fig6_plot(chosen, pv))

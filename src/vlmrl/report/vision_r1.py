@@ -13,7 +13,7 @@ from .markdown import fmt, fmt_paper, md_table
 from .output import Artifact
 from .plots import BAND, new_figure, plot_mean
 from .runs import EVAL_NAME, Run, all_tasks_metric, collect, describe, group_by, interval, select, series, smoothed
-from .stats import SMOOTH, mean_std
+from .stats import SMOOTH, knob_spread, mean_std
 
 
 def avg_over_tasks(run: Run, metric: str) -> float | None:
@@ -47,12 +47,26 @@ def vision_r1_table(chosen: Sequence[Run], pv: dict) -> tuple[str, str]:
     return table, notes
 
 
+KNOBS = {"PTST vs Long (length caps)": ("vision_r1", "long"), "cold start vs none (under PTST)": ("vision_r1", "zero")}
+
+
+def knob_lines(chosen: Sequence[Run], pv: dict) -> str:
+    """One line per ablated knob (KNOBS): its spread in accuracy and in length against seed noise."""
+    acc = collect(chosen, lambda r: {} if (v := avg_over_tasks(r, "acc")) is None else {r.method: 100 * v})
+    length = collect(chosen, lambda r: {} if (v := avg_over_tasks(r, "completion_len")) is None else {r.method: v})
+    label = lambda m: pv["methods"][m]["label"]  # noqa: E731
+    return "\n".join(f"- {knob}: accuracy {knob_spread({label(m): acc.get(m, []) for m in arms})}; "
+                     f"length {knob_spread({label(m): length.get(m, []) for m in arms}, unit='tokens')}"
+                     for knob, arms in KNOBS.items())
+
+
 def build_ablation(runs: Sequence[Run], paper: dict) -> Artifact | None:
     pv = paper["vision_r1"]["ablation"]
     chosen = select(runs, "vision_r1", ("ablation",), tuple(pv["methods"]))
     if not chosen:
         return None
     table, notes = vision_r1_table(chosen, pv)
+    notes += "\n\nDoes each ablated knob move the outcome by more than seed noise?\n\n" + knob_lines(chosen, pv)
     return Artifact("vision_r1_ablation", "Vision-R1 ablation: cold start and PTST",
                     f"Average completion length and accuracy over tasks per method; {describe(chosen)}.",
                     markdown=f"{table}\n\n{notes}")
