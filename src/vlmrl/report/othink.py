@@ -307,6 +307,8 @@ def fig7_plot(chosen: Sequence[Run], pv: dict):
                 ax.text(xi + width / 2, 1, "n/a", ha="center", fontsize=7)
         ax.set_xticks(x, [LABELS[m] for m in FIG7_METHODS])
         ax.set(ylabel=f"{dst} test accuracy (%), greedy", title=f"trained on {src} -> tested on {dst}")
-        ax.legend(fontsize=7)
+        top = max([*np.nan_to_num(means + err[1]), *[v or 0 for v in ref], 1.0])
+        ax.set_ylim(0, 1.3 * top)                    # headroom: the legend sits above the bars, covering none
+        ax.legend(fontsize=7, loc="upper center", ncol=2)
     fig.suptitle("OThink-MR1 Fig. 7: cross-task transfer (test split)", fontsize=10)
     return fig
