@@ -195,12 +195,21 @@ def sweep_plot(name: str, keys: list[str], values: dict, cells: dict, stats: dic
             seeds = stats[c]["acc"]
             ax.plot([x] * len(seeds), seeds, ls="none", marker=".", ms=4, alpha=0.5, color=bars[0].get_color())
     if not is_num:
-        ax.set_xticks(range(len(values[x_key])), values[x_key])
+        ticks = tick_labels(values[x_key])
+        ax.set_xticks(range(len(ticks)), ticks, rotation=20 if max(map(len, ticks)) > 8 else 0,
+                      ha="right" if max(map(len, ticks)) > 8 else "center", fontsize=8)
     ax.set(xlabel=x_key, ylabel="end test accuracy (%)",
            title=f"{name}: test split, greedy; mean over seeds (dots: seeds), 95% CI")
     ax.title.set_fontsize(9)
-    ax.legend(fontsize=7)
+    if len(lines) > 1:                                        # one line needs no legend
+        ax.legend(fontsize=7)
     return fig
+
+
+def tick_labels(values: Sequence[str]) -> list[str]:
+    """Text values without the folder prefix they all share ("variants/grpo", "variants/dapo" -> "grpo", "dapo")."""
+    prefix = values[0].rsplit("/", 1)[0] + "/" if "/" in values[0] else ""
+    return [v[len(prefix):] for v in values] if prefix and all(v.startswith(prefix) for v in values) else list(values)
 
 
 def build_sweeps(runs: Sequence[Run]) -> tuple[list[Artifact], list[str]]:
