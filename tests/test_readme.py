@@ -40,6 +40,7 @@ PLAN = {
     "python train.py advantage=rloo": SMOKE,
     "python train.py +experiments=variants/dapo": SMOKE,
     "python train.py -m +sweeps=variants hydra.sweep.dir=multirun/variants": SMOKE,
+    "python -m vlmrl.report multirun/variants": [],
     "python cold_start.py cold_start=vision_r1": SMOKE,
     "python cold_start.py ship=true": [*SMOKE, "starts_dir={tmp}/starts"],   # never into the repo's starts/
     "python benchmarks/robustness.py": None,   # tests/test_bench.py::test_robustness_table_runs_each_cell_as_train_py
@@ -158,6 +159,8 @@ def test_readme_commands_run_and_write_what_they_promise(ran):
     variants = [OmegaConf.load(p) for p in (tmp / "multirun/variants").glob("*/config_resolved.yaml")]
     assert sorted(c.loss.surrogate._target_.rsplit(".", 1)[1] for c in variants) == sorted(
         ["token_clip"] * 4 + ["sequence_clip", "cispo"])
+    assert sum(line.startswith("| variants/") for line in
+               (tmp / "multirun/variants/report/sweep_variants.md").read_text().splitlines()) == 6
     table = (tmp / "multirun/ablation/report/sweep_ablation.md").read_text()
     assert sum(line.startswith(("| dynamic |", "| constant |")) for line in table.splitlines()) == 6
     assert all(f"| {w} | 3 |" in table for w in ("0", "0.5", "1"))
