@@ -208,14 +208,23 @@ def matrices(a: list, b: list, scale: float) -> tuple[np.ndarray, np.ndarray, bo
     return scale * np.array([[mean(v)] for v in a]), scale * np.array([[mean(v)] for v in b]), False
 
 
-def interval(runs: Sequence[Run], task: str, metric: str, scale: float = 100.0) -> tuple[float, float, float, int]:
-    """(mean, lo, hi, seeds) of the runs' end `metric` on `task` ("all": pooled), scaled: a 95% bootstrap
-    interval over the test items every run shares and the seeds (seeds alone for runs without items)."""
-    values = [v for r in runs if (v := run_items(r, task, metric) or run_mean(r, task, metric)) is not None]
+def outcomes(runs: Sequence[Run], task: str, metric: str) -> list:
+    """Per run: its end {item id: metric} on `task`, else its mean (older run dirs); runs with neither dropped."""
+    return [v for r in runs if (v := run_items(r, task, metric) or run_mean(r, task, metric)) is not None]
+
+
+def interval_of(values: list, scale: float = 100.0) -> tuple[float, float, float, int]:
+    """(mean, lo, hi, seeds) of `outcomes`, scaled: a 95% bootstrap interval over the test items every run
+    shares and the seeds (seeds alone for runs without items)."""
     if not values:
         return float("nan"), float("nan"), float("nan"), 0
     m, _, _ = matrices(values, [], scale)
     return (*bootstrap_mean(m), len(values))
+
+
+def interval(runs: Sequence[Run], task: str, metric: str, scale: float = 100.0) -> tuple[float, float, float, int]:
+    """interval_of the runs' end `metric` on `task` ("all": pooled)."""
+    return interval_of(outcomes(runs, task, metric), scale)
 
 
 def all_tasks_metric(run: Run, metric: str) -> dict[str, float]:

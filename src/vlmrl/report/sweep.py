@@ -26,8 +26,8 @@ import yaml
 from .markdown import fmt, md_table
 from .output import Artifact
 from .plots import BAND, interval_bars, new_figure, plot_mean
+from .runs import Run, describe, end_value, group_by, interval_of, matrices, outcomes, smoothed
 from .stats import SMOOTH, paired_bootstrap
-from .runs import Run, describe, end_value, group_by, interval, matrices, run_items, run_mean, smoothed
 
 SEED = "seed"
 MULTIRUN_FILE = "multirun.yaml"
@@ -92,29 +92,25 @@ def numeric(values: Sequence[str]) -> bool:
         return False
 
 
-def item_values(runs: Sequence[Run]) -> list:
-    """Per run: {test item id: correct} at the end, or its mean accuracy (older run dirs); runs with neither dropped."""
-    return [v for r in runs if (v := run_items(r, "all", "acc") or run_mean(r, "all", "acc")) is not None]
-
-
-def difference(a: Sequence[Run], b: Sequence[Run]) -> str:
-    """"+d [lo, hi]": end test accuracy of cell a minus cell b (points), paired 95% bootstrap interval."""
-    va, vb = item_values(a), item_values(b)
-    if not va or not vb:
+def difference(a: list, b: list) -> str:
+    """"+d [lo, hi]": end test accuracy of cell a minus cell b (points, from their `outcomes`), paired 95%
+    bootstrap interval."""
+    if not a or not b:
         return "–"
-    diff, lo, hi = paired_bootstrap(*matrices(va, vb, 100.0)[:2])
+    diff, lo, hi = paired_bootstrap(*matrices(a, b, 100.0)[:2])
     return f"{diff:+.1f} [{lo:+.1f}, {hi:+.1f}]"
 
 
 def cell_stats(runs: Sequence[Run]) -> dict:
-    mean, lo, hi, _ = interval(runs, "all", "acc")
-    items = [len(v) for r in runs if (v := run_items(r, "all", "acc"))]
+    values = outcomes(runs, "all", "acc")                     # each run's item file read once
+    mean, lo, hi, _ = interval_of(values)
+    items = [len(v) for v in values if isinstance(v, dict)]
     start = [100 * v for r in runs if (v := ((r.results or {}).get("start") or {}).get("test/acc")) is not None]
     return {"acc": [100 * v for r in runs if (v := end_value(r, "test/acc")) is not None],
             "format": [100 * v for r in runs if (v := end_value(r, "test/format")) is not None],
             "length": [v for r in runs if (v := end_value(r, "test/completion_len")) is not None],
             "entropy": [float(c[1][-1]) for r in runs if (c := smoothed(r, "train/entropy"))[0].size],
-            "start": start, "mean": mean, "lo": lo, "hi": hi,
+            "start": start, "mean": mean, "lo": lo, "hi": hi, "outcomes": values,
             "items": min(items) if len(items) == len(runs) else 1}
 
 
@@ -154,7 +150,7 @@ def build_sweep(name: str, runs: Sequence[Run], declared: dict[str, list[str]] |
     first = order[0]
     rows = [[*cell, len(cells[cell]), fmt(stats[cell]["start"], 1), fmt(stats[cell]["acc"], 1),
              f"[{stats[cell]['lo']:.1f}, {stats[cell]['hi']:.1f}]",
-             "(first row)" if cell == first else difference(cells[cell], cells[first]),
+             "(first row)" if cell == first else difference(stats[cell]["outcomes"], stats[first]["outcomes"]),
              fmt(stats[cell]["format"], 1), fmt(stats[cell]["length"], 1)] for cell in order]
     header = [*keys, "seeds", "start test acc (%)", "end test acc (%)", "95% CI", "vs first row (points) [95% CI]",
               "end format (%)", "end length (tokens)"]

@@ -30,11 +30,16 @@ def order(values: dict, decimals: int = 1) -> str:
     return out
 
 
+def by_method(chosen: Sequence[Run]) -> tuple[dict, dict]:
+    """({method: [avg accuracy % per run]}, {method: [avg completion length per run]}), averaged over tasks."""
+    return (collect(chosen, lambda r: {} if (v := avg_over_tasks(r, "acc")) is None else {r.method: 100 * v}),
+            collect(chosen, lambda r: {} if (v := avg_over_tasks(r, "completion_len")) is None else {r.method: v}))
+
+
 def vision_r1_table(chosen: Sequence[Run], pv: dict) -> tuple[str, str]:
     """(md table, notes) of avg length / avg accuracy per method, ours beside the paper."""
     methods = pv["methods"]
-    length = collect(chosen, lambda r: {} if (v := avg_over_tasks(r, "completion_len")) is None else {r.method: v})
-    acc = collect(chosen, lambda r: {} if (v := avg_over_tasks(r, "acc")) is None else {r.method: 100 * v})
+    acc, length = by_method(chosen)
     rows = [[f"{p['label']} (n={len(acc.get(m, []))})", fmt(length.get(m, []), 1), fmt(acc.get(m, [])),
              fmt_paper(p["avg_length"], 0), fmt_paper(p["avg_acc"], 1)] for m, p in methods.items()]
     table = md_table(["method", "ours avg length (tokens)", "ours avg acc (%)", "paper avg length (tokens)", "paper avg acc (%)"], rows)
@@ -52,8 +57,7 @@ KNOBS = {"PTST vs Long (length caps)": ("vision_r1", "long"), "cold start vs non
 
 def knob_lines(chosen: Sequence[Run], pv: dict) -> str:
     """One line per ablated knob (KNOBS): its spread in accuracy and in length against seed noise."""
-    acc = collect(chosen, lambda r: {} if (v := avg_over_tasks(r, "acc")) is None else {r.method: 100 * v})
-    length = collect(chosen, lambda r: {} if (v := avg_over_tasks(r, "completion_len")) is None else {r.method: v})
+    acc, length = by_method(chosen)
     label = lambda m: pv["methods"][m]["label"]  # noqa: E731
     return "\n".join(f"- {knob}: accuracy {knob_spread({label(m): acc.get(m, []) for m in arms})}; "
                      f"length {knob_spread({label(m): length.get(m, []) for m in arms}, unit='tokens')}"
