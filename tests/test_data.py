@@ -7,7 +7,7 @@ import pytest
 
 from conftest import compose_cfg
 from vlmrl.data import geometry
-from vlmrl.data.datamodule import TaskDataModule, build_split
+from vlmrl.data.datamodule import TaskDataModule, build_split, step_batch
 from vlmrl.data.tasks import COT_STYLES, SPLIT_SHARES, generate_splits, make_task, scene_split
 from vlmrl.rewards import accuracy, format_reward
 
@@ -139,6 +139,29 @@ def test_train_batches_are_a_function_of_step_and_mix_tasks():
     assert len(set(epoch0)) == 10
     assert {r["task"] for r in dm1.split("train")} == {"counting", "geometry"}
     assert {r["verifier"] for r in dm1.split("test")} == {"integer", "math"}
+
+
+def test_data_seed_moves_the_order_not_the_items_and_seed_0_keeps_the_old_stream():
+    kw = dict(tasks={"counting": {}}, seed=0, train_size=40, val_size=2, test_size=2, batch_size=8,
+              eval_batch_size=2, image_size=112)
+    dm0, dm1 = TaskDataModule(**kw), TaskDataModule(**kw)
+    dm1.data_seed = 1
+    ids = lambda dm, step: [r["id"] for r in dm.train_batch(step)]
+    assert ids(dm0, 0) != ids(dm1, 0)
+    one_epoch = lambda dm: sorted(i for s in range(5) for i in ids(dm, s))   # 40 records = 5 batches
+    assert one_epoch(dm0) == one_epoch(dm1) == sorted(r["id"] for r in dm0.split("train"))
+    assert dm0.split("test") == dm1.split("test")
+    old = step_batch(dm0.split("train"), "0/train", 3, 8)        # the key every run used before data_seed
+    assert ids(dm0, 3) == [r["id"] for r in old]
+    assert [r["id"] for r in dm1.refill_batch(3, 1)] != [r["id"] for r in dm0.refill_batch(3, 1)]
+
+
+@pytest.mark.parametrize("overrides, data_seed", [([], 0), (["seed=2"], 2), (["seed=2", "data_seed=0"], 0),
+                                                   (["algo=sft", "seed=1"], 1)])
+def test_the_training_seed_picks_the_data_order_unless_data_seed_is_set(overrides, data_seed):
+    from vlmrl.config import validate
+
+    assert validate(compose_cfg(overrides))["datamodule"].data_seed == data_seed
 
 
 def test_records_ids_are_unique_and_stable():

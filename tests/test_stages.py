@@ -84,13 +84,14 @@ def test_a_start_build_is_a_run_with_the_callers_model_settings():
 
 def test_a_phase_config_keeps_the_callers_settings_and_builds_in_one_process():
     cfg = compose_cfg(["model.dtype=bfloat16", "model.lora={r: 4, alpha: 8}", "strategy=ddp", "trainer.devices=2",
-                       "logger.wandb.mode=disabled", "cold_start=vision_r1", "+model.processor_kwargs.max_pixels=3136"])
+                       "logger.wandb.mode=disabled", "cold_start=vision_r1", "+model.processor_kwargs.max_pixels=3136", "data_seed=5"])
     spec = start.cold_start_spec(cfg)
     phase = phase_config(cfg, "/some/parent", spec, 0)
     assert (phase.model.dtype, phase.model.lora.r, phase.logger.wandb.mode) == ("bfloat16", 4, "disabled")
     assert (phase.strategy.name, phase.trainer.devices, phase.threads) == ("single", 1, 1)
     assert (phase.algo.name, phase.algo.steps, phase.model.name_or_path) == ("sft", 500, "/some/parent")
     assert phase.algo.module.optim.lr == spec["lr"] and phase.cold_start.name == "none"
+    assert phase.data_seed == 0          # a start's batches follow its spec's seed, never the run's data order
     assert build_context(cfg) == {"dtype": "bfloat16", "lora": {"r": 4, "alpha": 8},   # runs single: no strategy
                                   "processor_kwargs": {"max_pixels": 3136}}
     assert build_context(compose_cfg([])) == {}                                       # the shipped start's key

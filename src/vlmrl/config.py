@@ -167,7 +167,7 @@ def validate(cfg: DictConfig) -> dict:
               "model.eval_max_new_tokens")
     if cfg.get("threads") is not None:
         _positive(cfg, "threads")
-    _positive(cfg, "reward.format_w", "logger.samples_every", allow_zero=True)
+    _positive(cfg, "reward.format_w", "logger.samples_every", "data_seed", allow_zero=True)
     _check_optim(cfg)
     _check_scale(cfg)
     check_builds(cfg)
@@ -183,6 +183,7 @@ def validate(cfg: DictConfig) -> dict:
     else:
         _positive(cfg, "algo.batch_size")
     parts["datamodule"] = build(cfg.data.module)  # cheap: splits are drawn on first use
+    parts["datamodule"].data_seed = cfg.data_seed
     if cfg.get("eval_test_curve"):
         parts["datamodule"].curve_splits = ("val", "test")
     return parts

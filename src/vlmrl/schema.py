@@ -45,7 +45,7 @@ PHASE_TYPES = {"steps": int, "eval_every": int}   # <build spec>.phases[i]
 BY_TASK_TYPES = {"grpo_lr": float, "grpo_steps": int, "max_new_tokens": int}   # model.by_task.<task> (tiny.yaml)
 SOURCE_TYPES = {"limit": int | None, "seed": int, "max_new_tokens": int | None, "hub": bool}  # data.module.splits
 KEY_TYPES = {
-    "seed": int, "threads": int | None, "ship": bool, "starts_dir": str | None, "resume": str | None,
+    "seed": int, "data_seed": int, "threads": int | None, "ship": bool, "starts_dir": str | None, "resume": str | None,
     "eval_every": int, "eval_test_curve": bool, "ckpt_every": int, "data_root": str,
     "model.name_or_path": str | None, "model.cache_dir": str | None, "model.dtype": DTYPE_NAMES,
     "model.attn_implementation": str, "model.gradient_checkpointing": bool, "model.format_w": float,

@@ -5,7 +5,9 @@ split holds `<split>_size` records of every task. Records carry their task and v
 batch may mix tasks and each completion is checked the way its dataset is.
 
 Training batches are chosen by `batch(split, step)` from a per-epoch seeded permutation, not by a
-stateful data loader: a resumed run sees exactly the prompts the uninterrupted run saw. The
+stateful data loader: a resumed run sees exactly the prompts the uninterrupted run saw. The splits
+are drawn with the data config's `seed` (the same items for every run); the order batches walk them
+in follows the run's `data_seed` (the training seed unless set, as HF's TrainingArguments.data_seed). The
 loader Lightning iterates for training only counts steps.
 """
 from __future__ import annotations
@@ -41,6 +43,13 @@ class SplitDataModule(L.LightningDataModule):
     each): ("val",), or ("val", "test") under `eval_test_curve=true`."""
 
     curve_splits: tuple[str, ...] = ("val",)
+    data_seed: int = 0   # the run's `data_seed` (config.py sets it): which walk through the splits it takes
+
+    def stream_key(self, name: str) -> str:
+        """The key of a batch stream (`train`, `train/refill1`, ...): the splits' seed, and the run's
+        `data_seed` when it is not 0 (seed 0 keeps the key runs used before data_seed existed)."""
+        order = f"/data{self.data_seed}" if self.data_seed else ""
+        return f"{self.seed}{order}/{name}"
 
     def __init__(self, records: dict[str, list[dict]] | None = None, seed: int = 0, batch_size: int = 8,
                  eval_batch_size: int = 100):
@@ -55,7 +64,7 @@ class SplitDataModule(L.LightningDataModule):
 
     def batch(self, split: str, step: int, batch_size: int | None = None) -> list[dict]:
         """The `batch_size` records for `step`: epoch e = a seeded permutation of the split."""
-        return step_batch(self.split(split), f"{self.seed}/{split}", step, batch_size or self.batch_size)
+        return step_batch(self.split(split), self.stream_key(split), step, batch_size or self.batch_size)
 
     def train_batch(self, step: int) -> list[dict]:
         return self.batch("train", step)
@@ -63,7 +72,7 @@ class SplitDataModule(L.LightningDataModule):
     def refill_batch(self, step: int, round: int) -> list[dict]:
         """Dynamic sampling's extra prompts for `step`, round `round` >= 1 (algo/dynamic_sampling.py): a
         seeded walk of the train split of its own per round, so a resumed run draws the same ones."""
-        return step_batch(self.split("train"), f"{self.seed}/train/refill{round}", step, self.batch_size)
+        return step_batch(self.split("train"), self.stream_key(f"train/refill{round}"), step, self.batch_size)
 
     def train_dataloader(self):
         return StepStream()
