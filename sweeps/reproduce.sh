@@ -10,7 +10,7 @@
 #   --out           where run dirs go (default repro/<scale>)
 #   --report        where tables and figures go (default docs/results/<scale>)
 #   --parallel N    run N training streams at once, each on nproc / N threads (tiny: 2, smoke: 1), logs in
-#                   <out>/stream<i>.log
+#                   <out>/stream<i>.log; the evaluations run on N streams too (<out>/eval<i>.log)
 #   -- ...          any further overrides go to every train.py / evaluate.py call (e.g. model=qwen2_vl_2b)
 #
 # Steps: the training sweeps of sweeps/othink_mr1/ and sweeps/vision_r1/, one multirun per sweep and
@@ -69,38 +69,58 @@ eval_base() {
   python evaluate.py run=base "+experiments=$experiment" "out=$dir" "${extra[@]}"
 }
 
-# Cross-task evaluation of every run of a sweep, in one process (a Hydra multirun over run dirs).
+# Cross-task evaluation of every trained run not evaluated before, over the streams: stream i takes every
+# parallel-th run, in one process (a Hydra multirun over run dirs) on nproc / parallel threads.
 eval_runs() {
-  local name="$1" runs=()
-  for d in "$out/$name"/seed*/*/; do
-    [[ -f "$d/results.json" && ! -f "$d/eval/cross_task.json" ]] && runs+=("'${d%/}'")
+  local runs=() name d i
+  for name in "$@"; do
+    for d in "$out/$name"/seed*/*/; do
+      [[ -f "$d/results.json" && ! -f "$d/eval/cross_task.json" ]] && runs+=("'${d%/}'")
+    done
   done
-  if [[ ${#runs[@]} -eq 0 ]]; then log "$name: nothing to evaluate"; return; fi
-  log "$name: python evaluate.py -m run=<${#runs[@]} run dirs> eval=cross_task"
-  python evaluate.py -m "run=$(IFS=,; echo "${runs[*]}")" eval=cross_task "${extra[@]}" \
-    "hydra.sweep.dir=$out/.eval_sweep"
+  if [[ ${#runs[@]} -eq 0 ]]; then log "cross-task evaluation: nothing to evaluate"; return; fi
+  log "cross-task evaluation of ${#runs[@]} run(s): python evaluate.py -m run=<run dirs> eval=cross_task, $parallel stream(s)"
+  local pids=() failed=0
+  for (( i = 0; i < parallel; i++ )); do
+    local mine=()
+    for (( j = i; j < ${#runs[@]}; j += parallel )); do mine+=("${runs[$j]}"); done
+    [[ ${#mine[@]} -eq 0 ]] && continue
+    OMP_NUM_THREADS=$threads python evaluate.py -m "run=$(IFS=,; echo "${mine[*]}")" eval=cross_task "${extra[@]}" \
+      "hydra.sweep.dir=$out/.eval_sweep$i" >> "$out/eval$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  [[ $failed -eq 0 ]] || { log "a cross-task evaluation failed (logs: $out/eval*.log)"; exit 1; }
 }
 
 log "scale=$scale seeds=$seeds runs -> $out, report -> $report"
 python cold_start.py "${extra[@]}"                           # the shared instruct start, built once
-sweeps=(othink_mr1/table1 vision_r1/ablation othink_mr1/fig6_constant_beta othink_mr1/fig4_format_weight
-        vision_r1/ptst_variants othink_mr1/fig6_schedules)   # longest first, so parallel streams end together
+# Longest first by a unit's (sweep x seed) cost in the 2026-12-03 tiny reproduction, so the streams end together.
+sweeps=(othink_mr1/fig6_constant_beta othink_mr1/fig4_format_weight vision_r1/ptst_variants othink_mr1/table1
+        vision_r1/ablation othink_mr1/fig6_schedules)
 IFS=, read -ra seed_list <<< "$seeds"
+threads=$(( $(nproc) / parallel )); threads=$(( threads > 0 ? threads : 1 ))
 units=()                                                     # "<sweep> <seed>", longest sweeps first
 for s in "${sweeps[@]}"; do for k in "${seed_list[@]}"; do units+=("$s $k"); done; done
 if [[ "$parallel" -le 1 ]]; then
   for u in "${units[@]}"; do sweep $u; done
 else
-  python cold_start.py +experiments=vision_r1/ptst "${extra[@]}"   # the shared cold starts, before streams race for them
-  [[ ${#real[@]} -eq 0 ]] && python cold_start.py cold_start=terse "${extra[@]}"
-  threads=$(( $(nproc) / parallel )); threads=$(( threads > 0 ? threads : 1 ))
-  mkdir -p "$out"
+  # the shared cold starts, before the streams race for them: one build per stream (a build runs on one thread)
+  builds=(+experiments=vision_r1/ptst)
+  [[ ${#real[@]} -eq 0 ]] && builds+=(cold_start=terse)
+  pids=()
+  for b in "${builds[@]}"; do OMP_NUM_THREADS=$threads python cold_start.py "$b" "${extra[@]}" & pids+=($!); done
+  for pid in "${pids[@]}"; do wait "$pid" || { log "a cold-start build failed"; exit 1; }; done
+  # A work queue: each stream takes the next unit no stream has claimed (mkdir is atomic), so a stream that
+  # finishes early takes more units instead of idling.
+  claims="$out/.claims"; rm -rf "$claims"; mkdir -p "$claims"
   pids=()
   for (( i = 0; i < parallel; i++ )); do
     (
       export OMP_NUM_THREADS=$threads
-      for (( j = i; j < ${#units[@]}; j += parallel )); do
-        sweep ${units[$j]} >> "$out/stream$i.log" 2>&1 || { log "${units[$j]} failed: $out/stream$i.log"; exit 1; }
+      for u in "${units[@]}"; do
+        mkdir "$claims/${u//[\/ ]/_}" 2>/dev/null || continue
+        sweep $u >> "$out/stream$i.log" 2>&1 || { log "$u failed: $out/stream$i.log"; exit 1; }
       done
     ) &
     pids+=($!)
@@ -109,10 +129,13 @@ else
   for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
   [[ $failed -eq 0 ]] || { log "a training stream failed (logs: $out/stream*.log)"; exit 1; }
 fi
-eval_base othink_mr1/table1_base
-eval_base vision_r1/cold_start_only
-for s in othink_mr1/table1 othink_mr1/fig6_constant_beta othink_mr1/fig6_schedules vision_r1/ablation vision_r1/ptst_variants; do
-  eval_runs "$s"                                             # fig6: cross-task accuracy over beta (issue 23)
+bases=(othink_mr1/table1_base vision_r1/cold_start_only)    # the untrained starts: one process each, on the streams
+pids=()
+for b in "${bases[@]}"; do
+  if [[ "$parallel" -le 1 ]]; then eval_base "$b"; else OMP_NUM_THREADS=$threads eval_base "$b" & pids+=($!); fi
 done
+for pid in "${pids[@]}"; do wait "$pid" || { log "a base evaluation failed"; exit 1; }; done
+eval_runs othink_mr1/table1 othink_mr1/fig6_constant_beta othink_mr1/fig6_schedules vision_r1/ablation \
+  vision_r1/ptst_variants                                    # fig6: cross-task accuracy over beta (issue 23)
 python -m vlmrl.report "$out" --out "$report"
 log "all done in $(( $(date +%s) - started )) s"

@@ -50,7 +50,8 @@ PLAN = {
     "python evaluate.py run=outputs/<run> eval=cross_task": SMOKE,
     "python evaluate.py run=base +experiments=othink_mr1/table1_base": SMOKE,
     "python -m vlmrl.report outputs/ multirun/ --out report/": [],
-    "bash sweeps/reproduce.sh --scale smoke": ["--out", "{tmp}/repro", "--report", "{tmp}/repro_report"],
+    "bash sweeps/reproduce.sh --scale smoke": ["--out", "{tmp}/repro", "--report", "{tmp}/repro_report",
+                                               "--parallel", "2"],   # the streams path, as --scale tiny runs it
     "python -m vlmrl.data.fixtures data/fixtures": [],
     "python evaluate.py eval=benchmarks data_root=data/fixtures eval.max_new_tokens=96": SMOKE,
     "python train.py data=clevr_count70k data_root=data/fixtures": SMOKE,
