@@ -14,7 +14,8 @@
 #   -- ...          any further overrides go to every train.py / evaluate.py call (e.g. model=qwen2_vl_2b)
 #
 # Steps: the training sweeps of sweeps/othink_mr1/ and sweeps/vision_r1/, one multirun per sweep and
-# seed (python train.py -m +sweeps=<sweep> seed=<s>, into <out>/<sweep>/seed<s>/), shared among the
+# seed (python train.py -m +sweeps=<sweep> seed=<s> data_seed=<s>: each seed its own sampling and data
+# order, into <out>/<sweep>/seed<s>/), shared among the
 # streams longest first; the evaluations that have no RL run (Table 1's base column, Vision-R1's
 # cold-start-only row); the cross-task evaluation of every trained run (OThink-MR1 Fig. 7 and the
 # KL runs beside Fig. 6; Vision-R1's averages over tasks); then python -m vlmrl.report (tables, figures,
@@ -51,10 +52,10 @@ sweep() {
   local name="$1" seed="$2" dir="$out/$1/seed$2" jobs file="$1"
   [[ -f "sweeps/tiny/$1.yaml" && ${#real[@]} -eq 0 ]] && file="tiny/$1"
   if [[ -f "$dir/.done" ]]; then log "$name seed $seed: done before, skipped"; return; fi
-  log "$name: python train.py -m +sweeps=$file seed=$seed ${extra[*]}"
+  log "$name: python train.py -m +sweeps=$file seed=$seed data_seed=$seed ${extra[*]}"
   # set -e does not reach inside a function called from `||` (the streams): check the status here, so a
   # failed or killed multirun is never marked done
-  python train.py -m "+sweeps=$file" "seed=$seed" "${extra[@]}" "hydra.sweep.dir=$dir" \
+  python train.py -m "+sweeps=$file" "seed=$seed" "data_seed=$seed" "${extra[@]}" "hydra.sweep.dir=$dir" \
     || { log "$name seed $seed: train.py failed, not marked done"; return 1; }
   jobs=$(find "$dir" -mindepth 2 -maxdepth 2 -name results.json | wc -l)
   log "$name seed $seed: $jobs run(s) finished"

@@ -29,7 +29,7 @@ from .plots import BAND, interval_bars, new_figure, plot_mean
 from .runs import Run, describe, end_value, group_by, interval_of, matrices, outcomes, smoothed
 from .stats import SMOOTH, paired_bootstrap
 
-SEED = "seed"
+SEEDS = ("seed", "data_seed")   # a cell's replicates differ in these, never its cells
 MULTIRUN_FILE = "multirun.yaml"
 
 
@@ -51,12 +51,12 @@ def multirun_dir(run: Run) -> Path | None:
 
 
 def swept_keys(cell_overrides: Sequence[dict[str, str]]) -> list[str]:
-    """Keys overridden in every run whose value differs between runs, seed excepted, in first-seen order."""
+    """Keys overridden in every run whose value differs between runs, the seeds excepted, in first-seen order."""
     values: dict[str, set] = {}
     for ov in cell_overrides:
         for k, v in ov.items():
             values.setdefault(k, set()).add(v)
-    return [k for k in values if k != SEED and len(values[k]) > 1 and all(k in ov for ov in cell_overrides)]
+    return [k for k in values if k not in SEEDS and len(values[k]) > 1 and all(k in ov for ov in cell_overrides)]
 
 
 def declared_order(root: Path | None) -> dict[str, list[str]]:
