@@ -3,8 +3,11 @@
     python evaluate.py run=outputs/<run> eval=cross_task        # same-task + cross-task accuracy
     python evaluate.py run=base eval=cross_task                 # the start checkpoint (no RL)
     python evaluate.py run=base +experiments=vision_r1/cold_start_only
+    python evaluate.py run=base eval=cross_task eval.reliance.variants=[]   # without the replaced-image passes
 
-Writes <run dir or out>/eval/<eval.name>.json (accuracy, format rate, mean completion length per task).
+Writes <run dir or out>/eval/<eval.name>.json (accuracy, format rate, mean completion length per task, and per
+task and category the accuracy with each image blanked / shuffled and the visual reliance: acc minus that,
+docs/visual_reliance.md).
 """
 import hydra
 from omegaconf import DictConfig

@@ -49,6 +49,8 @@ PLAN = {
     "python train.py -m +sweeps=othink_mr1/fig4_format_weight": SMOKE,
     "python evaluate.py run=outputs/<run> eval=cross_task": SMOKE,
     "python evaluate.py run=base +experiments=othink_mr1/table1_base": SMOKE,
+    "python evaluate.py run=base eval=cross_task": SMOKE,   # docs/visual_reliance.md
+    "python train.py model.freeze=[visual]": SMOKE,         # docs/visual_reliance.md
     "python -m vlmrl.report outputs/ multirun/ --out report/": [],
     "bash sweeps/reproduce.sh --scale smoke": ["--out", "{tmp}/repro", "--report", "{tmp}/repro_report",
                                                "--parallel", "2"],   # the streams path, as --scale tiny runs it

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from .infra.preemption import AtomicCheckpointIO, CheckpointOnSignal
 from .infra.runlog import JsonlLogger, run_name_and_group
 from .models.loading import AdapterDisabled, add_lora, load_model
+from .optim import freeze
 from .strategies import make_strategy
 
 
@@ -24,6 +25,10 @@ def make_module(cfg: DictConfig, parts: dict, path: str) -> L.LightningModule:
     lora = cfg.model.get("lora")
     if lora:  # only the adapter trains; the reference is the same model with the adapter disabled
         policy = add_lora(policy, **OmegaConf.to_container(lora))
+    frozen = freeze(policy, cfg.model.get("freeze") or [])   # after LoRA: adapters inside a frozen part freeze too
+    if frozen:
+        print(f"[vlmrl] model.freeze: {', '.join(f'{part} ({n} tensors)' for part, n in frozen.items())} frozen; "
+              f"{sum(p.numel() for p in policy.parameters() if p.requires_grad):,} parameters train")
     if cfg.algo.name == "sft":
         return instantiate(cfg.algo.module, _partial_=True)(policy=policy, processor=processor, reward=parts["reward"])
     ref = None

@@ -130,6 +130,9 @@ def _check_scale(cfg: DictConfig) -> None:
         if not isinstance(lora, DictConfig) or set(lora) - set(LORA_KEYS) or "r" not in lora:
             raise ConfigError(f"model.lora={show(lora)}: expected null or {{{', '.join(LORA_KEYS)}}}")
         _positive(cfg, "model.lora.r", "model.lora.alpha")
+    freeze = OmegaConf.select(cfg, "model.freeze", default=None)   # matched against the parameters in optim.freeze
+    if freeze is not None and not (isinstance(freeze, ListConfig) and all(isinstance(p, str) and p for p in freeze)):
+        raise ConfigError(f"model.freeze={show(freeze)}: expected a list of parameter-name parts, e.g. [visual]")
 
 
 def check_evaluate(cfg: DictConfig) -> None:
@@ -179,7 +182,7 @@ def validate(cfg: DictConfig) -> dict:
                   "algo.module.max_grad_norm")
         parts.update(kl=build(cfg.kl), curriculum=build(cfg.curriculum), rollout=build(cfg.rollout),
                      loss=build(cfg.loss), advantage=build(cfg.advantage))
-        build(cfg.algo.module.overlong), build(cfg.algo.module.dynamic_sampling)  # check values; the module builds its own
+        build(cfg.algo.module.overlong), build(cfg.algo.module.dynamic_sampling), build(cfg.algo.module.reliance)  # check values; the module builds its own
     else:
         _positive(cfg, "algo.batch_size")
     parts["datamodule"] = build(cfg.data.module)  # cheap: splits are drawn on first use

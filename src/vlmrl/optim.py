@@ -1,9 +1,26 @@
-"""The one place optimizers are built: AdamW plus a warmup-then-decay LR schedule, for every module.
+"""Which parameters train, and at what learning rate: the one place (optimizers for every module, and
+`model.freeze`).
+
+Vision-tower controls, both keyed by parts of parameter names (Qwen2-VL in transformers 5: `model.visual.`
+the vision tower, `model.visual.merger.` its merger / projector into the LM, `model.language_model.` the LM,
+`lm_head` where not tied; under LoRA every name gains a `base_model.model.` prefix, which a part still matches):
+
+  model.freeze: [visual]          every parameter whose name contains a listed part gets requires_grad False
+                                  (`freeze`, applied after LoRA wraps the model, so an adapter inside a frozen
+                                  part freezes too). Frozen parameters are left out of the optimizer (only
+                                  requires_grad ones enter `param_groups`) and out of gradient sync: DDP
+                                  registers buckets for requires_grad parameters only, and FSDP is built with
+                                  use_orig_params=True when anything is frozen (strategies.make_strategy), so
+                                  units that mix frozen and trainable weights are allowed. An entry that
+                                  matches no parameter fails, naming it. [merger] freezes the projector alone.
+                                  Start builds (starts/sft.py) ignore it: a cached start trains every weight.
+  algo.module.optim.lr_scale:     {part: multiplier} of the base LR, e.g. `{visual: 0.1}`; a parameter takes the
+    {visual: 0.1}                 first part its name contains, else 1. An entry matching no trainable parameter
+                                  fails (a typo, or a part frozen by model.freeze). 0 is not a freeze: AdamW
+                                  still keeps state and applies weight decay; use model.freeze.
 
 `optim` config keys: lr, weight_decay (0), betas ([0.9, 0.999]), schedule (constant | linear | cosine),
-warmup_frac (0), lr_scale ({}: a parameter-name part -> LR multiplier, e.g. `{visual: 10}` trains the vision
-tower at 10x the base LR; a parameter takes the first part its name contains, else 1). The schedule counts
-optimizer steps.
+warmup_frac (0), lr_scale ({}). The schedule counts optimizer steps.
 """
 from __future__ import annotations
 
@@ -33,16 +50,44 @@ def lr_lambda(schedule: str, total: int, warmup_frac: float):
     return factor
 
 
+def freeze(model: torch.nn.Module, parts, where: str = "model.freeze") -> dict[str, int]:
+    """requires_grad False on every parameter whose name contains one of `parts` -> {part: parameters it
+    matched}. Raises ValueError naming an entry that is not a non-empty string or matches no parameter."""
+    parts = list(parts or [])
+    for part in parts:
+        if not isinstance(part, str) or not part:
+            raise ValueError(f"{where}: entry {part!r} is not a parameter-name part (a non-empty string, e.g. visual)")
+    matched = {part: 0 for part in parts}
+    for name, param in model.named_parameters():
+        hits = [part for part in parts if part in name]
+        for part in hits:
+            matched[part] += 1
+        if hits:
+            param.requires_grad_(False)
+    missing = [part for part, n in matched.items() if n == 0]
+    if missing:
+        sample = ", ".join(n for n, _ in list(model.named_parameters())[:3])
+        raise ValueError(f"{where}: {missing} match no parameter name of {type(model).__name__} (names look like "
+                         f"{sample}, ...)")
+    return matched
+
+
 def param_groups(model: torch.nn.Module, lr: float, lr_scale: dict | None) -> list[dict]:
     """The trainable parameters of `model` in one group per LR (`lr_scale`, see the module docstring)."""
     for part, factor in (lr_scale or {}).items():
-        if not isinstance(factor, (int, float)) or factor < 0:
+        if not isinstance(factor, (int, float)) or isinstance(factor, bool) or factor < 0:
             raise ValueError(f"optim.lr_scale.{part}={factor!r} must be a number >= 0")
     groups: dict[float, list] = {}
+    used = set()
     for name, param in model.named_parameters():
         if param.requires_grad:
-            factor = next((f for part, f in (lr_scale or {}).items() if part in name), 1.0)
-            groups.setdefault(float(factor), []).append(param)
+            part = next((part for part in (lr_scale or {}) if part in name), None)
+            used.add(part)
+            groups.setdefault(float(1.0 if part is None else lr_scale[part]), []).append(param)
+    unused = [part for part in (lr_scale or {}) if part not in used]
+    if unused:
+        raise ValueError(f"optim.lr_scale: {unused} match no trainable parameter (a typo, a part model.freeze "
+                         f"froze, or one an earlier entry took)")
     return [{"params": params, "lr": lr * factor} for factor, params in groups.items()]
 
 

@@ -10,6 +10,9 @@
   advantages are those of one process. Losses are means over completions and DDP averages
   gradients over ranks, so equal slices (B divisible by the world size, checked in config.py) give
   the single-process update. Logged step metrics are all-reduced means over ranks.
+* Frozen parameters (`model.freeze`, vlmrl/optim.py) have requires_grad False before the strategy wraps the
+  policy: DDP leaves them out of its gradient buckets, FSDP gets use_orig_params=True (its flat parameters
+  may then mix frozen and trainable weights), DeepSpeed's optimizer only holds the trainable ones.
 * Sharded weights (FSDP, ZeRO-3) are gathered for HF `generate` (`full_params_for_generate`); the
   frozen reference model is sharded / offloaded by `prepare_reference` (strategy.reference keys).
   Both are written for CUDA and not run here: Lightning 2.6 refuses DeepSpeed on CPU, and FSDP
@@ -46,6 +49,13 @@ def make_strategy(cfg: DictConfig):
         kwargs["auto_wrap_policy"] = layers
         if cfg.model.gradient_checkpointing:
             kwargs["activation_checkpointing_policy"] = layers
+    if cfg.strategy.name == "fsdp" and cfg.model.get("freeze"):
+        # a unit whose flat parameter mixes frozen and trainable weights (the root: embeddings, lm_head, the
+        # vision merger) needs the original parameters kept (Lightning 2.6's default, made explicit here)
+        if node.get("use_orig_params", True) is False:
+            raise ValueError(f"strategy.lightning.use_orig_params=false with model.freeze={list(cfg.model.freeze)}: "
+                             "FSDP needs use_orig_params=true when a shard unit mixes frozen and trainable weights")
+        kwargs["use_orig_params"] = True
     return instantiate(node, **kwargs)
 
 

@@ -16,6 +16,8 @@ Each prompt and its images go through a model once per group, not once per compl
 (rollout/shared_prefix.py): in sampling, in the reference pass and in the policy's forward (the plain
 forward where the shared prefix cannot be used: gradient checkpointing, sharded weights; see there).
 Wall time per phase, completions/s and tokens/s are logged every step as perf/* (vlmrl/infra/perf.py).
+Every val pass (eval_every steps) also logs visual reliance on the first `reliance.items` val items:
+their accuracy with a blank and with a shuffled image, and the difference (lit/evaluation.py, val/reliance/*).
 
 An update whose loss or gradient norm is not finite is skipped (the LR schedule still advances, so
 it stays a function of the step), counted in `train/skipped_updates`, and after `max_nonfinite`
@@ -53,7 +55,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
     def __init__(self, policy, processor, rollout, reward, kl, curriculum, optim: dict, steps: int, *,
                  mu: int, micro_batch_size: int, max_grad_norm: float, eval_max_new_tokens: int,
                  samples_every: int, seed: int, max_nonfinite: int, reference: dict | None, overlong,
-                 dynamic_sampling, loss, advantage, ref_policy=None):
+                 dynamic_sampling, loss, advantage, reliance, ref_policy=None):
         super().__init__()
         self.automatic_optimization = False
         self.policy, self.processor = policy, processor
@@ -62,6 +64,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
         self.optim, self.steps, self.mu = dict(optim), steps, mu
         self.loss, self.advantage, self.overlong = loss, advantage, overlong  # the `loss` / `advantage` groups
         self.dynamic_sampling = dynamic_sampling
+        self.reliance = reliance  # lit.evaluation.Reliance: visual reliance logged at every val pass (val/reliance/*)
         self.micro_batch_size, self.max_grad_norm = micro_batch_size, max_grad_norm
         self.eval_max_new_tokens, self.samples_every, self.seed = eval_max_new_tokens, samples_every, seed
         self.rollout_step = 0  # completed rollout steps; the s of beta(s) and stage(s)

@@ -11,6 +11,7 @@ One module a concern, each importing only the ones listed before it:
   vision_r1.py  Vision-R1's builders (ablation, PTST variants, lengths)
   claims.py     the papers' claims (sweeps/claims.yaml) decided: paired bootstrap interval, verdict
   sweep.py      any other multirun dir summarised by its swept keys (table + figure)
+  reliance.py   visual reliance: accuracy with the image blanked / shuffled, per task and category
   cli.py        RESULTS (every builder), `report` (read, build, write) and the command line
 
 Pipeline: runs.find_run_dirs -> runs.load_run -> runs.select -> stats (mean_std, mean_curve) ->

@@ -8,7 +8,8 @@ Every `<path>` is searched recursively for run dirs (a dir holding `config_resol
 JSON's `study` wins over the config's) feed the papers' results: seeds are aggregated as mean ±
 sample std (ddof = 1; the bare value for a single seed), each paper result becomes a Markdown table
 and/or a PNG, and every claim of `sweeps/claims.yaml` gets an interval and a verdict (claims.py).
-Every other multirun dir is summarised by the keys its cells override (sweep.py). `README.md`
+Every other multirun dir is summarised by the keys its cells override (sweep.py); every eval JSON with
+replaced-image scores feeds the visual-reliance table (reliance.py). `README.md`
 indexes all of them. The papers' numbers are data in `sweeps/paper_values.yaml` and
 `sweeps/claims.yaml`, never written here. A paper result with no runs is skipped with one line.
 
@@ -26,6 +27,7 @@ from typing import Callable, Sequence
 from .claims import CLAIMS, build_claims, load_claims
 from .othink import build_fig1, build_fig4, build_fig5, build_fig6, build_fig7, build_table1
 from .output import Artifact, index_markdown, write_artifact
+from .reliance import build_reliance
 from .runs import EVAL_NAME, PAPER_VALUES, Run, find_run_dirs, load_paper_values, load_run
 from .sweep import build_sweeps
 from .vision_r1 import build_ablation, build_lengths, build_ptst
@@ -80,6 +82,8 @@ def report(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None = N
     artifacts += [verdicts] if verdicts is not None else []
     sweeps, notes = build_sweeps(loaded)
     artifacts += sweeps
+    reliance = build_reliance(loaded)   # every eval JSON with replaced-image scores, in a study or not
+    artifacts += [reliance] if reliance is not None else []
     for line in skipped + notes:
         print(line)
     if not artifacts:

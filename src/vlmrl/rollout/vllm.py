@@ -12,8 +12,12 @@ Sampling: one request per completion with seed = hash(seed, prompt id, repeat, s
 as the HF backend's seeding=row), where `seed` already derives from (run seed, step): a resumed run resamples
 the same completions, and a prompt samples the same whichever rank or batch position it lands on. Vision
 special tokens get logit_bias -100 (HF: suppress_tokens). Prompts are encoded by our processor for
-the trainer and by vLLM's (given the same min/max pixels) for sampling; their lengths are checked
-to agree, so a `max_pixels` mismatch fails loudly instead of training on other images.
+the trainer and by vLLM's (given the same min/max pixels) for sampling. Before the first rollout, and
+again whenever the processor's image settings change (pixel bounds, patch or merge size), one probe
+request (an image of the batch, 1 token) counts the image tokens vLLM expands an image to and compares
+them with the trainer's HF processor (`check_image_tokens`): a mismatch (a `max_pixels` the engine
+ignores or was not started with) fails in one line naming both counts and both pixel bounds, before any
+sampling. After every rollout the prompt lengths are checked to agree as well.
 
 vLLM's per-token log-probs of the sampled tokens (`logprobs_mode=processed_logprobs`: after
 temperature and logit bias, i.e. the distribution actually sampled) come back as
@@ -50,6 +54,45 @@ def image_size_kwargs(processor) -> dict:
     get = size.get if isinstance(size, dict) else lambda key: getattr(size, key, None)
     bounds = {key: int(get(key)) for key in ("shortest_edge", "longest_edge") if get(key) is not None}
     return {"size": bounds} if bounds else {}
+
+
+def image_settings(processor) -> tuple:
+    """What decides how many tokens an image becomes: the pixel bounds, patch, merge and temporal patch sizes."""
+    image_processor = processor.image_processor
+    return (repr(image_size_kwargs(processor)),
+            *(getattr(image_processor, key, None) for key in ("patch_size", "merge_size", "temporal_patch_size")))
+
+
+def pixel_bounds(size: dict) -> str:
+    """image_size_kwargs' {"size": ...} as "min_pixels=..., max_pixels=..." (the names model.processor_kwargs uses)."""
+    bounds = size.get("size", {})
+    return f"min_pixels={bounds.get('shortest_edge')}, max_pixels={bounds.get('longest_edge')}"
+
+
+def image_token_count(processor, token_ids) -> int:
+    """How many image placeholder tokens (<|image_pad|>) `token_ids` holds."""
+    image_id = getattr(processor, "image_token_id", None)
+    if image_id is None:
+        image_id = processor.tokenizer.convert_tokens_to_ids(getattr(processor, "image_token", "<|image_pad|>"))
+    return sum(1 for t in token_ids if int(t) == image_id)
+
+
+def check_image_tokens(llm, processor, image, engine_size: dict) -> int:
+    """Image tokens per image, trainer (HF `processor`) vs the vLLM engine `llm` (started with `engine_size`, as
+    image_size_kwargs gives it), for one probe `image` -> the count; raises RuntimeError in one line when they differ."""
+    from vllm import SamplingParams
+
+    probe = {"images": [image], "problem": "?"}
+    trainer = image_token_count(processor, encode_prompts(processor, [probe])["input_ids"][0].tolist())
+    out = llm.generate([{"prompt": prompt_text(processor, probe), "multi_modal_data": {"image": [image]}}],
+                       SamplingParams(max_tokens=1, temperature=0.0), use_tqdm=False)
+    engine = image_token_count(processor, out[0].prompt_token_ids)
+    if engine != trainer:
+        raise RuntimeError(f"image tokens per image differ for a {image.width}x{image.height} image: trainer (HF "
+                           f"processor, {pixel_bounds(image_size_kwargs(processor))}) {trainer} vs vLLM engine "
+                           f"({pixel_bounds(engine_size)}) {engine}; set model.processor_kwargs so both agree (the "
+                           f"engine keeps the bounds it started with)")
+    return trainer
 
 
 def import_vllm():
@@ -120,6 +163,9 @@ class VLLMRollout:
                                 max_model_len=max_model_len, limit_mm_per_prompt={"image": max_images_per_prompt},
                                 logprobs_mode="processed_logprobs", **(engine_kwargs or {}))
         self._llm = None
+        self._engine_size = None     # the pixel bounds the engine was started with (image_size_kwargs)
+        self._checked_settings = None   # the processor's image settings at the last image-token check
+        self.image_tokens = None     # image tokens per image at the last check (trainer == engine)
         self._pushed_versions = None
         self.last_sync_s = None  # seconds the last weight push took (None: no push before the last rollout)
         self.syncs = 0
@@ -135,7 +181,19 @@ class VLLMRollout:
             # dtype None: the policy's (vLLM's "auto" would downcast a float32 checkpoint to bfloat16 on CPU)
             dtype = self.engine_args["dtype"] or str(next(model.parameters()).dtype).removeprefix("torch.")
             self._llm = start_engine(path, processor, self.env, **(self.engine_args | {"dtype": dtype, "seed": 0}))
+            self._engine_size = image_size_kwargs(processor)
         return self._llm
+
+    def check_image_tokens(self, processor, records: list[dict]) -> None:
+        """Before the first rollout with images and whenever the processor's image settings (pixel bounds, patch
+        and merge sizes) changed since the last check: trainer and engine agree on image tokens per image (module
+        docstring), else RuntimeError."""
+        settings = image_settings(processor)
+        image = next((r["images"][0] for r in records if r["images"]), None)
+        if image is None or settings == self._checked_settings:
+            return
+        self.image_tokens = check_image_tokens(self._llm, processor, image, self._engine_size)
+        self._checked_settings = settings
 
     def sync_weights(self, model) -> bool:
         """Push the policy's weights into the engine when they changed since the last push."""
@@ -190,6 +248,7 @@ class VLLMRollout:
                              f"{self.max_images_per_prompt} (raise it)")
         llm = self.engine(model, processor)
         self._wake()
+        self.check_image_tokens(processor, records)
         self.sync_weights(model)
         repeated = [r for r in records for _ in range(group_size)]
         requests = [{"prompt": prompt_text(processor, r)} | (

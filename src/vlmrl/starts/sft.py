@@ -139,6 +139,7 @@ def phase_config(cfg: DictConfig, parent: str, spec: dict, index: int) -> DictCo
                     "eval_every": phase.get("eval_every", steps), "eval_test_curve": False,
                     "ckpt_every": min(cfg.ckpt_every, steps)})
     out.model.name_or_path, out.model.build = parent, None
+    out.model.freeze = []   # the run's, not the build's: a start trains every weight (its key does not hold freeze)
     out.algo, out.data, out.cold_start = algo, data, {"name": "none"}
     if not _one_process(cfg):
         _in_one_process(out)
