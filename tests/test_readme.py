@@ -63,6 +63,12 @@ PLAN = {
     "python train.py rollout=vllm rollout.is_correction=2": ["--cfg", "job"],
     "python train.py model=qwen2_vl_2b rollout=vllm rollout.gpu_memory_utilization=0.3 rollout.enable_sleep_mode=true":
         ["--cfg", "job"],                   # a GPU node's command
+    "python train.py model=tiny_qwen2_5_vl": SMOKE,   # docs/model_families.md
+    "python train.py model=tiny_qwen3_vl": SMOKE,
+    "python train.py model=tiny_qwen2_5_vl rollout=vllm": ["--cfg", "job"],   # runs for real in tests/test_model_families.py (vLLM)
+    "python train.py model=tiny_qwen3_vl rollout=vllm": ["--cfg", "job"],
+    "python -m vlmrl.tools.real_shape model=qwen2_vl_2b": None,   # tests/test_model_families.py: a small architecture every run, the true shapes under VLMRL_REAL_SHAPE=1
+    "python -m vlmrl.tools.real_shape model=qwen3_vl_2b": None,
     "pip install -r requirements-bench.txt": None,   # the benchmark's optional extra (TRL); not in CI
     "python benchmarks/grpo_vs_trl.py --repeat 2": None,   # tests/test_bench.py: one tiny cell where TRL is installed
     "python benchmarks/scaling.py": None,   # tests/test_bench.py::test_scaling_table_runs_every_configuration

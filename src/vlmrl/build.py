@@ -77,20 +77,24 @@ def make_loggers(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> list:
     return loggers
 
 
-def make_trainer(cfg: DictConfig, run_dir: Path, loggers: list) -> L.Trainer:
-    # Under manual optimization a checkpoint holds the state after the step's updates together with the
-    # step counter that matches it, which is what resume needs (tested); Lightning's warning about
-    # "no pre-optimization state" (printed with a page of example code) does not apply.
-    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
-    checkpoints = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", auto_insert_metric_name=False,
-                                  every_n_train_steps=cfg.ckpt_every, save_top_k=-1, save_last=True)
-    return L.Trainer(
+def make_trainer(cfg: DictConfig, run_dir: Path, loggers: list, checkpoints: bool = True, **overrides) -> L.Trainer:
+    """The run's Trainer. `checkpoints=False`: none written (a probe such as tools/real_shape.py, whose
+    full-size checkpoint would cost more than its step); `overrides`: further Trainer arguments."""
+    kwargs = dict(
         **OmegaConf.to_container(cfg.trainer), strategy=make_strategy(cfg), max_epochs=1, limit_train_batches=cfg.algo.steps,
         val_check_interval=cfg.eval_every, check_val_every_n_epoch=None, num_sanity_val_steps=0,
         log_every_n_steps=1, logger=loggers, default_root_dir=str(run_dir), enable_model_summary=False,
-        callbacks=[checkpoints, CheckpointOnSignal(run_dir / "checkpoints" / "last.ckpt")],
-        plugins=[AtomicCheckpointIO()],  # a kill during a save never leaves a torn checkpoint
-    )
+        enable_checkpointing=False, callbacks=[])
+    if checkpoints:
+        # Under manual optimization a checkpoint holds the state after the step's updates together with the
+        # step counter that matches it, which is what resume needs (tested); Lightning's warning about
+        # "no pre-optimization state" (printed with a page of example code) does not apply.
+        warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+        every = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="step{step}", auto_insert_metric_name=False,
+                                every_n_train_steps=cfg.ckpt_every, save_top_k=-1, save_last=True)
+        kwargs.update(enable_checkpointing=True, callbacks=[every, CheckpointOnSignal(run_dir / "checkpoints" / "last.ckpt")],
+                      plugins=[AtomicCheckpointIO()])   # a kill during a save never leaves a torn checkpoint
+    return L.Trainer(**kwargs | overrides)
 
 
 def close_loggers(loggers: list) -> None:

@@ -32,6 +32,7 @@ CUDA_ONLY_STRATEGIES = ("fsdp", "deepspeed_zero2", "deepspeed_zero3")  # Lightni
 WANDB_MODES = ("offline", "online", "disabled")                        # logger.wandb.mode
 LORA_KEYS = ("r", "alpha", "dropout", "target_modules")                # model.lora (models.loading.add_lora)
 STUDY_KEYS = ("paper", "result", "method")                             # study, set by experiment files
+MODEL_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")              # model.build.arch.family (models/families.py)
 RESUME_AUTO = "auto"  # resume=auto: the latest checkpoint of the run dir (resolved where the run starts)
 
 # Types of the keys users set that no `_target_` class annotates. A type is an annotation (`int`,
@@ -52,7 +53,7 @@ KEY_TYPES = {
     "model.grpo_lr": float, "model.grpo_steps": int,
     "model.grpo_schedule": str, "model.rollout_temperature": float, "model.sft_lr": float,
     "model.max_new_tokens": int, "model.eval_max_new_tokens": int, "model.tokens.*": int,
-    "model.build.arch.*": int, "data.kl.*": float, "data.few_shot.*": int,
+    "model.build.arch.family": MODEL_FAMILIES, "model.build.arch.*": int, "data.kl.*": float, "data.few_shot.*": int,
     "algo.name": ALGOS, "algo.steps": int, "algo.group_size": int, "algo.max_new_tokens": int,
     "algo.batch_size": int, "algo.module.optim.lr": float, "algo.module.optim.weight_decay": float,
     "algo.module.optim.schedule": LR_SCHEDULES, "algo.module.optim.warmup_frac": float,
@@ -132,7 +133,8 @@ def check_keys(node, prefix: str, table: dict) -> None:
         where = f"{prefix}.{key}" if prefix else key
         if pattern.endswith(".*"):
             for child in value if isinstance(value, DictConfig) else ():
-                _check(f"{where}.{child}", value[child], expected)
+                if f"{key}.{child}" not in table:   # a child with its own entry is checked by it
+                    _check(f"{where}.{child}", value[child], expected)
         elif value is not _ABSENT:
             _check(where, value, expected)
 

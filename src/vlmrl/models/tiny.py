@@ -1,10 +1,15 @@
-"""A tiny Qwen2-VL, built deterministically from a seed and saved like any checkpoint.
+"""A tiny Qwen2-VL (or Qwen2.5-VL, Qwen3-VL), built deterministically from a seed and saved like any checkpoint.
 
 Same classes as Qwen/Qwen2-VL-*-Instruct (Qwen2VLForConditionalGeneration, Qwen2VLProcessor, the
 real chat template), only small: a byte-level BPE tokenizer trained locally on the embedded tasks'
 text with Qwen's special tokens, and a randomly initialised model. Loaded afterwards by path
 through AutoProcessor + AutoModelForImageTextToText, the same code path as a real checkpoint.
 Text head_dim is 32 because vLLM's CPU attention needs head_dim >= 32.
+
+`family` picks the model family (`FAMILIES`): its config, model and processor classes and its
+published chat template (models/families.py); the tokenizer and the sizes are the same for all.
+The default, qwen2_vl, builds exactly what it built before families existed (the shipped start
+depends on it, tests/test_model_families.py pins it).
 """
 from __future__ import annotations
 
@@ -14,22 +19,9 @@ import os
 import random
 from pathlib import Path
 
-QWEN2_VL_CHAT_TEMPLATE = (
-    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
-    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
-    "{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: "
-    "{% endif %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}"
-    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                  "<|image_pad|>", "<|video_pad|>"]
+from .families import (QWEN2_VL_CHAT_TEMPLATE, SPECIAL_TOKENS, check_head_dim, family_processor, model_class,
+                       tiny_family_config)
+
 VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 TAG_TOKENS = ["<think>", "</think>", "<answer>", "</answer>"]
 # Qwen2's pre-tokenizer: digits split one by one, so every number is a sequence of digit tokens.
@@ -70,7 +62,9 @@ def build_tokenizer(vocab_size: int, seed: int):
     )
 
 
-def build_processor(tokenizer, min_pixels: int, max_pixels: int):
+def build_processor(tokenizer, min_pixels: int, max_pixels: int, family: str = "qwen2_vl"):
+    if family != "qwen2_vl":
+        return family_processor(family, tokenizer, min_pixels, max_pixels)
     from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
     image_processor = Qwen2VLImageProcessor(min_pixels=min_pixels, max_pixels=max_pixels)
@@ -79,12 +73,13 @@ def build_processor(tokenizer, min_pixels: int, max_pixels: int):
                             chat_template=QWEN2_VL_CHAT_TEMPLATE)
 
 
-def build_model_config(tokenizer, hidden: int, layers: int, heads: int, vision_depth: int, vision_dim: int):
+def build_model_config(tokenizer, hidden: int, layers: int, heads: int, vision_depth: int, vision_dim: int,
+                       family: str = "qwen2_vl"):
+    if family != "qwen2_vl":
+        return tiny_family_config(family, tokenizer, hidden, layers, heads, vision_depth, vision_dim)
     from transformers import Qwen2VLConfig
 
-    head_dim = hidden // heads
-    if head_dim < 32 or head_dim % 8:
-        raise ValueError(f"model.tiny.hidden/heads = {head_dim}: need a head_dim >= 32 (vLLM CPU) and divisible by 8")
+    head_dim = check_head_dim(hidden, heads)
     quarter = head_dim // 8  # mrope_section must sum to head_dim / 2
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     return Qwen2VLConfig(
@@ -110,16 +105,16 @@ def spec_hash(spec: dict) -> str:
 
 def build_tiny(out_dir: str | os.PathLike, seed: int = 0, vocab_size: int = 400, hidden: int = 128, layers: int = 2,
                heads: int = 4, vision_depth: int = 2, vision_dim: int = 64, min_pixels: int = 112 * 112,
-               max_pixels: int = 112 * 112) -> Path:
-    """Write a tiny Qwen2-VL checkpoint (model + processor) to `out_dir`, deterministically from `seed`."""
+               max_pixels: int = 112 * 112, family: str = "qwen2_vl") -> Path:
+    """Write a tiny checkpoint of `family` (model + processor) to `out_dir`, deterministically from `seed`."""
     import torch
-    from transformers import Qwen2VLForConditionalGeneration
 
+    model_cls = model_class(family)   # fails on an unknown family before the tokenizer trains
     tokenizer = build_tokenizer(vocab_size, seed)
-    processor = build_processor(tokenizer, min_pixels, max_pixels)
-    config = build_model_config(tokenizer, hidden, layers, heads, vision_depth, vision_dim)
+    processor = build_processor(tokenizer, min_pixels, max_pixels, family)
+    config = build_model_config(tokenizer, hidden, layers, heads, vision_depth, vision_dim, family)
     torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(config)
+    model = model_cls(config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

@@ -3,7 +3,8 @@
     python -m vlmrl.tools.memory [--gpus 8] [--gpu-gb 80] [--vllm-share 0.3]
 
 Parameter counts are exact: each model of conf/model/ is built on the meta device (no weights, no
-download) from its published architecture (the hub config.json numbers below). Memory per GPU:
+download) from its published architecture (the hub config.json numbers in models/published.py:
+Qwen2-VL 2B/7B, Qwen2.5-VL 3B/7B, Qwen3-VL 2B/4B/8B). Memory per GPU:
 * weights, gradients, Adam: 16 bytes per trainable parameter in bf16 mixed precision (ZeRO paper,
   arXiv 1910.02054, Sec. 3.1: 2 + 2 + 12), divided over GPUs as the ZeRO stage says (0: none, 2:
   gradients and optimizer state, 3: everything); LoRA trains ~0.5% of them (not in the table);
@@ -14,9 +15,13 @@ download) from its published architecture (the hub config.json numbers below). M
   in fp32 (2 * L * V * 4 bytes; rollout/base.completion_logprobs);
 * generation under ZeRO-3 gathers the full bf16 weights (2 bytes per parameter) for HF generate;
 * a colocated vLLM engine takes `--vllm-share` of the GPU (its gpu_memory_utilization; ours: assumed 0.3).
-Sequence: 612 prompt tokens (max_pixels 401408 / 28^2 = 512 image tokens + ~100 text; R1-V) plus
+Sequence: 612 prompt tokens (max_pixels 401408 / 28^2 = 512 image tokens + ~100 text; R1-V; Qwen3-VL's
+16 px patches: 401408 / 32^2 = 392 image tokens) plus
 the completion length, 4k / 8k / 16k as Vision-R1's PTST stages (arXiv 2503.06749). Estimates, not
 measurements: allocator fragmentation and CUDA context (~1-2 GB) come on top.
+
+`lora_step_gib` estimates one GRPO step with LoRA on one device (CPU or GPU), which
+`python -m vlmrl.tools.real_shape` prints beside the peak memory it measures at the true shape.
 """
 from __future__ import annotations
 
@@ -25,26 +30,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from ..models import published
+from ..models.families import FAMILIES
+
 CONF = Path(__file__).resolve().parents[3] / "conf" / "model"
-# Published config.json numbers (Qwen/Qwen2-VL-2B-Instruct, Qwen/Qwen2-VL-7B-Instruct, Qwen/Qwen2.5-VL-7B-Instruct on the hub).
-_QWEN2_VISION = dict(depth=32, embed_dim=1280, num_heads=16, mlp_ratio=4, patch_size=14, spatial_merge_size=2,
-                     temporal_patch_size=2, in_channels=3)
-ARCH = {
-    "Qwen/Qwen2-VL-2B-Instruct": ("Qwen2VLConfig", dict(
-        text_config=dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
-                         num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
-        vision_config=dict(**_QWEN2_VISION, hidden_size=1536), tie_word_embeddings=True)),
-    "Qwen/Qwen2-VL-7B-Instruct": ("Qwen2VLConfig", dict(
-        text_config=dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
-                         num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False),
-        vision_config=dict(**_QWEN2_VISION, hidden_size=3584), tie_word_embeddings=False)),
-    "Qwen/Qwen2.5-VL-7B-Instruct": ("Qwen2_5_VLConfig", dict(
-        text_config=dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
-                         num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False),
-        vision_config=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
-                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
-                           fullatt_block_indexes=[7, 15, 23, 31]), tie_word_embeddings=False)),
-}
+ARCH = published.ARCH   # the published config.json numbers of every real model (models/published.py)
 PROMPT_TOKENS = 612
 GIB = 1024 ** 3
 
@@ -52,24 +42,43 @@ GIB = 1024 ** 3
 def count_parameters(name: str) -> int:
     """Exact parameter count of a published architecture, built on the meta device."""
     import torch
-    import transformers
     from transformers import AutoModelForImageTextToText
 
-    kind, kwargs = ARCH[name]
-    config = getattr(transformers, kind)(**kwargs)
+    config = published.build_config(name)
     with torch.device("meta"):
         model = AutoModelForImageTextToText.from_config(config)
     return sum(p.numel() for p in model.parameters())
 
 
-def per_gpu_gib(params: int, hidden: int, layers: int, vocab: int, completion: int, gpus: int, zero: int) -> dict:
+def per_gpu_gib(params: int, hidden: int, layers: int, vocab: int, completion: int, gpus: int, zero: int,
+                prompt: int = PROMPT_TOKENS) -> dict:
     """Per-GPU GiB by part under ZeRO level `zero` (0: none, 2: optimizer + gradients sharded, 3: + parameters)."""
-    s = PROMPT_TOKENS + completion
+    s = prompt + completion
     states = {0: 16 * params, 2: 2 * params + 14 * params / gpus, 3: 16 * params / gpus}[zero]
     reference = 2 * params / (gpus if zero == 3 else 1)
     activations = layers * 2 * s * hidden + 34 * s * hidden + 2 * completion * vocab * 4
     gather = 2 * params if zero == 3 else 0
     parts = {"states": states, "reference": reference, "activations": activations, "generate_gather": gather}
+    parts = {k: v / GIB for k, v in parts.items()}
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def lora_step_gib(params: int, trainable: int, hidden: int, layers: int, vocab: int, rows: int, prompt: int,
+                  completion: int, image_patches: int = 0, vision_hidden: int = 0, vision_layers: int = 0) -> dict:
+    """GiB of one GRPO step on one device with LoRA (tools/real_shape.py): bf16 base weights, the adapter in
+    fp32 with its gradient and Adam state, activations of `rows` sequences of prompt + completion tokens under
+    gradient checkpointing (the formula of `per_gpu_gib`), the completion logits in fp32, and the vision
+    tower's activations of the prompts' images (no checkpointing needed there: nothing in it trains, so only
+    the running block's tensors live, ~34 * patches * width bytes). No reference copy: under LoRA the
+    reference is the policy with its adapter disabled (models.loading.AdapterDisabled)."""
+    s = prompt + completion
+    parts = {
+        "weights": 2 * params,
+        "adapter": 16 * trainable,   # fp32 weight + gradient + Adam m, v (peft keeps adapters in fp32)
+        "activations": rows * (layers * 2 * s * hidden + 34 * s * hidden) + 2 * rows * completion * vocab * 4,
+        "vision": 34 * image_patches * vision_hidden + 2 * image_patches * vision_hidden * vision_layers,
+    }
     parts = {k: v / GIB for k, v in parts.items()}
     parts["total"] = sum(parts.values())
     return parts
@@ -81,11 +90,15 @@ def table(gpus: int = 8, gpu_gb: float = 80, vllm_share: float = 0.3) -> list[di
     for path in sorted(CONF.glob("qwen*.yaml")):
         name = OmegaConf.load(path).name_or_path
         params = count_parameters(name)
-        text = ARCH[name][1]["text_config"]
+        kind, arch = published.published(name)
+        text = arch["text_config"]
+        # the prompt at max_pixels 401408: an image token covers (patch * 2)^2 px (Qwen3-VL's patch is 16: 392 tokens)
+        patch = FAMILIES[published.FAMILY[kind]].patch_size
+        prompt = PROMPT_TOKENS - 401408 // 28 ** 2 + 401408 // (2 * patch) ** 2
         for zero in (0, 2, 3):
             for length in (4096, 8192, 16384):
                 mem = per_gpu_gib(params, text["hidden_size"], text["num_hidden_layers"], text["vocab_size"], length,
-                                  gpus, zero)
+                                  gpus, zero, prompt)
                 rows.append({"model": path.stem, "params_b": params / 1e9, "zero": zero, "tokens": length, **mem,
                              "budget": budget, "fits": mem["total"] <= budget})
     return rows
