@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from conftest import compose_cfg
-from vlmrl.data import geometry
+from vlmrl.data import detours, geometry
 from vlmrl.data.datamodule import TaskDataModule, build_split, step_batch
 from vlmrl.data.tasks import COT_STYLES, SPLIT_SHARES, generate_splits, make_task, scene_split
 from vlmrl.rewards import accuracy, format_reward
@@ -31,14 +31,48 @@ def test_split_shares_cover_everything():
 
 
 @pytest.mark.parametrize("name", ["counting", "geometry"])
-def test_every_reference_reasoning_is_right_and_only_answer_only_breaks_format(name):
+def test_every_reference_reasoning_but_detour_is_right_and_only_answer_only_breaks_format(name):
     task = make_task(name)
     for scene in generate_splits(task, {"test": 60}, seed=0)["test"]:
         record = task.build(scene)
         assert set(record["cots"]) == set(COT_STYLES)
         for style, cot in record["cots"].items():
-            assert accuracy(cot, record["answer"], record["verifier"]) == 1.0, (style, cot, record["answer"])
+            if style != "detour":
+                assert accuracy(cot, record["answer"], record["verifier"]) == 1.0, (style, cot, record["answer"])
             assert format_reward(cot) == (0.0 if style == "answer_only" else 1.0), cot
+
+
+@pytest.mark.parametrize("name", ["counting", "geometry"])
+def test_detour_reasoning_rechecks_and_its_slips_make_long_traces_wrong(name):
+    """detour = verbose + the item's re-checks (detours.plan), each from the one before; the answer follows
+    the last check, so the wrong share grows with the number of re-checks, as detours.wrong_share says."""
+    task = make_task(name)
+    wrong, count = [0] * len(detours.CHECKS), [0] * len(detours.CHECKS)
+    for scene in generate_splits(task, {"coldstart": 600}, seed=0)["coldstart"]:
+        record = task.build(scene)
+        detour, verbose = record["cots"]["detour"], record["cots"]["verbose"]
+        checks = detour.count("Let me")
+        assert detour.startswith(verbose.split("</think>")[0])                 # the verbose work comes first
+        assert (checks == 0) == (detour == verbose)
+        last = detour.split("</think>")[0].rsplit("So ", 1)[1]                  # "there are 7 shapes." / "x = 35."
+        assert f"<answer>{last.split()[-2 if name == 'counting' else -1].rstrip('.')}</answer>" in detour
+        count[checks] += 1
+        wrong[checks] += accuracy(detour, record["answer"], record["verifier"]) == 0.0
+    assert wrong[0] == 0 and min(count) > 20
+    rates = [w / n for w, n in zip(wrong, count)]
+    assert rates[1] < rates[3] and all(abs(r - detours.wrong_share(n)) < 0.15 for n, r in enumerate(rates))
+
+
+def test_detour_plan_is_a_pure_function_of_the_item_with_the_documented_shares():
+    plans = [detours.plan(str(i)) for i in range(4000)]
+    assert plans[:50] == [detours.plan(str(i)) for i in range(50)]
+    shares = [sum(len(p) == n for p in plans) / len(plans) for n in range(len(detours.CHECKS))]
+    assert shares == pytest.approx(detours.CHECKS, abs=0.03)
+    slips = [s for p in plans for s in p]
+    assert sum(s != 0 for s in slips) / len(slips) == pytest.approx(detours.SLIP, abs=0.03)
+    assert set(slips) == {-1, 0, 1}
+    # by hand: n = 2 is right again for (0, 0) or opposite slips: 0.7^2 + 2 x 0.15^2 = 0.535
+    assert [detours.wrong_share(n) for n in range(4)] == pytest.approx([0.0, 0.3, 0.465, 0.5625])
 
 
 def test_counting_verbose_reasoning_enumerates_every_shape():
@@ -72,7 +106,8 @@ def test_color_counting_counts_the_named_colour_only():
         assert record["answer"] == str(k) and record["meta"]["categories"] == {"count": k, "distractors": len(objects) - k}
         assert record["cots"]["verbose"].count(f"{target} ") == (k + 1 if k else 2)   # each counted shape, the sum
         for style, cot in record["cots"].items():
-            assert accuracy(cot, record["answer"], record["verifier"]) == 1.0, (style, cot)
+            if style != "detour":
+                assert accuracy(cot, record["answer"], record["verifier"]) == 1.0, (style, cot)
         distractors += len(objects) - k
     assert 0 < distractors / len(scenes) < 7                    # distractors present, 0..7 per scene
     assert {int(task.build(s)["answer"]) for s in scenes} == set(range(10))

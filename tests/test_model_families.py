@@ -58,6 +58,16 @@ def test_default_tiny_build_is_unchanged(tiny_models):
     assert shipped["parent"] == "tiny-b568cf762b"
 
 
+def test_tiny_tokenizer_ignores_styles_added_after_the_shipped_start():
+    """The tokenizer trains on the reasoning styles of the shipped start's day (TOKENIZER_STYLES), so a style
+    added since (detour) leaves its vocabulary, and the start, as they were (sha256 of the sorted vocab)."""
+    from vlmrl.models.tiny import TOKENIZER_STYLES, build_tokenizer
+
+    assert "detour" not in TOKENIZER_STYLES
+    vocab = build_tokenizer(512, 0).get_vocab()
+    assert hashlib.sha256(json.dumps(vocab, sort_keys=True).encode()).hexdigest()[:16] == "82a8f38f77c27f6d"
+
+
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
 def test_tiny_family_loads_by_path_with_its_classes_and_template(tiny_models, family):
     from vlmrl.data.prompts import prompt_text

@@ -23,6 +23,8 @@ import random
 
 from PIL import Image, ImageDraw, ImageFont
 
+from . import detours
+
 TYPES = ("triangle", "exterior", "supplementary", "vertical", "right", "isosceles", "pythagoras")
 ROTATIONS, MIRRORS = 24, 2
 PYTHAGOREAN = sorted({(k * a, k * b) for a, b, c, kmax in ((3, 4, 5, 10), (5, 12, 13, 4), (8, 15, 17, 3),
@@ -111,13 +113,20 @@ def _steps(kind: str, numbers: tuple, x: int) -> tuple[str, list[str], str]:
 
 
 def cots(kind: str, numbers: tuple) -> dict[str, str]:
-    """Reference reasoning: concise (one equation) and verbose (the rule, then each step)."""
+    """Reference reasoning: concise (one equation), verbose (the rule, then each step) and detour (verbose,
+    then the item's re-checks of the equation, `detours.py`; a slip moves the result by 10 degrees or 1
+    unit of length, a later check keeps it, and the answer follows the last check)."""
     x = solve(kind, numbers)
     rule, work, equation = _steps(kind, numbers, x)
     verbose = " ".join([rule, *work, f"So x = {x}."])
+    detour, last = [verbose], x
+    unit = 1 if kind == "pythagoras" else 10
+    for slip in detours.plan(f"geometry/{kind}/{numbers}"):   # each check starts from the one before
+        last = last + slip * unit if last + slip * unit > 0 else last + unit
+        detour.append(f"Let me check: {_steps(kind, numbers, last)[2]} So x = {last}.")
     answer = f"<answer>{x}</answer>"
     return {"concise": f"<think>{equation}</think>{answer}", "verbose": f"<think>{verbose}</think>{answer}",
-            "answer_only": answer}
+            "answer_only": answer, "detour": f"<think>{' '.join(detour)}</think><answer>{last}</answer>"}
 
 
 def question(kind: str, numbers: tuple) -> str:

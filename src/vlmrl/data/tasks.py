@@ -9,12 +9,14 @@
   applies (see `geometry.py`).
 
 Records carry the real datasets' fields (`images`, `problem`, `answer`) plus `id`, `task`,
-`verifier` and `cots`: reference chains of thought in three styles, used as SFT / cold-start targets:
+`verifier` and `cots`: reference chains of thought in four styles, used as SFT / cold-start targets:
   concise      `<think>There are 7 shapes.</think><answer>7</answer>`
   verbose      the reasoning works item by item, so its length grows with the item (counting
                enumerates every shape, geometry states the rule and each arithmetic step):
                `<think>1 circle, 2 square, ... 7 triangle. So there are 7 shapes.</think>...`
   answer_only  `<answer>7</answer>` (no reasoning block: a format the reward does not accept)
+  detour       the verbose reasoning, then 0-3 re-checks that may slip, the answer following the last
+               one (`detours.py`: an overthinking failure mode, long traces are more often wrong)
 Vision-R1 builds its cold-start CoT by modality bridging with a VLM and DeepSeek-R1; offline there
 is no teacher, so the styles are templates that state the visual evidence and the arithmetic.
 
@@ -31,7 +33,7 @@ from typing import Callable
 
 from PIL import Image, ImageDraw
 
-from . import geometry
+from . import detours, geometry
 
 # R1-V / OThink-MR1 prompt (../shared/papers.md; R1-V's QUESTION_TEMPLATE).
 R1V_PROMPT = (
@@ -42,7 +44,7 @@ R1V_PROMPT = (
 COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (230, 190, 20),
           "purple": (140, 60, 180), "orange": (240, 120, 20)}
 SHAPES = ("circle", "square", "triangle")
-COT_STYLES = ("concise", "verbose", "answer_only")
+COT_STYLES = ("concise", "verbose", "answer_only", "detour")
 # Share of the scene space each split owns (by hash). Test and val are small and drawn first.
 SPLIT_SHARES = {"test": 0.10, "val": 0.05, "train": 0.35, "coldstart": 0.50}
 
@@ -126,19 +128,47 @@ def counted(scene: Scene) -> list[tuple]:
     return [o for o in objects if target is None or o[2] == target]
 
 
+def _noun(k: int, target: str | None) -> str:
+    return ("shape" if k == 1 else "shapes") if target is None else f"{target} {'shape' if k == 1 else 'shapes'}"
+
+
+def _enumeration(shapes: list[str], target: str | None) -> str:
+    """'1 circle, 2 square. So there are 2 shapes.': the shapes numbered in the order given, then the count."""
+    k = len(shapes)
+    if not k:
+        none = "no shapes" if target is None else f"no {target} shapes"
+        return f"I see {none}. So there are 0 {_noun(0, target)}."
+    listed = ", ".join(f"{i} {'' if target is None else target + ' '}{shape}" for i, shape in enumerate(shapes, start=1))
+    return f"{listed}. So there are {k} {_noun(k, target)}."
+
+
+def _recount(shapes: list[str], slip: int, rng: random.Random) -> list[str]:
+    """The shapes a re-check lists: all of them, or with one skipped (slip -1) or one counted twice (slip +1;
+    with nothing to count, a shape that is not there)."""
+    shapes = list(shapes)
+    if slip < 0 and shapes:
+        del shapes[rng.randrange(len(shapes))]
+    elif slip:
+        i = rng.randrange(len(shapes) + 1)
+        shapes.insert(i, shapes[i - 1] if shapes else rng.choice(SHAPES))
+    return shapes
+
+
 def counting_cots(scene: Scene) -> dict[str, str]:
-    """Reference reasoning; the verbose one numbers the counted shapes in reading order (cells row by row)."""
+    """Reference reasoning; the verbose one numbers the counted shapes in reading order (cells row by row),
+    the detour one adds the item's re-counts (`detours`), each from the one before, whose slips move the answer."""
     target, _ = counting_query(scene)
-    hits = counted(scene)
-    k = len(hits)
-    noun = ("shape" if k == 1 else "shapes") if target is None else f"{target} {'shape' if k == 1 else 'shapes'}"
-    listed = ", ".join(f"{i} {'' if target is None else target + ' '}{shape}"
-                       for i, (_, shape, *_rest) in enumerate(hits, start=1))
-    none = "no shapes" if target is None else f"no {target} shapes"
-    verbose = f"{listed}. So there are {k} {noun}." if k else f"I see {none}. So there are 0 {noun}."
-    return {"concise": f"<think>There are {k} {noun}.</think>{_answer_block(k)}",
-            "verbose": f"<think>{verbose}</think>{_answer_block(k)}",
-            "answer_only": _answer_block(k)}
+    shapes = [shape for _, shape, *_rest in counted(scene)]
+    k = len(shapes)
+    rng, detour, current = random.Random(f"recount/{scene.params}"), [_enumeration(shapes, target)], shapes
+    for slip in detours.plan(f"counting/{scene.params}"):   # each re-count starts from the one before
+        current = _recount(current, slip, rng)
+        detour.append(f"Let me count again: {_enumeration(current, target)}")
+    last = len(current)
+    return {"concise": f"<think>There are {k} {_noun(k, target)}.</think>{_answer_block(k)}",
+            "verbose": f"<think>{detour[0]}</think>{_answer_block(k)}",
+            "answer_only": _answer_block(k),
+            "detour": f"<think>{' '.join(detour)}</think>{_answer_block(last)}"}
 
 
 def counting_record(scene: Scene, size: int, grid: int) -> dict:

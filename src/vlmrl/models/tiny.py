@@ -24,6 +24,9 @@ from .families import (QWEN2_VL_CHAT_TEMPLATE, SPECIAL_TOKENS, check_head_dim, f
 
 VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 TAG_TOKENS = ["<think>", "</think>", "<answer>", "</answer>"]
+# The reasoning styles the tokenizer is trained on: the ones that existed when the shipped start was built.
+# A style added later (detour) is tokenized byte-level like any new text, and the tiny model stays the same.
+TOKENIZER_STYLES = ("concise", "verbose", "answer_only")
 # Qwen2's pre-tokenizer: digits split one by one, so every number is a sequence of digit tokens.
 QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
                r"\s*[\r\n]+|\s+(?!\S)|\s+")
@@ -38,7 +41,7 @@ def tokenizer_corpus(seed: int) -> list[str]:
         task = make_task(name)
         for i in range(400):
             record = task.build(task.sample(random.Random(f"tok/{seed}/{name}/{i}")))
-            texts += [record["problem"], *record["cots"].values()]
+            texts += [record["problem"], *(record["cots"][s] for s in TOKENIZER_STYLES)]
     return texts
 
 
