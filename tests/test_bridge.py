@@ -286,9 +286,14 @@ class ScriptedServer:
                     outer.in_flight += 1
                     outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
                     status = outer.statuses.pop(0) if outer.statuses else 200
+                done = False
                 try:
                     time.sleep(outer.delay_s)
                     payload = json.dumps(outer.reply(body) if status == 200 else {"error": "scripted"}).encode()
+                    # out of flight before the reply goes out: the client may send its next request as soon as it
+                    # has read this one, possibly before this thread runs again (seen under load)
+                    with outer.lock:
+                        outer.in_flight, done = outer.in_flight - 1, True
                     self.send_response(status)
                     if status == 429 and outer.retry_after is not None:
                         self.send_header("Retry-After", str(outer.retry_after))
@@ -298,8 +303,9 @@ class ScriptedServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client timed out and left
                 finally:
-                    with outer.lock:
-                        outer.in_flight -= 1
+                    if not done:
+                        with outer.lock:
+                            outer.in_flight -= 1
 
             def log_message(self, *args):
                 pass
