@@ -36,8 +36,7 @@ def plan(key: str) -> list[int]:
 def wrong_share(n: int) -> float:
     """P(the answer after n re-checks is wrong) = P(the n slips do not sum to 0); slips are 0 with
     probability 1 - SLIP, else -1 or +1 alike."""
-    dist = {0: 1.0}
+    step, dist = {0: 1 - SLIP, -1: SLIP / 2, 1: SLIP / 2}, {0: 1.0}
     for _ in range(n):
-        step = {0: 1 - SLIP, -1: SLIP / 2, 1: SLIP / 2}
         dist = {t: sum(p * step.get(t - s, 0.0) for s, p in dist.items()) for t in range(-n, n + 1)}
     return 1.0 - dist.get(0, 0.0)
