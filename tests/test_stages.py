@@ -194,3 +194,14 @@ def test_resume_keeps_the_adaptive_kl_state_exactly(tmp_path):
     assert len(set(a.values())) > 1, "beta never adapted: the test could not catch a lost state"
     assert b == {s: a[s] for s in sorted(a)[2:]}
     assert full["module"].kl.state_dict() == resumed["module"].kl.state_dict()
+
+
+def test_the_evaluation_length_of_a_run_leaves_its_start_but_the_builds_length_does_not():
+    """model.eval_max_new_tokens is the RL run's evaluation (e.g. 320 for the overthinking start's long
+    replies); the builds' own held-out length is model.build_eval_max_new_tokens, part of their keys."""
+    stems = lambda *o: [b.stem for b in start.start_plan(compose_cfg(["cold_start=vision_r1", *o]))[2]]
+    shipped = stems()
+    assert shipped[1:] == ["tiny-b568cf762b-instruct-4a69b644b7", "tiny-b568cf762b-instruct-4a69b644b7-coldstart-3f907540ae"]
+    assert stems("model.eval_max_new_tokens=320") == shipped
+    longer = stems("model.build_eval_max_new_tokens=320")
+    assert longer[0] == shipped[0] and longer[1] != shipped[1] and longer[2] != shipped[2]
