@@ -189,3 +189,15 @@ def test_every_loss_composes_with_kl_ptst_vllm_and_ddp(loss):
                    "algo.module.dynamic_sampling.enabled=true", "algo.module.overlong.cache_frac=0.2"]):
         parts = validate(compose_cfg([f"loss={loss}", *extra]))
         assert parts["loss"].aggregation in ("sequence_mean", "token_mean", "constant")
+
+
+def test_the_tiny_schedule_sweep_spans_one_beta_range_with_a_constant_at_its_middle():
+    """sweeps/tiny/othink_mr1/fig6_schedules.yaml: constant 0.025, linear 0 -> 0.05, GRPO-D 0.025 -> 0 -> 0.05."""
+    kls = [validate(compose_cfg(["+sweeps=tiny/othink_mr1/fig6_schedules", *cell]))["kl"]
+           for cell in _sweep_cells("tiny/othink_mr1/fig6_schedules")]
+    assert sorted(type(k).__name__ for k in kls) == ["ConstantKL", "DynamicKL", "LinearKL"]
+    for k in kls:
+        t = k.total_steps
+        assert (k(0), k(t // 2), k(t)) == {"ConstantKL": (0.025, 0.025, 0.025), "LinearKL": (0.0, 0.025, 0.05),
+                                           "DynamicKL": (0.025, k(t // 2), 0.05)}[type(k).__name__]
+        assert type(k).__name__ != "DynamicKL" or k(int(0.3 * t)) == 0.0

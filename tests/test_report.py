@@ -15,6 +15,8 @@ import yaml
 from omegaconf import OmegaConf
 
 from vlmrl import report
+from vlmrl.report.othink import schedule_knob, schedule_mid
+from vlmrl.report.runs import Run
 from vlmrl.report.stats import knob_spread
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +51,7 @@ def write_run(root, name, *, study_, data="counting", seed=0, end_acc=0.5, end_f
     run_dir = root / name
     run_dir.mkdir(parents=True)
     kl_cfg = {"_target_": KL + kl, "total_steps": STEPS, **({"beta": beta} if beta is not None else {})}
-    cfg = {"seed": seed, "study": study_, "data": {"name": data}, "reward": {"format_w": format_w}, "kl": kl_cfg,
+    cfg = {"seed": seed, "study": study_, "data": {"name": data, "kl": {"beta_min": 0.0, "beta_max": 0.02}}, "reward": {"format_w": format_w}, "kl": kl_cfg,
            "algo": {"name": algo, "steps": STEPS}, "model": {"name_or_path": None}}
     OmegaConf.save(OmegaConf.create(cfg), run_dir / "config_resolved.yaml")
     end = {"test/acc": end_acc, "test/format": end_format, "test/completion_len": 30.0, **(end_extra or {})}
@@ -200,7 +202,22 @@ def test_fig6_points_and_lines(built):
     assert f"| geometry | GRPO-D | 2 | {pm([0.42, 0.46])} |" in text
     assert f"| geometry | adaptive KL | 1 | {pm([0.38])} |" in text
     assert "claims.md): geometry: 0.01." in text
-    assert "schedule (constant beta 0.01, the paper's geometry value, vs the lines): spread" in text
+    assert "schedule (constant beta 0.01, the schedules' beta_mid, vs the lines): spread" in text
+
+
+def test_the_schedule_knob_compares_the_lines_with_the_constant_at_their_middle():
+    def run(kl, lo, hi, task="geometry"):
+        return Run(Path("r"), {"data": {"name": task, "kl": {"beta_min": lo, "beta_max": hi}},
+                               "kl": {"_target_": KL + kl, "beta": 0.03}}, [], {}, {})
+    assert schedule_mid([run("DynamicKL", 0.0, 0.05), run("LinearKL", 0.0, 0.05), run("ConstantKL", 0.0, 0.02)], "geometry") == 0.025
+    assert schedule_mid([run("DynamicKL", 0.0, 0.05), run("LinearKL", 0.0, 0.02)], "geometry") is None   # two ranges
+    assert schedule_mid([run("ConstantKL", 0.0, 0.02), run("DynamicKL", 0.0, 0.05, "counting")], "geometry") is None
+    points = {("geometry", 0.025): [40.0, 44.0, 48.0], ("geometry", 0.01): [10.0, 10.0]}
+    lines = {("geometry", "GRPO-D"): [30.0, 32.0, 34.0], ("counting", "GRPO-D"): [90.0, 91.0]}
+    text = schedule_knob("geometry", points, lines, 0.025)
+    # spread 44 - 32 = 12; SE of each cell 4 / sqrt(3) and 2 / sqrt(3): noise 2 x 2.309 = 4.6
+    assert text == ("schedule (constant beta 0.025, the schedules' beta_mid, vs the lines): spread 12.0 points "
+                    "(GRPO-D 32.0 to beta 0.025 44.0), 2 x the largest seed SE 4.6: more than seed noise")
 
 
 def test_fig7_transfer_matrix(built):

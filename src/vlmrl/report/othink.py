@@ -241,13 +241,28 @@ def build_fig6(runs: Sequence[Run], paper: dict) -> Artifact | None:
             + "; ".join(f"{t}: {'n/a' if b is None else f'{b:g}'}" for t, b in best.items()) + ".\n\n"
             "Does the knob move accuracy by more than seed noise? "
             + "; ".join(f"{t}, constant beta: {knob_spread({f'beta {b:g}': v for (tt, b), v in sorted(points.items()) if tt == t})}; "
-                        f"schedule (constant beta {pv['best_beta']:g}, the paper's geometry value, vs the lines): "
-                        + knob_spread({f"beta {pv['best_beta']:g}": points.get((t, float(pv["best_beta"])), []),
-                                       **{label: v for (tt, label), v in sorted(lines.items()) if tt == t}})
-                        for t in tasks) + ".")
+                        + schedule_knob(t, points, lines, schedule_mid(chosen, t)) for t in tasks) + ".")
     return Artifact("othink_mr1_fig6", "OThink-MR1 Fig. 6: constant KL weight beta vs GRPO-D",
                     f"End test accuracy vs constant beta (mean ± std; figure: 95% CI), GRPO-D / adaptive KL as horizontal lines; {describe(chosen)}.",
                     markdown=body, figure=fig6_plot(chosen, pv))
+
+
+def schedule_mid(runs: Sequence[Run], task: str) -> float | None:
+    """The constant beta a task's schedules straddle: (data.kl.beta_min + data.kl.beta_max) / 2, GRPO-D's
+    beta_mid (0.01 on the paper's geometry range 0 .. 0.02); None without schedules or if they disagree."""
+    ends = [(cfg_get(r.config, "data.kl.beta_min"), cfg_get(r.config, "data.kl.beta_max"))
+            for r in runs if r.data_name == task and kl_setting(r)[0] == "line"]
+    mids = {None if None in pair else round((float(pair[0]) + float(pair[1])) / 2, 6) for pair in ends}
+    return mids.pop() if len(mids) == 1 else None
+
+
+def schedule_knob(task: str, points: dict, lines: dict, mid: float | None) -> str:
+    """The schedule knob's sentence: the lines against the constant beta at their middle (`mid`)."""
+    if mid is None:
+        return "schedule: no schedules, or schedules over different beta ranges"
+    return (f"schedule (constant beta {mid:g}, the schedules' beta_mid, vs the lines): "
+            + knob_spread({f"beta {mid:g}": points.get((task, mid), []),
+                           **{label: v for (t, label), v in sorted(lines.items()) if t == task}}))
 
 
 def mean_logged(run: Run, key: str) -> float | None:
