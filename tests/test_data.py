@@ -63,6 +63,23 @@ def test_detour_reasoning_rechecks_and_its_slips_make_long_traces_wrong(name):
     assert rates[1] < rates[3] and all(abs(r - detours.wrong_share(n)) < 0.15 for n, r in enumerate(rates))
 
 
+@pytest.mark.parametrize("name", ["counting", "geometry"])
+def test_recheck_reasoning_is_the_detour_without_its_slips(name):
+    """recheck: the detour's re-checks, as many of them, none slipping; the same text where no check of the
+    detour slipped, and the verbose work repeated otherwise, so its length follows the detour's and it is right."""
+    task = make_task(name)
+    same = 0
+    for scene in generate_splits(task, {"coldstart": 300}, seed=0)["coldstart"]:
+        cots = task.build(scene)["cots"]
+        detour, recheck, verbose = cots["detour"], cots["recheck"], cots["verbose"]
+        assert recheck.count("Let me") == detour.count("Let me")
+        assert recheck.startswith(verbose.split("</think>")[0]) and recheck.endswith(verbose.split("</think>")[1])
+        same += recheck == detour
+        if recheck.count("Let me") == 0:
+            assert recheck == detour == verbose
+    assert 0.4 < same / 300 < 1.0   # 40% have no re-check; a re-check slips with p = 0.3
+
+
 def test_detour_plan_is_a_pure_function_of_the_item_with_the_documented_shares():
     plans = [detours.plan(str(i)) for i in range(4000)]
     assert plans[:50] == [detours.plan(str(i)) for i in range(50)]

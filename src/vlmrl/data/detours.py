@@ -16,6 +16,9 @@ of opposite signs cancel):
 About a quarter of detour targets are wrong (0.3 x 0.30 + 0.2 x 0.465 + 0.1 x 0.5625 = 0.24), as a cold
 start built without filtering on the answer would be. The shares and `SLIP` are our choice: enough long
 traces that a length cap binds, and enough of them wrong that length and accuracy are tied.
+
+The `recheck` style is its control: the same re-checks, none slipping, so a long trace is redundant but right
+and length costs no reward.
 """
 from __future__ import annotations
 

@@ -115,18 +115,22 @@ def _steps(kind: str, numbers: tuple, x: int) -> tuple[str, list[str], str]:
 def cots(kind: str, numbers: tuple) -> dict[str, str]:
     """Reference reasoning: concise (one equation), verbose (the rule, then each step) and detour (verbose,
     then the item's re-checks of the equation, `detours.py`; a slip moves the result by 10 degrees or 1
-    unit of length, a later check keeps it, and the answer follows the last check)."""
+    unit of length, a later check keeps it, and the answer follows the last check) and recheck (the same
+    checks, none slipping)."""
     x = solve(kind, numbers)
     rule, work, equation = _steps(kind, numbers, x)
     verbose = " ".join([rule, *work, f"So x = {x}."])
     detour, last = [verbose], x
     unit = 1 if kind == "pythagoras" else 10
-    for slip in detours.plan(f"geometry/{kind}/{numbers}"):   # each check starts from the one before
+    plan = detours.plan(f"geometry/{kind}/{numbers}")
+    for slip in plan:   # each check starts from the one before
         last = last + slip * unit if last + slip * unit > 0 else last + unit
         detour.append(f"Let me check: {_steps(kind, numbers, last)[2]} So x = {last}.")
+    recheck = [verbose] + [f"Let me check: {equation} So x = {x}."] * len(plan)   # the same checks, none slipping
     answer = f"<answer>{x}</answer>"
     return {"concise": f"<think>{equation}</think>{answer}", "verbose": f"<think>{verbose}</think>{answer}",
-            "answer_only": answer, "detour": f"<think>{' '.join(detour)}</think><answer>{last}</answer>"}
+            "answer_only": answer, "detour": f"<think>{' '.join(detour)}</think><answer>{last}</answer>",
+            "recheck": f"<think>{' '.join(recheck)}</think>{answer}"}
 
 
 def question(kind: str, numbers: tuple) -> str:

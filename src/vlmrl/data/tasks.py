@@ -17,6 +17,7 @@ Records carry the real datasets' fields (`images`, `problem`, `answer`) plus `id
   answer_only  `<answer>7</answer>` (no reasoning block: a format the reward does not accept)
   detour       the verbose reasoning, then 0-3 re-checks that may slip, the answer following the last
                one (`detours.py`: an overthinking failure mode, long traces are more often wrong)
+  recheck      the detour style's re-checks, none slipping: redundant, as long, and always right
 Vision-R1 builds its cold-start CoT by modality bridging with a VLM and DeepSeek-R1; offline there
 is no teacher, so the styles are templates that state the visual evidence and the arithmetic.
 
@@ -44,7 +45,7 @@ R1V_PROMPT = (
 COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (230, 190, 20),
           "purple": (140, 60, 180), "orange": (240, 120, 20)}
 SHAPES = ("circle", "square", "triangle")
-COT_STYLES = ("concise", "verbose", "answer_only", "detour")
+COT_STYLES = ("concise", "verbose", "answer_only", "detour", "recheck")
 # Share of the scene space each split owns (by hash). Test and val are small and drawn first.
 SPLIT_SHARES = {"test": 0.10, "val": 0.05, "train": 0.35, "coldstart": 0.50}
 
@@ -156,19 +157,23 @@ def _recount(shapes: list[str], slip: int, rng: random.Random) -> list[str]:
 
 def counting_cots(scene: Scene) -> dict[str, str]:
     """Reference reasoning; the verbose one numbers the counted shapes in reading order (cells row by row),
-    the detour one adds the item's re-counts (`detours`), each from the one before, whose slips move the answer."""
+    the detour one adds the item's re-counts (`detours`), each from the one before, whose slips move the answer;
+    the recheck one has the same number of re-counts, none slipping."""
     target, _ = counting_query(scene)
     shapes = [shape for _, shape, *_rest in counted(scene)]
     k = len(shapes)
     rng, detour, current = random.Random(f"recount/{scene.params}"), [_enumeration(shapes, target)], shapes
-    for slip in detours.plan(f"counting/{scene.params}"):   # each re-count starts from the one before
+    plan = detours.plan(f"counting/{scene.params}")
+    for slip in plan:   # each re-count starts from the one before
         current = _recount(current, slip, rng)
         detour.append(f"Let me count again: {_enumeration(current, target)}")
     last = len(current)
+    recheck = [detour[0]] + [f"Let me count again: {detour[0]}"] * len(plan)   # the same re-counts, none slipping
     return {"concise": f"<think>There are {k} {_noun(k, target)}.</think>{_answer_block(k)}",
             "verbose": f"<think>{detour[0]}</think>{_answer_block(k)}",
             "answer_only": _answer_block(k),
-            "detour": f"<think>{' '.join(detour)}</think>{_answer_block(last)}"}
+            "detour": f"<think>{' '.join(detour)}</think>{_answer_block(last)}",
+            "recheck": f"<think>{' '.join(recheck)}</think>{_answer_block(k)}"}
 
 
 def counting_record(scene: Scene, size: int, grid: int) -> dict:
