@@ -51,8 +51,9 @@ def write_run(root, name, *, study_, data="counting", seed=0, end_acc=0.5, end_f
     run_dir = root / name
     run_dir.mkdir(parents=True)
     kl_cfg = {"_target_": KL + kl, "total_steps": STEPS, **({"beta": beta} if beta is not None else {})}
-    cfg = {"seed": seed, "study": study_, "data": {"name": data, "kl": {"beta_min": 0.0, "beta_max": 0.02}}, "reward": {"format_w": format_w}, "kl": kl_cfg,
-           "algo": {"name": algo, "steps": STEPS}, "model": {"name_or_path": None}}
+    cfg = {"seed": seed, "study": study_, "data": {"name": data, "kl": {"beta_min": 0.0, "beta_max": 0.02}},
+           "reward": {"format_w": format_w}, "kl": kl_cfg, "algo": {"name": algo, "steps": STEPS},
+           "model": {"name_or_path": None}}
     OmegaConf.save(OmegaConf.create(cfg), run_dir / "config_resolved.yaml")
     end = {"test/acc": end_acc, "test/format": end_format, "test/completion_len": 30.0, **(end_extra or {})}
     start = {"test/acc": 0.1, "test/format": 0.5, "test/completion_len": 20.0}

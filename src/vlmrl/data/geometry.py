@@ -120,13 +120,14 @@ def cots(kind: str, numbers: tuple) -> dict[str, str]:
     x = solve(kind, numbers)
     rule, work, equation = _steps(kind, numbers, x)
     verbose = " ".join([rule, *work, f"So x = {x}."])
+    check = lambda value: f"Let me check: {_steps(kind, numbers, value)[2]} So x = {value}."  # noqa: E731
     detour, last = [verbose], x
     unit = 1 if kind == "pythagoras" else 10
     plan = detours.plan(f"geometry/{kind}/{numbers}")
     for slip in plan:   # each check starts from the one before
         last = last + slip * unit if last + slip * unit > 0 else last + unit
-        detour.append(f"Let me check: {_steps(kind, numbers, last)[2]} So x = {last}.")
-    recheck = [verbose] + [f"Let me check: {equation} So x = {x}."] * len(plan)   # the same checks, none slipping
+        detour.append(check(last))
+    recheck = [verbose] + [check(x)] * len(plan)   # the same checks, none slipping
     answer = f"<answer>{x}</answer>"
     return {"concise": f"<think>{equation}</think>{answer}", "verbose": f"<think>{verbose}</think>{answer}",
             "answer_only": answer, "detour": f"<think>{' '.join(detour)}</think><answer>{last}</answer>",

@@ -162,13 +162,14 @@ def counting_cots(scene: Scene) -> dict[str, str]:
     target, _ = counting_query(scene)
     shapes = [shape for _, shape, *_rest in counted(scene)]
     k = len(shapes)
+    recount = lambda listed: f"Let me count again: {_enumeration(listed, target)}"  # noqa: E731
     rng, detour, current = random.Random(f"recount/{scene.params}"), [_enumeration(shapes, target)], shapes
     plan = detours.plan(f"counting/{scene.params}")
     for slip in plan:   # each re-count starts from the one before
         current = _recount(current, slip, rng)
-        detour.append(f"Let me count again: {_enumeration(current, target)}")
+        detour.append(recount(current))
     last = len(current)
-    recheck = [detour[0]] + [f"Let me count again: {detour[0]}"] * len(plan)   # the same re-counts, none slipping
+    recheck = [detour[0]] + [recount(shapes)] * len(plan)   # the same re-counts, none slipping
     return {"concise": f"<think>There are {k} {_noun(k, target)}.</think>{_answer_block(k)}",
             "verbose": f"<think>{detour[0]}</think>{_answer_block(k)}",
             "answer_only": _answer_block(k),
