@@ -243,7 +243,7 @@ def build_fig6(runs: Sequence[Run], paper: dict) -> Artifact | None:
             + "; ".join(f"{t}, constant beta: {knob_spread({f'beta {b:g}': v for (tt, b), v in sorted(points.items()) if tt == t})}; "
                         + schedule_knob(t, points, lines, schedule_mid(chosen, t)) for t in tasks) + ".")
     return Artifact("othink_mr1_fig6", "OThink-MR1 Fig. 6: constant KL weight beta vs GRPO-D",
-                    f"End test accuracy vs constant beta (mean ± std; figure: 95% CI), GRPO-D / adaptive KL as horizontal lines; {describe(chosen)}.",
+                    f"End test accuracy vs constant beta (mean ± std; figure: 95% CI), the KL schedules (GRPO-D, linear, adaptive: those that ran) as horizontal lines; {describe(chosen)}.",
                     markdown=body, figure=fig6_plot(chosen, pv))
 
 
