@@ -21,7 +21,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .algo.curriculum import Stage
 from .schema import (CUDA_ONLY_STRATEGIES, EVALUATE_TYPES, GRPO_TARGET_NODES, KEY_TYPES, LORA_KEYS, OPTIM_KEYS,
-                     RESUME_AUTO, SOURCE_TYPES, STUDY_KEYS, TARGET_NODES, ConfigError, check_by_task, check_keys,
+                     RESUME_AUTO, SOURCE_TYPES, STUDY_KEYS, TUNED_KEYS, TARGET_NODES, ConfigError, check_by_task, check_keys,
                      check_build_specs, checkable, show, sources)
 from .starts.start import check_builds
 from .strategies import world_size
@@ -90,6 +90,32 @@ def _positive(cfg: DictConfig, *keys: str, allow_zero: bool = False) -> None:
         value = OmegaConf.select(cfg, key)
         if value is None or value < 0 or (value == 0 and not allow_zero):
             raise ConfigError(f"{key}={value} must be {'>= 0' if allow_zero else '> 0'}")
+
+
+def check_tuned(cfg: DictConfig) -> None:
+    """Each record of `tuned` and `model.tuned`: {set: ["key=value", ...] naming keys of this config, seeds: [int, ...]
+    (the probe's), probe: its command}."""
+    for where in ("tuned", "model.tuned"):
+        node = OmegaConf.select(cfg, where, default=None)
+        if node is None:
+            continue
+        if not isinstance(node, DictConfig):
+            raise ConfigError(f"{where}={node}: expected a mapping of records {{name: {{{', '.join(TUNED_KEYS)}}}}}")
+        for name, record in node.items():
+            key = f"{where}.{name}"
+            if not isinstance(record, DictConfig) or set(record) != set(TUNED_KEYS):
+                raise ConfigError(f"{key}={record}: give exactly the keys {TUNED_KEYS}")
+            seeds, pairs = record.seeds, record.set
+            if not isinstance(seeds, ListConfig) or not seeds or not all(isinstance(s, int) for s in seeds):
+                raise ConfigError(f"{key}.seeds={seeds}: expected a non-empty list of the probe's seeds (ints)")
+            if not isinstance(record.probe, str) or not record.probe.strip():
+                raise ConfigError(f"{key}.probe={record.probe}: expected the probe's command (a string)")
+            if not isinstance(pairs, ListConfig) or not pairs:
+                raise ConfigError(f"{key}.set={pairs}: expected a non-empty list of key=value")
+            for pair in pairs:
+                if not isinstance(pair, str) or "=" not in pair or OmegaConf.select(
+                        cfg, pair.split("=", 1)[0], default="<missing>") == "<missing>":
+                    raise ConfigError(f"{key}.set: {pair!r} is not key=value with a key of this config")
 
 
 def build(node: DictConfig):
@@ -164,6 +190,7 @@ def validate(cfg: DictConfig) -> dict:
     if not cfg.model.build:  # with model.build the start checkpoint is built, name_or_path unused
         check_model_path(cfg.model.name_or_path)
     check_resume(cfg.resume)
+    check_tuned(cfg)
     if cfg.study is not None and set(cfg.study) != set(STUDY_KEYS):
         raise ConfigError(f"study={OmegaConf.to_container(cfg.study)}: give exactly the keys {STUDY_KEYS}")
     _positive(cfg, "algo.steps", "eval_every", "ckpt_every", "model.grpo_lr", "model.sft_lr",

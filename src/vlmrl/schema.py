@@ -32,6 +32,7 @@ CUDA_ONLY_STRATEGIES = ("fsdp", "deepspeed_zero2", "deepspeed_zero3")  # Lightni
 WANDB_MODES = ("offline", "online", "disabled")                        # logger.wandb.mode
 LORA_KEYS = ("r", "alpha", "dropout", "target_modules")                # model.lora (models.loading.add_lora)
 STUDY_KEYS = ("paper", "result", "method")                             # study, set by experiment files
+TUNED_KEYS = ("set", "seeds", "probe")                                 # a record of `tuned` / `model.tuned`
 MODEL_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")              # model.build.arch.family (models/families.py)
 RESUME_AUTO = "auto"  # resume=auto: the latest checkpoint of the run dir (resolved where the run starts)
 

@@ -135,7 +135,7 @@ def phase_config(cfg: DictConfig, parent: str, spec: dict, index: int) -> DictCo
     keep = run_keys()
     out = OmegaConf.create({k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k in keep})
     out.merge_with({"seed": spec["seed"], "data_seed": 0,   # phase i's batches: keyed by the spec's seed + i
-                    "threads": BUILD_THREADS, "resume": "auto", "study": None,
+                    "threads": BUILD_THREADS, "resume": "auto", "study": None, "tuned": {},
                     "eval_every": phase.get("eval_every", steps), "eval_test_curve": False,
                     "ckpt_every": min(cfg.ckpt_every, steps)})
     out.model.name_or_path, out.model.build = parent, None
