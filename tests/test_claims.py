@@ -1,5 +1,6 @@
-"""Intervals, verdicts and the claims table (report/stats.py, report/claims.py), and the summary of any
+"""The claims table (report/claims.py) and its outcomes file (report/outcomes.py), and the summary of any
 multirun dir (report/sweep.py), on synthetic run dirs written as the trainer and evaluate.py write them.
+The statistics themselves are tests/test_inference.py's.
 
 Expected values are worked out by hand in each test's comment.
 """
@@ -14,63 +15,14 @@ import yaml
 from omegaconf import OmegaConf
 
 from vlmrl.report import report
-from vlmrl.report.claims import CLAIMS, Arm, Claim, build_claims, decide, load_claims
+from vlmrl.report.claims import CLAIMS, Arm, Claim, build_claims, decide_all, load_claims, run_metrics, selector_keys
+from vlmrl.report.cli import from_outcomes, main
+from vlmrl.report.outcomes import Record, read, records
 from vlmrl.report.runs import load_run
-from vlmrl.report.stats import bootstrap_mean, knob_spread, paired_bootstrap, verdict
+from vlmrl.report.stats import knob_spread
 
 REPO = Path(__file__).resolve().parents[1]
 PAPERS = REPO.parent / "shared" / "papers.md"
-
-
-# ---------------------------------------------------------------- stats
-
-def test_constant_values_give_a_point_interval():
-    # every item of every seed is 0.7: every resample's mean is 0.7
-    assert bootstrap_mean(np.full((3, 50), 0.7)) == pytest.approx((0.7, 0.7, 0.7))
-
-
-def test_pairing_cancels_item_difficulty():
-    # b = a - 5 on every item; items vary wildly (0..100), one seed each: every paired resample differs by exactly 5
-    rng = np.random.default_rng(1)
-    a = rng.uniform(0, 100, size=(1, 200))
-    diff, lo, hi = paired_bootstrap(a, a - 5)
-    assert (diff, lo, hi) == pytest.approx((5, 5, 5))
-    # unpaired (b's items shuffled) the same means give a wide interval: pairing is what made it narrow
-    _, lo_u, hi_u = paired_bootstrap(a, rng.permutation(a[0])[None] - 5)
-    assert hi_u - lo_u > 10
-
-
-def test_seed_only_interval():
-    # one "item" (per-seed means): arm a seeds {0, 1}, arm b {0, 0}. A seed resample of a has mean 0 (p 1/4),
-    # 0.5 (1/2) or 1 (1/4), so the 2.5% / 97.5% quantiles are 0 and 1; the point estimate is 0.5
-    diff, lo, hi = paired_bootstrap(np.array([[0.0], [1.0]]), np.array([[0.0], [0.0]]))
-    assert (diff, lo, hi) == (0.5, 0.0, 1.0)
-
-
-def test_interval_covers_the_truth_about_95_percent():
-    # 3 seeds x 100 Bernoulli(0.6) items with a per-seed shift: the 95% interval should hold 0.6 in ~95% of trials
-    rng = np.random.default_rng(0)
-    hits = 0
-    for t in range(200):
-        shift = rng.normal(0, 0.03, size=(3, 1))
-        m = (rng.random((3, 100)) < 0.6 + shift).astype(float)
-        _, lo, hi = bootstrap_mean(m, boot=400, seed=t)
-        hits += lo <= 0.6 <= hi
-    assert 0.85 <= hits / 200 <= 0.995
-
-
-def test_paired_arms_need_the_same_items():
-    with pytest.raises(ValueError, match="same items"):
-        paired_bootstrap(np.zeros((2, 5)), np.zeros((2, 6)))
-
-
-@pytest.mark.parametrize("lo, hi, expect, margin, word", [
-    (0.5, 2.0, ">", 0, "agrees"), (-2.0, -0.5, ">", 0, "contradicts"), (-0.5, 2.0, ">", 0, "inconclusive"),
-    (-2.0, -0.5, "<", 0, "agrees"), (0.5, 2.0, "<", 0, "contradicts"),
-    (-1.0, 1.5, "~", 2, "agrees"), (2.5, 4.0, "~", 2, "contradicts"), (1.0, 3.0, "~", 2, "inconclusive"),
-])
-def test_verdicts(lo, hi, expect, margin, word):
-    assert verdict(lo, hi, expect, margin) == word
 
 
 # ---------------------------------------------------------------- claims on synthetic run dirs
@@ -104,10 +56,17 @@ def outcomes(p: float, seed: int, n: int = 60) -> list:
     return np.roll([1.0] * right + [0.0] * (n - right), seed).tolist()
 
 
-def claim(a_method="grpo_d", b_method="grpo", expect=">") -> Claim:
+def claim(a_method="grpo_d", b_method="grpo", expect=">", min_effect=2.0) -> Claim:
     return Claim("c", "othink_mr1", "Table 1", "a beats b", "acc", Arm({"result": "table1", "method": a_method,
                  "data": "counting"}, "counting"), Arm({"result": "table1", "method": b_method, "data": "counting"},
-                 "counting"), expect)
+                 "counting"), expect, min_effect, "a test's minimum effect")
+
+
+def decide(runs, *claims):
+    """The decisions of `claims` (one family) over the run dirs, through their records, as the report makes them."""
+    recs = records(runs, [runs[0].path.parent], selector_keys(claims), run_metrics(claims))
+    out = decide_all(recs, claims)
+    return out[0] if len(out) == 1 else out
 
 
 @pytest.fixture
@@ -123,23 +82,27 @@ def arms(tmp_path):
 def test_a_clear_gap_is_decided_both_ways(arms):
     # 90% vs 50% on 60 items x 3 seeds: the difference is 40 points, far outside item noise
     agrees = decide(arms, claim())
-    assert agrees.verdict == "agrees" and agrees.paired_items
+    assert agrees.verdict == agrees.adjusted == "agrees" and agrees.paired_items
     assert agrees.diff == pytest.approx(40.0) and 20 < agrees.lo < 40 < agrees.hi < 60
-    assert agrees.a.shape == (3, 60)
+    assert agrees.a.shape == (3, 60) and agrees.power == ""         # decided rows state no power
     assert decide(arms, claim(expect="<")).verdict == "contradicts"
+    # a minimum effect larger than the gap: significant, but too small to matter
+    assert decide(arms, claim(min_effect=50.0)).verdict == "too small to matter"
 
 
 def test_equal_arms_are_inconclusive(arms):
     # grpo and sft: both 50% right, on different items
     d = decide(arms, claim("sft", "grpo"))
     assert d.diff == pytest.approx(0.0) and d.lo < 0 < d.hi and d.verdict == "inconclusive"
+    assert d.power.startswith("MDE ") and "to detect 2" in d.power           # what the test could have found
 
 
 def test_one_seed_is_not_decided_and_no_runs_is_not_run(arms):
     one = Claim("c", "othink_mr1", "T1", "a beats base", "acc", Arm({"result": "table1", "method": "grpo_d"}, "counting"),
-                Arm({"result": "table1", "method": "base"}, "counting"), ">")
+                Arm({"result": "table1", "method": "base"}, "counting"), ">", 2.0, "why")
     d = decide(arms, one)
-    assert d.verdict.startswith("too few seeds") and d.lo > 0          # the interval is shown, the verdict withheld
+    # a trained arm of one seed: its seed noise is unknown, so no interval, and no verdict
+    assert d.verdict.startswith("too few seeds") and np.isnan(d.lo) and d.p is None
     none = claim("grpo_d", "nonexistent")
     assert decide(arms, none).verdict == "not run"
 
@@ -155,16 +118,19 @@ def test_an_untrained_start_counts_whole_with_one_run_and_pairs_its_items(arms, 
     (base / "eval" / "cross_task.json").write_text(json.dumps({"results": {"counting": {
         "acc": float(np.mean(acc)), "items": {"id": IDS[:len(acc)], "acc": acc}}}}))
     one = Claim("c", "othink_mr1", "T1", "a beats base", "acc", Arm({"result": "table1", "method": "grpo_d"}, "counting"),
-                Arm({"result": "table1", "method": "untrained"}, "counting"), ">")
+                Arm({"result": "table1", "method": "untrained"}, "counting"), ">", 2.0, "why")
     d = decide([*arms, load_run(base)], one)
     assert d.verdict == "agrees" and d.paired_items and d.b.shape == (1, 60)
+    assert d.est.fixed_b and float(d.est.var_b) == 0.0                       # no seed noise in a fixed start
 
 
 def test_claims_table_has_a_verdict_per_claim(arms):
-    artifact = build_claims(arms, [claim(), claim("sft", "grpo"), claim("grpo_d", "nonexistent")])
-    rows = [line for line in artifact.markdown.splitlines() if line.startswith("| c ")]
-    assert [r.rstrip(" |").rsplit("| ", 1)[1] for r in rows] == ["agrees", "inconclusive", "not run"]
-    assert "+40.0 [" in rows[0] and "90.0 ± 0.0 (n=3)" in rows[0]
+    recs = records(arms, [arms[0].path.parent], [], [])
+    artifact = build_claims(recs, [claim(), claim("sft", "grpo"), claim("grpo_d", "nonexistent")])
+    rows = [line.split(" | ") for line in artifact.markdown.splitlines() if line.startswith("| c ")]
+    assert [(r[11], r[12]) for r in rows] == [("agrees", "agrees"), ("inconclusive", "inconclusive"), ("not run", "not run")]
+    assert rows[0][8].startswith("+40.0 [") and rows[0][6] == "90.0 ± 0.0 (n=3)" and rows[0][3] == "2"
+    assert rows[1][13].startswith("MDE ") and rows[2][13] == "–"
 
 
 def test_claims_file_loads_and_cites_the_papers():
@@ -294,3 +260,111 @@ def test_prose_quotes_the_committed_verdicts(doc):
     if doc == "docs/results.md":
         decided = {c for c, (_, v) in table.items() if v in ("agrees", "contradicts")}
         assert decided <= {c for c, _, _ in quotes}, f"{doc} leaves out decided claims {decided - {c for c, _, _ in quotes}}"
+
+
+# ---------------------------------------------------------------- families, margins, tuning (on records)
+
+def rec(rid: str, method: str, seed, acc: float, trained: bool = True, tuned=None, paper="othink_mr1") -> Record:
+    """A record with its per-task mean only (no items): its arm's noise is its seeds'."""
+    return Record(rid, paper, "table1", method, "counting" if trained else "none", seed, trained,
+                  tuned=tuned or {}, means={"counting": {"acc": acc}})
+
+
+def seed_arm(method: str, d: float, s: float, **kw) -> list:
+    """Three seeds at d - s, d, d + s (fractions): in points, seed sd 100 s, SE 100 s / sqrt(3), df 2."""
+    return [rec(f"{method}{k}", method, k, v, **kw) for k, v in enumerate((d - s, d, d + s))]
+
+
+def claim_on(cid: str, a: str, b: str, expect=">", min_effect=2.0, paper="othink_mr1", margin_vs=None) -> Claim:
+    return Claim(cid, paper, "T", "a vs b", "acc", Arm({"result": "table1", "method": a}, "counting"),
+                 Arm({"result": "table1", "method": b}, "counting"), expect, min_effect, "why", False, margin_vs)
+
+
+def test_holm_adjusts_within_each_papers_family():
+    # 5 points over a fixed 0 with SE 0.887 points (s = 1.536): t = 5.64, df 2 -> p = 0.030 each. Alone, each
+    # agrees; three in one paper: Holm's adjusted p is 3 x 0.030 = 0.090 for each, so none survives.
+    recs = seed_arm("x", 0.05, 0.01536) + [rec("base", "base", None, 0.0, trained=False)]
+    solo = decide_all(recs, [claim_on("c1", "x", "base")])[0]
+    assert solo.p == pytest.approx(0.030, abs=0.001) and solo.verdict == solo.adjusted == "agrees"
+    three = decide_all(recs, [claim_on(f"c{k}", "x", "base") for k in range(3)])
+    assert {(d.verdict, d.adjusted) for d in three} == {("agrees", "inconclusive")}
+    assert [d.p_holm for d in three] == pytest.approx([0.090] * 3, abs=0.003)
+    assert all(d.power.startswith("MDE ") for d in three)            # inconclusive after adjustment: power stated
+    # the same three claims split over two papers: two families (of 2 and 1)
+    vr = [Record(**{**vars(r), "id": "v" + r.id, "paper": "vision_r1"}) for r in recs]
+    split = decide_all(recs + vr, [claim_on("c0", "x", "base"), claim_on("c1", "x", "base"),
+                                   claim_on("c2", "x", "base", paper="vision_r1")])
+    assert [d.adjusted for d in split] == ["inconclusive", "inconclusive", "agrees"]
+
+
+def test_an_equivalence_margin_is_never_wider_than_the_effect_under_study():
+    # y vs z: 0.2 points apart with SE 0.3 (df ~2.1, half-width ~1.3) -> inside +-2 (agrees with a margin of 2); the effect under study,
+    # x vs z, is 1.0 point: the margin is capped at 1.0, and the interval (half-width ~1.2) no longer fits
+    recs = seed_arm("x", 0.51, 0.001) + seed_arm("y", 0.502, 0.005) + seed_arm("z", 0.50, 0.001)
+    free = decide_all(recs, [claim_on("eq", "y", "z", "~"), claim_on("gain", "x", "z")])[0]
+    capped = decide_all(recs, [claim_on("eq", "y", "z", "~", margin_vs="gain"), claim_on("gain", "x", "z")])[0]
+    assert free.delta == 2.0 and free.verdict == "agrees"
+    assert capped.delta == pytest.approx(1.0) and capped.verdict == "inconclusive"
+    assert "capped by gain" in build_claims(recs, [claim_on("eq", "y", "z", "~", margin_vs="gain"),
+                                                   claim_on("gain", "x", "z")]).markdown
+
+
+def test_a_relative_minimum_effect_is_a_share_of_b():
+    recs = seed_arm("x", 0.40, 0.001) + seed_arm("y", 0.50, 0.001)
+    c = Claim("len", "othink_mr1", "T", "x shorter", "acc", Arm({"result": "table1", "method": "x"}, "counting"),
+              Arm({"result": "table1", "method": "y"}, "counting"), "<", 0.25, "a quarter", relative=True)
+    d = decide_all(recs, [c])[0]
+    assert d.delta == pytest.approx(12.5)                               # 25% of b's 50 points
+    assert d.verdict == "too small to matter"                           # 10 points below b, significant, < 12.5
+
+
+def test_claims_tuned_on_their_own_seeds_are_marked():
+    recs = (seed_arm("x", 0.6, 0.01, tuned={"fig6_lr": [0]}) + seed_arm("y", 0.5, 0.01, tuned={"fig6_lr": [0]})
+            + seed_arm("w", 0.5, 0.01, tuned={"other": [100, 101]}))
+    marked, clean = decide_all(recs, [claim_on("m", "x", "y"), claim_on("n", "w", "w")])
+    assert marked.tuned == "fig6_lr (seed 0)" and clean.tuned == ""
+
+
+def test_a_claim_without_a_minimum_effect_is_refused(tmp_path):
+    text = CLAIMS.read_text()
+    bad = tmp_path / "claims.yaml"
+    bad.write_text(text.replace("    min_effect: 20\n", "", 1))
+    with pytest.raises(ValueError, match="fig5_format_before_acc: missing \\['min_effect'\\]"):
+        load_claims(bad)
+    bad.write_text(text.replace("    min_effect: 20\n", "    min_effect: lots\n", 1))
+    with pytest.raises(ValueError, match="min_effect='lots'"):
+        load_claims(bad)
+
+
+def test_every_committed_claim_names_its_minimum_effect_and_equivalence_its_effect_under_study():
+    claims = load_claims(CLAIMS)
+    assert all(c.min_effect > 0 and len(c.why) > 20 for c in claims)
+    assert all(c.margin_vs for c in claims if c.expect == "~")
+
+
+# ---------------------------------------------------------------- the outcomes file
+
+def test_the_outcomes_file_rebuilds_the_claims_table_byte_for_byte(arms, tmp_path, capsys):
+    out = tmp_path / "report"
+    cs = [claim(), claim("sft", "grpo"), claim("grpo_d", "sft", "~")]
+    claims_file = tmp_path / "claims.yaml"
+    claims_file.write_text(yaml.safe_dump({"claims": [
+        {"id": f"c{k}", "paper": c.paper, "source": c.source, "claim": c.claim, "metric": c.metric,
+         "a": {"select": c.a.select, "task": c.a.task}, "b": {"select": c.b.select, "task": c.b.task},
+         "expect": c.expect, "min_effect": c.min_effect, "why": c.why} for k, c in enumerate(cs)]}))
+    written = report([arms[0].path.parent], out, claims=claims_file)
+    assert out / "outcomes.json.gz" in written and (out / "claims.md").is_file()
+    recs = read(out / "outcomes.json.gz")
+    assert len(recs) == 10 and recs == sorted(recs, key=lambda r: r.id)
+    assert len(recs[0].items["id"]) == 60 and set(recs[0].items) == {"task", "id", "acc", "format", "completion_len"}
+    rebuilt = tmp_path / "rebuilt"
+    assert main(["--from-outcomes", str(out / "outcomes.json.gz"), "--out", str(rebuilt), "--claims", str(claims_file)]) == 0
+    assert (rebuilt / "claims.md").read_bytes() == (out / "claims.md").read_bytes()
+    # the same runs written again give the same bytes (gzip mtime 0, sorted records)
+    again = tmp_path / "again"
+    report([arms[0].path.parent], again, claims=claims_file)
+    assert (again / "outcomes.json.gz").read_bytes() == (out / "outcomes.json.gz").read_bytes()
+    capsys.readouterr()
+    assert main(["--from-outcomes", str(tmp_path / "nope.json.gz"), "--out", str(rebuilt)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"python -m vlmrl.report: outcomes file {tmp_path / 'nope.json.gz'} not found"]

@@ -153,6 +153,41 @@ def test_bad_values_fail_naming_the_key(override, key):
         validate(cfg)
 
 
+@pytest.mark.parametrize("record, message", [
+    ({"set": ["data.name=geometry"], "seeds": [0]}, r"tuned\.probe_x=.*give exactly the keys"),
+    ({"set": ["nope.key=1"], "seeds": [0], "probe": "p"}, r"tuned\.probe_x\.set: 'nope\.key=1' is not key=value"),
+    ({"set": ["seed"], "seeds": [0], "probe": "p"}, r"tuned\.probe_x\.set: 'seed' is not key=value"),
+    ({"set": ["seed=1"], "seeds": [], "probe": "p"}, r"tuned\.probe_x\.seeds=\[\]: expected a non-empty list"),
+    ({"set": ["seed=1"], "seeds": [0], "probe": ""}, r"tuned\.probe_x\.probe="),
+])
+def test_a_bad_tuned_record_fails_naming_it(record, message):
+    """A `tuned` record (conf/base.yaml) names keys of the config, the probe's seeds and its command."""
+    cfg = compose_cfg([])
+    cfg.tuned = {"probe_x": record}
+    with pytest.raises(ValueError, match=message):
+        validate(cfg)
+
+
+def test_the_tiny_sweeps_record_what_their_probes_tuned():
+    """Fig. 6's lr and schedule range, and Fig. 4's start, were chosen by probes: each sweep cell carries the
+    record (values, seeds, command), and the records' values are the ones the cells run with."""
+    from vlmrl.report.outcomes import same
+
+    for sweep, names in (("fig6_constant_beta", {"fig6_lr"}), ("fig6_schedules", {"fig6_lr", "fig6_schedule_range"}),
+                         ("fig4_format_weight", {"fig4_terse_start"})):
+        cfg = compose_cfg([f"+sweeps=tiny/othink_mr1/{sweep}", "+experiments=othink_mr1/fig6_constant_beta"
+                           if sweep.startswith("fig6") else "+experiments=othink_mr1/fig4_format_weight",
+                           "model.by_task.geometry.grpo_lr=2e-4" if sweep.startswith("fig6") else "cold_start=terse",
+                           *(["data.kl.beta_min=0.0", "data.kl.beta_max=0.05"] if sweep == "fig6_schedules" else [])])
+        validate(cfg)
+        assert set(cfg.tuned) == names
+        for record in cfg.tuned.values():
+            assert record.seeds and record.probe
+            for pair in record.set:
+                key, value = pair.split("=", 1)
+                assert same(OmegaConf.select(cfg, key), value), (sweep, pair)
+
+
 def test_bad_cold_start_value_fails_naming_the_key():
     with pytest.raises(ValueError, match=r"cold_start\.lr"):
         validate(compose_cfg(["cold_start=vision_r1", "cold_start.lr=0"]))

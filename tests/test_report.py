@@ -150,7 +150,7 @@ def read(out, name):
 EXPECTED = ["othink_mr1_table1.md", "othink_mr1_fig1.png", "othink_mr1_fig4.png", "othink_mr1_fig4.md",
             "othink_mr1_fig5.png", "othink_mr1_fig5.md", "othink_mr1_fig6.png", "othink_mr1_fig6.md",
             "othink_mr1_fig7.md", "othink_mr1_fig7.png", "vision_r1_ablation.md", "vision_r1_ptst_variants.md",
-            "vision_r1_lengths.png", "vision_r1_lengths.md", "claims.md", "README.md"]
+            "vision_r1_lengths.png", "vision_r1_lengths.md", "claims.md", "outcomes.json.gz", "README.md"]
 
 
 def test_every_file_written_and_readable(built):
@@ -252,6 +252,8 @@ def test_readme_indexes_everything(built):
     for name in EXPECTED:
         if name.endswith(".png"):
             assert f"]({name})" in text, name
+        elif name == "outcomes.json.gz":
+            assert "[outcomes.json.gz](outcomes.json.gz)" in text               # the data behind claims.md, linked
         elif name != "README.md":
             assert read(out, name).split("\n\n", 2)[2].strip() in text, name  # the table is inlined
     assert "run(s)" in text and "Skipped" not in text
@@ -315,10 +317,11 @@ def test_length_order_ties_values_equal_as_printed():
 
 def test_claims_from_runs_without_item_outcomes(built):
     # these synthetic runs predate test_items.json: each run enters with its mean, the interval from seeds alone.
-    # GRPO-D counting seeds {80, 84, 82} vs GRPO {60, 70, 65}: every seed resample of GRPO-D (>= 80) beats every
-    # one of GRPO (<= 70), so the interval excludes zero: agrees; SFT counting has one seed: not decided
-    rows = {line.split(" | ")[0].lstrip("| "): line for line in read(built[0], "claims.md").splitlines()
+    # GRPO-D counting seeds {80, 84, 82} vs GRPO {60, 70, 65}: diff 17, SE^2 = 4/3 + 25/3, SE 3.109, Welch df
+    # (29/3)^2 / ((4/3)^2 / 2 + (25/3)^2 / 2) = 2.62, t 3.43: [+6.3, +27.7], and 17 >= 2 points: agrees;
+    # SFT counting has one seed: not decided
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in read(built[0], "claims.md").splitlines()
             if line.startswith("| t1_") or line.startswith("| fig")}
-    assert rows["t1_count_grpod_gt_grpo"].endswith("| seeds | agrees |")
-    assert "+17.0 [" in rows["t1_count_grpod_gt_grpo"]
-    assert "too few seeds" in rows["t1_count_sft_gt_base"]
+    row = rows["t1_count_grpod_gt_grpo"]
+    assert row[8] == "+17.0 [+6.3, +27.7]" and row[9] == "seeds" and row[11] == "agrees"
+    assert "too few seeds" in rows["t1_count_sft_gt_base"][11]

@@ -132,10 +132,44 @@ def test_report_writes_the_reliance_table(tmp_path):
             {"trained_on": None, "trained_tasks": [], "reliance": reliance, "results": {"counting": result}}))
     report([tmp_path / "runs"], tmp_path / "out")
     table = (tmp_path / "out" / "visual_reliance.md").read_text()
-    assert "| base | cross_task | counting | all | 1 | 4 | 0.750 | 0.250 | 0.500 | 0.500 ± 0.490 | 0.250 ± 0.196 |" in table
-    assert "| base | cross_task | counting | count=3 | 1 | 2 |" in table
+    assert ("| untrained start base | cross_task | counting | all | 1 | 4 | 0.750 | 0.250 | 0.500 | 0.500 ± 0.490 | "
+            "0.250 ± 0.196 |") in table
+    assert "| untrained start base | cross_task | counting | count=3 | 1 | 2 |" in table
     assert "From the eval JSONs of 1 run dir(s)" in table                       # the plain eval has no reliance
     assert "visual_reliance.md" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_reliance_pools_only_seeds_and_names_each_start(tmp_path):
+    """Issue 36: two untrained starts are two rows (by checkpoint), and trained runs of one study pool only when
+    their configs differ by the seeds: two learning rates are two rows, each named by its lr."""
+    from omegaconf import OmegaConf
+
+    from vlmrl.report import report
+
+    def write(name, acc, checkpoint=None, cfg=None):
+        run = tmp_path / "runs" / name
+        (run / "eval").mkdir(parents=True)
+        cell = {"acc": acc, "n": 4, "acc_blank": 0.25, "reliance_blank": acc - 0.25, "reliance_blank_se": 0.1, "n_blank": 4}
+        (run / "eval" / "cross_task.json").write_text(json.dumps(
+            {"trained_on": None if cfg is None else "geometry", "checkpoint": checkpoint, "reliance": {"variants": ["blank"]},
+             "results": {"geometry": {**cell, "format": 1.0, "completion_len": 10.0}}}))
+        if cfg is not None:
+            OmegaConf.save(OmegaConf.create(cfg), run / "config_resolved.yaml")
+
+    write("base", 0.5, "/cache/tiny-instruct")
+    write("cold", 1.0, "/cache/tiny-instruct-coldstart")
+    study = {"paper": "othink_mr1", "result": "table1", "method": "grpo"}
+    for seed, acc in ((0, 0.5), (1, 0.75)):
+        write(f"lo{seed}", acc, cfg={"seed": seed, "data_seed": seed, "study": study, "model": {"grpo_lr": 3e-5}})
+    write("hi0", 0.25, cfg={"seed": 0, "data_seed": 0, "study": study, "model": {"grpo_lr": 2e-4}})
+    report([tmp_path / "runs"], tmp_path / "out")
+    rows = [r for r in (tmp_path / "out" / "visual_reliance.md").read_text().splitlines() if "| geometry | all |" in r]
+    by_name = {r.split(" | ")[0].lstrip("| "): r for r in rows}
+    assert set(by_name) == {"untrained start tiny-instruct", "untrained start tiny-instruct-coldstart",
+                            "othink_mr1/table1/grpo on geometry (model.grpo_lr=3e-05)",
+                            "othink_mr1/table1/grpo on geometry (model.grpo_lr=0.0002)"}, rows
+    assert "| 2 | 4 | 0.625 ± 0.177 |" in by_name["othink_mr1/table1/grpo on geometry (model.grpo_lr=3e-05)"]   # seeds pooled
+    assert "| 1 | 4 | 0.500 |" in by_name["untrained start tiny-instruct"]                                     # not averaged with 1.0
 
 
 def test_training_reliance_scores_the_same_items_and_pairs_however_the_val_split_is_sharded():

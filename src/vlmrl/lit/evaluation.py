@@ -180,7 +180,7 @@ class GreedyEvaluation:
     """Mixin for a LightningModule with `policy`, `processor`, `reward`, `eval_max_new_tokens`.
 
     A test pass also keeps each item's outcome in `test_items` (one row per test item, gathered from
-    every rank, sorted by id): the report pairs runs item by item (paired bootstrap)."""
+    every rank, sorted by id): the report pairs runs item by item (report/inference.py)."""
 
     test_items: list[dict] = []
     reliance: Reliance | None = None   # set by GRPO (algo.module.reliance): replaced-image scores on the val split

@@ -1,17 +1,24 @@
-"""The papers' claims as data (sweeps/claims.yaml), each decided from our runs with an interval.
+"""The papers' claims as data (sweeps/claims.yaml), each decided from our runs' outcomes.
 
-A claim compares two arms, a and b: runs picked by a selector, scored on one metric of one test
-task. Over the test items both arms were scored on, the difference mean(a) - mean(b) gets a 95%
-paired bootstrap interval (items resampled once for both arms, seeds within each arm:
-stats.paired_bootstrap) and a verdict: agrees (the interval excludes zero on the paper's side),
-contradicts (it excludes zero on the other side) or inconclusive. A claim with fewer than
-`min_seeds` seeds in an arm is not decided ("too few seeds"); one with no runs is "not run". An arm
-of untrained starts (evaluate.py run=base: the base model, the cold start alone) is a greedy evaluation
-of a fixed checkpoint, the same for every seed, so one run is the whole arm.
+A claim compares two arms, a and b: runs picked by a selector, scored on one metric of one test task (the
+records of outcomes.py, built from run dirs or read from an outcomes file). Over the test items both arms
+were scored on, the difference mean(a) - mean(b) gets a 95% Welch-Satterthwaite interval over seeds with the
+item term (inference.estimate: honest with 3 seeds), and a verdict against the claim's minimum effect, the
+smallest difference that matters, written in the claims file before the runs (inference.verdict):
 
-Per-item outcomes come from a run's test_items.json (its own test split, end of training) or its
-eval JSON's `items` (evaluate.py: cross-task and untrained starts). A run dir without them (written
-before they existed) enters with its per-seed mean only, and the interval then reflects seeds alone.
+  agrees / contradicts   the interval excludes zero on the paper's / the other side, by at least the minimum
+  too small to matter    it excludes zero by less, or lies inside +-minimum (no effect that matters)
+  inconclusive           neither; the row states the minimum detectable effect at the measured noise and
+                         the seeds a trained arm would need to detect the minimum effect
+  "~" claims             agree when the interval lies inside +-margin: the minimum effect, capped by the
+                         effect under study (`margin_vs`: another claim's |difference|)
+
+Each paper's claims are one family: Holm's adjustment over the primary tests of its decided claims gives
+the adjusted p and verdict beside the raw ones. A claim with fewer than `min_seeds` seeds in a trained arm
+is not decided ("too few seeds"), one with no runs is "not run". An arm of untrained starts (evaluate.py
+run=base) is a greedy evaluation of a fixed checkpoint, the same for every seed, so one run is the whole arm
+and it carries no seed noise. A claim whose trained runs ran with a tuned value (conf/base.yaml `tuned`)
+whose probe used one of their seeds is marked: its settings were chosen on the seeds it reports.
 """
 from __future__ import annotations
 
@@ -24,16 +31,19 @@ import numpy as np
 import yaml
 
 from ..infra.resolvers import REPO_ROOT
+from .inference import (ALPHA, EXPECTS, POWER, Estimate, estimate, holm_adjusted, holm_levels, interval, mde,
+                        primary_p, seeds_for, verdict)
 from .markdown import md_table
+from .outcomes import Record
 from .output import Artifact
-from .runs import Run, cfg_get, matrices, run_items, run_mean, smoothed
-from .stats import mean_std, paired_bootstrap, saturation_step, verdict
+from .runs import matrices
+from .stats import mean_std
 
 CLAIMS = REPO_ROOT / "sweeps" / "claims.yaml"
 MIN_SEEDS = 3
+PROJECTED_ITEMS = 1000                       # the power column also projects to this many test items
 SCALE = {"acc": 100.0, "format": 100.0, "completion_len": 1.0}       # % for rates, tokens for lengths
 UNITS = {"acc": "accuracy %", "format": "format rate %", "completion_len": "tokens", "saturation": "step"}
-STUDY_FIELDS = ("result", "method")          # selector keys read from the run's study
 
 
 @dataclass(frozen=True)
@@ -55,57 +65,56 @@ class Claim:
     a: Arm
     b: Arm
     expect: str            # ">" a above b, "<" a below b, "~" within +-margin
-    margin: float = 0.0
+    min_effect: float      # the smallest |a - b| that matters (the metric's units, or a share of |mean b|)
+    why: str               # why that size, written before the runs
+    relative: bool = False  # min_effect is a share of |mean b| (lengths: "10%")
+    margin_vs: str | None = None   # "~": the claim whose |difference| caps the margin (the effect under study)
+
+
+def parse_min_effect(value, where: str) -> tuple[float, bool]:
+    """2 -> (2.0, False); "10%" -> (0.1, True)."""
+    text = str(value).strip()
+    try:
+        amount = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise ValueError(f"{where}: min_effect={value!r}: expected a number or a percentage like 10%") from None
+    if amount <= 0:
+        raise ValueError(f"{where}: min_effect={value!r} must be > 0")
+    return amount, text.endswith("%")
 
 
 def load_claims(path: str | os.PathLike = CLAIMS) -> list[Claim]:
     raw = yaml.safe_load(Path(path).read_text())["claims"]
     claims = []
     for c in raw:
+        where = f"{path}: claim {c.get('id')}"
+        missing = [k for k in ("id", "paper", "source", "claim", "metric", "a", "b", "expect", "min_effect", "why") if k not in c]
+        if missing:
+            raise ValueError(f"{where}: missing {missing} (each claim names its minimum effect and why)")
+        if str(c["expect"]) not in EXPECTS:
+            raise ValueError(f"{where}: expect={c['expect']!r}: choose one of {EXPECTS}")
         arms = {k: Arm(c[k]["select"], c[k].get("task", "all"), c[k].get("paper"), c[k].get("metric")) for k in "ab"}
+        amount, relative = parse_min_effect(c["min_effect"], where)
         claims.append(Claim(c["id"], c["paper"], c["source"], c["claim"], c["metric"], arms["a"], arms["b"],
-                            str(c["expect"]), float(c.get("margin", 0.0))))
+                            str(c["expect"]), amount, c["why"], relative, c.get("margin_vs")))
     ids = [c.id for c in claims]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
         raise ValueError(f"{path}: duplicate claim ids {dup}")
+    unknown = sorted({c.margin_vs for c in claims if c.margin_vs} - set(ids))
+    if unknown:
+        raise ValueError(f"{path}: margin_vs names no claim: {unknown}")
     return claims
 
 
-# ---------------------------------------------------------------- picking runs
-
-def matches(run: Run, paper: str, select: dict) -> bool:
-    """`select` keys: result / method (the run's study), data (what it trained on; "none" for an
-    untrained start), or any dotted config key (e.g. reward.format_w); numbers compare as floats."""
-    if run.paper != paper:
-        return False
-    for key, want in select.items():
-        if key in STUDY_FIELDS:
-            have = getattr(run, key)
-        elif key == "data":
-            have = run.data_name or "none"
-        else:
-            have = cfg_get(run.config, key)
-        if not same(have, want):
-            return False
-    return True
+def selector_keys(claims: Sequence[Claim]) -> list[str]:
+    """The dotted config keys the claims select runs by (a record keeps their values)."""
+    return sorted({k for c in claims for arm in (c.a, c.b) for k in arm.select if k not in ("result", "method", "data")})
 
 
-def same(have, want) -> bool:
-    try:
-        return float(have) == float(want)
-    except (TypeError, ValueError):
-        return str(have) == str(want)
-
-
-# ---------------------------------------------------------------- one run's values
-
-def run_scalar(run: Run, metric: str) -> float | None:
-    """A per-run metric: saturation:<key> = first step the smoothed <key> reaches 95% of its final value."""
-    kind, key = metric.split(":", 1)
-    if kind != "saturation":
-        raise ValueError(f"metric {metric!r}: per-run metrics are saturation:<key>")
-    return saturation_step(*smoothed(run, key))
+def run_metrics(claims: Sequence[Claim]) -> list[str]:
+    """The per-run metrics (saturation:<key>) the claims read."""
+    return sorted({m for c in claims for m in (c.metric, c.a.metric, c.b.metric) if m and ":" in m})
 
 
 # ---------------------------------------------------------------- deciding
@@ -113,48 +122,113 @@ def run_scalar(run: Run, metric: str) -> float | None:
 @dataclass
 class Decision:
     claim: Claim
-    a: np.ndarray | None     # [Sa, N] in the claim's units
-    b: np.ndarray | None
-    paired_items: bool
-    diff: float = float("nan")
+    a: np.ndarray | None = None      # [Sa, N] in the claim's units
+    b: np.ndarray | None = None
+    paired_items: bool = False
+    est: Estimate | None = None
+    delta: float = float("nan")      # the minimum effect (or margin) in the metric's units
     lo: float = float("nan")
     hi: float = float("nan")
+    p: float | None = None           # the primary test's p (None: not decided)
+    p_holm: float | None = None
     verdict: str = "not run"
+    adjusted: str = "not run"
+    power: str = ""
+    tuned: str = ""
+
+    @property
+    def diff(self) -> float:
+        return float(self.est.diff) if self.est is not None else float("nan")
 
 
-def arm_values(runs: Sequence[Run], claim: Claim, arm: Arm) -> list:
-    """Per selected run: {id: value}, or a float (no per-item data / a per-run metric); runs with neither are dropped."""
-    out, metric = [], arm.metric or claim.metric
-    for run in runs:
-        if not matches(run, claim.paper, arm.select):
-            continue
-        if ":" in metric:
-            value = run_scalar(run, metric)
-        else:
-            value = run_items(run, arm.task, metric) or run_mean(run, arm.task, metric)
-        if value is not None:
-            out.append(value)
-    return out
+def arm_records(records: Sequence[Record], claim: Claim, arm: Arm) -> list[Record]:
+    return [r for r in records if r.matches(claim.paper, arm.select)]
 
 
-def seeds_needed(runs: Sequence[Run], claim: Claim, arm: Arm, min_seeds: int) -> int:
-    """1 for an arm of untrained starts (no results.json: evaluate.py run=base, seed-independent), else min_seeds."""
-    chosen = [r for r in runs if matches(r, claim.paper, arm.select)]
-    return 1 if chosen and all(r.results is None for r in chosen) else min_seeds
+def arm_matrix(recs: Sequence[Record], claim: Claim, arm: Arm) -> list:
+    """Per selected record: {item id: value}, or a float (no per-item data / a per-run metric)."""
+    metric = arm.metric or claim.metric
+    return [v for r in recs if (v := r.values(arm.task, metric)) is not None]
 
 
-def decide(runs: Sequence[Run], claim: Claim, min_seeds: int = MIN_SEEDS) -> Decision:
-    a, b = arm_values(runs, claim, claim.a), arm_values(runs, claim, claim.b)
-    if not a or not b:
-        return Decision(claim, None, None, False)
-    scale = SCALE.get(claim.metric, 1.0)
-    ma, mb, paired = matrices(a, b, scale)
-    diff, lo, hi = paired_bootstrap(ma, mb)
-    if len(a) < seeds_needed(runs, claim, claim.a, min_seeds) or len(b) < seeds_needed(runs, claim, claim.b, min_seeds):
-        word = f"too few seeds (< {min_seeds})"
-    else:
-        word = verdict(lo, hi, claim.expect, claim.margin)
-    return Decision(claim, ma, mb, paired, diff, lo, hi, word)
+def estimate_claim(records: Sequence[Record], claim: Claim, min_seeds: int) -> Decision:
+    """The claim's arms and the estimate of a - b (no verdict yet); verdict "not run" / "too few seeds" if so."""
+    ra, rb = arm_records(records, claim, claim.a), arm_records(records, claim, claim.b)
+    va, vb = arm_matrix(ra, claim, claim.a), arm_matrix(rb, claim, claim.b)
+    if not va or not vb:
+        return Decision(claim)
+    ma, mb, paired = matrices(va, vb, SCALE.get(claim.metric, 1.0))
+    fixed_a, fixed_b = (all(not r.trained for r in rs) for rs in (ra, rb))
+    # an untrained start is one greedy evaluation, whatever the seed: one row (copies of it are the same row)
+    ea = ma.mean(axis=0, keepdims=True) if fixed_a else ma
+    eb = mb.mean(axis=0, keepdims=True) if fixed_b else mb
+    d = Decision(claim, ma, mb, paired, estimate(ea, eb, fixed_a, fixed_b))
+    d.lo, d.hi = map(float, interval(d.est))
+    few = [len(v) for v, fixed in ((va, fixed_a), (vb, fixed_b)) if not fixed and len(v) < min_seeds]
+    d.verdict = d.adjusted = f"too few seeds (< {min_seeds})" if few else "decided"
+    d.tuned = tuned_mark(ra + rb)
+    return d
+
+
+def tuned_mark(recs: Sequence[Record]) -> str:
+    """"fig6_lr (seed 0)": each tuned record some trained run ran with, and the run seeds its probe also used."""
+    shared: dict[str, set] = {}
+    for r in recs:
+        for name, seeds in r.tuned.items():
+            if r.seed in seeds:
+                shared.setdefault(name, set()).add(r.seed)
+    return "; ".join(f"{name} (seed{'s' if len(s) > 1 else ''} {', '.join(map(str, sorted(s)))})"
+                     for name, s in sorted(shared.items()))
+
+
+def resolve_delta(d: Decision, by_id: dict[str, Decision]) -> float:
+    """The claim's minimum effect in its units: a share of |mean b| when relative; a "~" claim's margin is also
+    capped by the |difference| of the claim it names in margin_vs (when that one has an estimate)."""
+    c = d.claim
+    delta = c.min_effect * abs(float(d.b.mean())) if c.relative else c.min_effect
+    ref = by_id.get(c.margin_vs) if c.margin_vs else None
+    if ref is not None and ref.est is not None:
+        delta = min(delta, abs(ref.diff))
+    return delta
+
+
+def power_text(d: Decision) -> str:
+    """For an undecided row: the minimum detectable effect now, and the seeds that would detect the minimum
+    effect (the margin, for "~"), at these items and at PROJECTED_ITEMS."""
+    eq = d.claim.expect == "~"
+    now = mde(d.est, equivalence=eq)
+    what = f"to show ±{d.delta:.3g}" if eq else f"to detect {d.delta:.3g}"
+    if not np.isfinite(now):
+        return "seed noise unknown"
+    need = seeds_for(d.est, d.delta, equivalence=eq)
+    text = f"MDE {now:.1f}; {what}: " + (f"{need} seeds" if need else "out of reach by seeds")
+    if d.paired_items and d.est.n < PROJECTED_ITEMS:
+        more = seeds_for(d.est, d.delta, items=PROJECTED_ITEMS, equivalence=eq)
+        text += f" ({more} at {PROJECTED_ITEMS:,} items)" if more else f" (out of reach at {PROJECTED_ITEMS:,} items)"
+    return text
+
+
+def decide_all(records: Sequence[Record], claims: Sequence[Claim], min_seeds: int = MIN_SEEDS) -> list[Decision]:
+    """Every claim decided: raw verdicts at ALPHA, Holm-adjusted ones within each paper's family."""
+    decisions = [estimate_claim(records, c, min_seeds) for c in claims]
+    by_id = {d.claim.id: d for d in decisions}
+    for d in decisions:
+        if d.est is not None:
+            d.delta = resolve_delta(d, by_id)
+    decided = [d for d in decisions if d.verdict == "decided"]
+    for d in decided:
+        d.p = primary_p(d.est, d.claim.expect, d.delta)
+        d.verdict = verdict(d.est, d.claim.expect, d.delta, ALPHA)
+    for paper in sorted({d.claim.paper for d in decided}):
+        family = [d for d in decided if d.claim.paper == paper]
+        ps = [d.p for d in family]
+        for d, p_holm, level in zip(family, holm_adjusted(ps), holm_levels(ps, ALPHA)):
+            d.p_holm = p_holm
+            d.adjusted = verdict(d.est, d.claim.expect, d.delta, level)
+    for d in decided:
+        if "inconclusive" in (d.verdict, d.adjusted):
+            d.power = power_text(d)
+    return decisions
 
 
 # ---------------------------------------------------------------- the table
@@ -173,34 +247,83 @@ def paper_cell(claim: Claim) -> str:
     return f"{a:g} vs {b:g}"
 
 
+def p_text(p: float | None) -> str:
+    if p is None:
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def effect_text(d: Decision) -> str:
+    c = d.claim
+    if c.relative:
+        return f"{100 * c.min_effect:g}% of b" + (f" = {d.delta:.3g}" if np.isfinite(d.delta) else "")
+    return f"{c.min_effect:g}"
+
+
+def asserts_text(d: Decision) -> str:
+    c = d.claim
+    if c.expect != "~":
+        return f"a {c.expect} b"
+    if c.margin_vs and np.isfinite(d.delta) and d.delta < c.min_effect:
+        return f"a ~ b ± {d.delta:.1f} (capped by {c.margin_vs})"
+    return f"a ~ b ± {c.min_effect:g}"
+
+
 def claims_table(decisions: Sequence[Decision], decimals: int = 1) -> str:
     rows = []
     for d in decisions:
         c = d.claim
-        interval = "–" if d.a is None else f"{d.diff:+.{decimals}f} [{d.lo:+.{decimals}f}, {d.hi:+.{decimals}f}]"
+        interval_text = "–" if d.est is None else f"{d.diff:+.{decimals}f} [{d.lo:+.{decimals}f}, {d.hi:+.{decimals}f}]"
         unit = UNITS.get(c.metric.split(":")[0], c.metric)
-        rows.append([c.id, f"{c.claim} ({c.source})", f"a {c.expect} b" + (f" ± {c.margin:g}" if c.expect == "~" else ""),
-                     unit, paper_cell(c), cell(d.a, decimals), cell(d.b, decimals), interval,
-                     "items x seeds" if d.paired_items else ("seeds" if d.a is not None else "–"), d.verdict])
-    header = ["id", "claim (source)", "asserts", "metric", "paper a vs b", "ours a", "ours b",
-              "ours a - b [95% CI]", "resampled", "verdict"]
+        rows.append([c.id, f"{c.claim} ({c.source})", asserts_text(d), effect_text(d), unit, paper_cell(c),
+                     cell(d.a, decimals), cell(d.b, decimals), interval_text,
+                     "items x seeds" if d.paired_items else ("seeds" if d.a is not None else "–"),
+                     f"{p_text(d.p)} ({p_text(d.p_holm)})", d.verdict, d.adjusted, d.power or "–", d.tuned or "–"])
+    header = ["id", "claim (source)", "asserts", "min effect", "metric", "paper a vs b", "ours a", "ours b",
+              "ours a - b [95% CI]", "noise from", "p (Holm)", "verdict", "verdict, Holm", "power (undecided rows)",
+              "tuned on a reported seed"]
     return md_table(header, rows)
 
 
-def build_claims(runs: Sequence[Run], claims: Sequence[Claim], min_seeds: int = MIN_SEEDS) -> Artifact | None:
-    """The claims table (claims.md) over every claim; None when no claim has runs on both sides."""
-    decisions = [decide(runs, c, min_seeds) for c in claims]
-    if all(d.a is None for d in decisions):
-        return None
-    counts = {}
+def notes(decisions: Sequence[Decision], min_seeds: int) -> str:
+    groups: dict[str, list[str]] = {}
     for d in decisions:
-        counts[d.verdict] = counts.get(d.verdict, 0) + 1
-    tally = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
-    notes = (f"\n\nVerdicts: {tally}. A claim is decided (agrees / contradicts) only when both arms have at "
-             f"least {min_seeds} seeds (an untrained start's greedy evaluation, the same for every seed, counts "
-             f"whole with one) and the 95% interval of a - b excludes zero; `~` claims agree when the "
-             "interval lies within ± margin. Ours: mean ± sample std over seeds of each run's mean "
-             "(n = seeds). Interval: paired bootstrap (stats.paired_bootstrap), resampling the test items "
-             "shared by both arms once for both, and each arm's seeds. Claims: sweeps/claims.yaml.")
-    return Artifact("claims", "Claims of both papers, decided",
-                    f"{len(decisions)} claims; {tally}.", markdown=claims_table(decisions) + notes)
+        groups.setdefault(d.claim.why, []).append(f"`{d.claim.id}`")
+    whys = "\n".join(f"- {why}: {', '.join(ids)}" for why, ids in groups.items())
+    return (
+        f"\n\nA claim is decided only when every trained arm has at least {min_seeds} seeds (an untrained "
+        "start's greedy evaluation, the same for every seed, counts whole with one). Ours: mean ± sample std "
+        "over seeds of each run's mean (n = seeds). Interval: 95% Welch-Satterthwaite t interval of a - b over "
+        "the seeds' means with the test items' term (report/inference.py: the items both arms share, paired; "
+        "an untrained start carries no seed noise); `noise from`: seeds only where runs kept no per-item "
+        "outcomes. Verdict (inference.verdict), with the minimum effect: agrees / contradicts when the "
+        "interval excludes 0 on the paper's / the other side and |a - b| is at least the minimum effect; "
+        "too small to matter when it excludes 0 by less, or lies inside ± the minimum effect; `~` claims "
+        "agree when the interval lies inside ± the margin (the minimum effect, capped by the effect under "
+        "study it names), and contradict when it excludes 0 by at least the margin. p: the primary test "
+        "(a = b for > / <, equivalence for ~); Holm: adjusted over each paper's decided claims (one family "
+        f"a paper), and the verdict at the level Holm gives the claim. Power: for a row with an inconclusive "
+        f"verdict, the minimum detectable effect (two-sided {ALPHA:g}, power {POWER:g}) at the measured "
+        f"noise, and the seeds per trained arm that would detect the minimum effect, at these items and at "
+        f"{PROJECTED_ITEMS:,}. Tuned: a tuned value (conf/base.yaml `tuned`) that the arms' runs used, "
+        "chosen by a probe that ran on seeds these runs report: read that verdict as provisional. Claims and "
+        "minimum effects: sweeps/claims.yaml.\n\nMinimum effects, and why (written before the runs were "
+        "decided):\n\n" + whys)
+
+
+def tally(words: Sequence[str]) -> str:
+    counts: dict[str, int] = {}
+    for w in words:
+        counts[w] = counts.get(w, 0) + 1
+    return ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+
+
+def build_claims(records: Sequence[Record], claims: Sequence[Claim], min_seeds: int = MIN_SEEDS) -> Artifact | None:
+    """The claims table (claims.md) over every claim; None when no claim has runs on both sides."""
+    decisions = decide_all(records, claims, min_seeds)
+    if all(d.est is None for d in decisions):
+        return None
+    summary = (f"{len(decisions)} claims. Verdicts: {tally([d.verdict for d in decisions])}. "
+               f"Holm-adjusted: {tally([d.adjusted for d in decisions])}.")
+    return Artifact("claims", "Claims of both papers, decided", summary,
+                    markdown=claims_table(decisions) + notes(decisions, min_seeds))

@@ -2,12 +2,15 @@
 
     python -m vlmrl.report outputs/ multirun/ --out report/ [--paper-values ...] [--claims sweeps/claims.yaml]
     python -m vlmrl.report multirun/<dir>            # -> multirun/<dir>/report/
+    python -m vlmrl.report --from-outcomes docs/results/tiny/outcomes.json.gz --out <dir>   # claims.md alone
 
 Every `<path>` is searched recursively for run dirs (a dir holding `config_resolved.yaml` and/or
 `eval/*.json`); no W&B server is needed. Runs with a `study: {paper, result, method}` (the eval
 JSON's `study` wins over the config's) feed the papers' results: seeds are aggregated as mean ±
 sample std (ddof = 1; the bare value for a single seed), each paper result becomes a Markdown table
-and/or a PNG, and every claim of `sweeps/claims.yaml` gets an interval and a verdict (claims.py).
+and/or a PNG, and every claim of `sweeps/claims.yaml` gets an interval and a verdict (claims.py). The
+per-item outcomes behind the claims go to `outcomes.json.gz` beside them (outcomes.py), from which
+`--from-outcomes` rebuilds the claims table byte for byte without the run dirs.
 Every other multirun dir is summarised by the keys its cells override (sweep.py); every eval JSON with
 replaced-image scores feeds the visual-reliance table (reliance.py). `README.md`
 indexes all of them. The papers' numbers are data in `sweeps/paper_values.yaml` and
@@ -20,11 +23,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .claims import CLAIMS, build_claims, load_claims
+from . import outcomes
+from .claims import CLAIMS, build_claims, load_claims, run_metrics, selector_keys
 from .othink import build_fig1, build_fig4, build_fig5, build_fig6, build_fig7, build_table1
 from .output import Artifact, index_markdown, write_artifact
 from .reliance import build_reliance
@@ -32,6 +37,7 @@ from .runs import EVAL_NAME, PAPER_VALUES, Run, find_run_dirs, load_paper_values
 from .sweep import build_sweeps
 from .vision_r1 import build_ablation, build_lengths, build_ptst
 
+OUTCOMES = "outcomes.json.gz"            # the data behind the claims table, written beside it
 STUDY_RESULTS = {"othink_mr1/table1", "othink_mr1/fig4", "othink_mr1/fig6", "vision_r1/ablation", "vision_r1/ptst_variants"}
 
 
@@ -78,7 +84,9 @@ def report(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None = N
     if unknown:
         print(f"[report] runs with a study no table reads: {', '.join(unknown)}")
     artifacts, skipped = build_all(runs, paper) if runs else ([], [])
-    verdicts = build_claims(runs, load_claims(claims)) if runs else None
+    claim_list = load_claims(claims)
+    records = outcomes.records(runs, paths, selector_keys(claim_list), run_metrics(claim_list))
+    verdicts = build_claims(records, claim_list) if records else None
     artifacts += [verdicts] if verdicts is not None else []
     sweeps, notes = build_sweeps(loaded)
     artifacts += sweeps
@@ -89,14 +97,16 @@ def report(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None = N
     if not artifacts:
         print("[report] nothing to report: no paper study and no multirun dir with a swept key")
     out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written = [outcomes.write(records, out / OUTCOMES, Path(claims).name)] if verdicts is not None else []
     for artifact in artifacts:
         if artifact.markdown is not None:
             print(f"\n## {artifact.title}\n\n{artifact.markdown}\n")
         written += write_artifact(artifact, out)
     header = (f"Built by `python -m vlmrl.report` from {len(loaded)} run dir(s) under {', '.join(map(str, paths))} "
               f"({len(runs)} in a paper's study). Ours: mean ± sample std over seeds. "
-              f"Paper values: {Path(paper_values).name}; claims: {Path(claims).name}.")
+              f"Paper values: {Path(paper_values).name}; claims: {Path(claims).name}."
+              + (f" The per-item outcomes behind the claims: [{OUTCOMES}]({OUTCOMES}) (`python -m vlmrl.report "
+                 f"--from-outcomes {OUTCOMES} --out <dir>` rebuilds claims.md from it alone)." if verdicts else ""))
     index = out / "README.md"
     index.write_text(index_markdown(artifacts, skipped, header))
     written.append(index)
@@ -104,12 +114,37 @@ def report(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None = N
     return written
 
 
+def from_outcomes(path: str | os.PathLike, out: str | os.PathLike, claims: str | os.PathLike = CLAIMS) -> list[Path]:
+    """The claims table (claims.md) from an outcomes file alone -> the files written."""
+    artifact = build_claims(outcomes.read(path), load_claims(claims))
+    if artifact is None:
+        raise ValueError(f"{path}: no claim has runs on both sides")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    print(f"\n## {artifact.title}\n\n{artifact.markdown}\n")
+    written = write_artifact(artifact, Path(out))
+    print("[report] wrote:\n" + "\n".join(f"  {p}" for p in written))
+    return written
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vlmrl.report", description=__doc__.split("\n")[0])
-    parser.add_argument("paths", nargs="+", help="dirs searched recursively for run dirs")
+    parser.add_argument("paths", nargs="*", help="dirs searched recursively for run dirs")
+    parser.add_argument("--from-outcomes", metavar="FILE", help="rebuild claims.md from an outcomes file "
+                        "(outcomes.json.gz, written beside every claims table) instead of run dirs")
     parser.add_argument("--out", help="output dir for the .md / .png files and README.md (default: <first path>/report)")
     parser.add_argument("--paper-values", default=str(PAPER_VALUES), help="YAML of the papers' numbers")
     parser.add_argument("--claims", default=str(CLAIMS), help="YAML of the papers' claims, each decided from the runs")
     args = parser.parse_args(argv)
+    if args.from_outcomes:
+        if args.paths or not args.out:
+            parser.error("--from-outcomes reads no run dirs and needs --out")
+        try:
+            from_outcomes(args.from_outcomes, args.out, args.claims)
+        except (FileNotFoundError, ValueError) as err:     # a missing or foreign file: one line, no traceback
+            print(f"python -m vlmrl.report: {err}", file=sys.stderr)
+            return 2
+        return 0
+    if not args.paths:
+        parser.error("give the dirs to search for run dirs, or --from-outcomes FILE --out DIR")
     report(args.paths, args.out, args.paper_values, args.claims)
     return 0

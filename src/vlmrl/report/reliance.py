@@ -2,12 +2,17 @@
 
 Reads every eval JSON that holds them (`reliance` set: lit/evaluation.py, docs/visual_reliance.md) and writes
 one table per task and category: accuracy, accuracy with each image blanked and with another item's image,
-and the reliance (accuracy minus each). Runs are grouped by what they are (the study's method and the task
-they trained on, else the run dir's name; "base" for an untrained start); a group of several seeds shows
-mean ± sample std over them, a single run its value ± 1.96 x the paired standard error over items.
+and the reliance (accuracy minus each). Runs are pooled only when their configs differ by the seeds alone
+(`seed`, `data_seed`): a group is one study (paper/result/method, else the run dir's name) on the task it
+trained on, and where one label covers several configs, each carries the config values that set it apart
+(a learning rate, a beta). An untrained start is its checkpoint, by name (the base model and a cold start
+are two rows). A group of several seeds shows mean ± sample std over them, a single run its value ± 1.96 x
+the paired standard error over items.
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Sequence
 
 from .markdown import fmt, md_table
@@ -15,13 +20,52 @@ from .output import Artifact
 from .runs import Run
 
 VARIANTS = ("blank", "shuffled")
+SEED_KEYS = ("seed", "data_seed")            # what may differ between runs pooled as seeds
+SHOWN = 3                                    # config differences named in a label, at most
 
 
 def label(run: Run, evaluation: dict) -> str:
+    """What the run is: "untrained start <checkpoint dir>", or "<study> on <trained task>"."""
     trained = evaluation.get("trained_on")
     if trained is None:
-        return "base"
-    return f"{run.method or run.path.name} on {trained}"
+        return f"untrained start {Path(str(evaluation.get('checkpoint') or run.path)).name}"
+    study = run.study
+    name = "/".join(str(study.get(k)) for k in ("paper", "result", "method")) if study else run.path.name
+    return f"{name} on {trained}"
+
+
+def flat(node, prefix: str = "") -> dict[str, str]:
+    """{dotted key: JSON of its value} over the leaves of a config dict."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            out.update(flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: json.dumps(node, sort_keys=True)}
+
+
+def setting(run: Run) -> str:
+    """The run's config without its seeds: runs with the same setting are seeds of one another."""
+    return json.dumps({k: v for k, v in flat(run.config).items() if k not in SEED_KEYS}, sort_keys=True)
+
+
+def labels(runs: Sequence[Run], evaluation_of) -> dict:
+    """{run path: its label}, each label that covers several settings extended by the (up to SHOWN) config
+    values that tell them apart, shortest keys first."""
+    base = {r.path: label(r, evaluation_of(r)) for r in runs}
+    out = dict(base)
+    for name in set(base.values()):
+        members = [r for r in runs if base[r.path] == name]
+        settings = {setting(r): r for r in members}
+        if len(settings) < 2:
+            continue
+        flats = {s: flat(r.config) for s, r in settings.items()}
+        keys = sorted({k for f in flats.values() for k in f if k not in SEED_KEYS
+                       and len({f.get(k) for f in flats.values()}) > 1}, key=lambda k: (len(k), k))
+        for r in members:
+            f = flat(r.config)
+            out[r.path] = f"{name} ({', '.join(f'{k}={json.loads(f[k]) if k in f else None}' for k in keys[:SHOWN])})"
+    return out
 
 
 def rows_of(evaluation: dict) -> list[tuple[str, str, dict]]:
@@ -44,13 +88,14 @@ def cell_text(cells: list[dict], key: str) -> str:
 def build_reliance(runs: Sequence[Run]) -> Artifact | None:
     """One table: every (group, eval, task, category) with replaced-image scores; None when no eval JSON has them."""
     groups: dict[tuple, list[dict]] = {}
-    counted = 0
-    for run in runs:
-        scored = [(name, e) for name, e in sorted(run.evals.items()) if e.get("reliance")]
-        counted += bool(scored)
-        for name, evaluation in scored:
+    scored = {r.path: [(name, e) for name, e in sorted(r.evals.items()) if e.get("reliance")] for r in runs}
+    chosen = [r for r in runs if scored[r.path]]
+    names = labels(chosen, lambda r: scored[r.path][0][1])
+    for run in chosen:
+        for name, evaluation in scored[run.path]:
             for task, category, cell in rows_of(evaluation):
-                groups.setdefault((label(run, evaluation), name, task, category), []).append(cell)
+                groups.setdefault((names[run.path], name, task, category), []).append(cell)
+    counted = len(chosen)
     if not groups:
         return None
     variants = [v for v in VARIANTS if any(f"acc_{v}" in c for cells in groups.values() for c in cells)]

@@ -17,7 +17,8 @@ import yaml
 from omegaconf import OmegaConf
 
 from ..infra.resolvers import REPO_ROOT
-from .stats import SMOOTH, bootstrap_mean, rolling_mean
+from .inference import estimate, interval as t_interval
+from .stats import SMOOTH, rolling_mean
 
 PAPER_VALUES = REPO_ROOT / "sweeps" / "paper_values.yaml"
 TASKS = ("counting", "geometry")
@@ -214,12 +215,15 @@ def outcomes(runs: Sequence[Run], task: str, metric: str) -> list:
 
 
 def interval_of(values: list, scale: float = 100.0) -> tuple[float, float, float, int]:
-    """(mean, lo, hi, seeds) of `outcomes`, scaled: a 95% bootstrap interval over the test items every run
-    shares and the seeds (seeds alone for runs without items)."""
+    """(mean, lo, hi, seeds) of `outcomes`, scaled: the 95% interval of inference.estimate over the seeds and
+    the test items every run shares (seeds alone for runs without items). One run: over its items alone
+    (an untrained start's evaluation; a trained run's seed noise is unknown with one seed)."""
     if not values:
         return float("nan"), float("nan"), float("nan"), 0
     m, _, _ = matrices(values, [], scale)
-    return (*bootstrap_mean(m), len(values))
+    est = estimate(m, fixed_a=len(values) == 1)
+    lo, hi = t_interval(est)
+    return float(est.diff), float(lo), float(hi), len(values)
 
 
 def interval(runs: Sequence[Run], task: str, metric: str, scale: float = 100.0) -> tuple[float, float, float, int]:

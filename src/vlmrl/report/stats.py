@@ -1,4 +1,5 @@
-"""Statistics over seeds: mean ± sample std, trailing rolling means, curves averaged point by point.
+"""Statistics over seeds: mean ± sample std, trailing rolling means, curves averaged point by point, a
+knob's spread against seed noise. Intervals and tests are inference.py's.
 
 Pure numpy; no run dirs, no text, no plotting.
 """
@@ -58,59 +59,7 @@ def saturation_step(steps: np.ndarray, values: np.ndarray, frac: float = SATURAT
     return float(steps[np.argmax(values >= frac * values[-1] - 1e-9)])  # tolerance: cumsum rounding at a tie
 
 
-# ---------------------------------------------------------------- intervals and verdicts
-
-BOOT = 2000                                   # bootstrap resamples
-LEVEL = 0.95                                  # interval level
-
-
-def _resample_means(m: np.ndarray, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """m [S, N], items [B, N] item indices -> [B] means over a seed resample (per row) and the item resample."""
-    s = m.shape[0]
-    seeds = rng.integers(0, s, size=(items.shape[0], s))               # [B, S]
-    picked = m[seeds[:, :, None], items[:, None, :]]                    # [B, S, N]
-    return picked.mean(axis=(1, 2))
-
-
-def bootstrap_mean(m: np.ndarray, boot: int = BOOT, seed: int = 0, level: float = LEVEL) -> tuple[float, float, float]:
-    """m [S, N]: S seeds x N items (the same items for every seed) -> (mean, lo, hi): the grand mean and
-    its percentile interval when items and seeds are resampled with replacement (two-level bootstrap).
-    With N = 1 (only per-seed means known) only seeds are resampled; with S = 1 only items."""
-    m = np.asarray(m, float)
-    rng = np.random.default_rng(seed)
-    items = rng.integers(0, m.shape[1], size=(boot, m.shape[1]))
-    means = _resample_means(m, items, rng)
-    q = (1 - level) / 2
-    return float(m.mean()), float(np.quantile(means, q)), float(np.quantile(means, 1 - q))
-
-
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, boot: int = BOOT, seed: int = 0,
-                     level: float = LEVEL) -> tuple[float, float, float]:
-    """a [Sa, N], b [Sb, N]: two arms scored on the same N items (column j is item j in both) ->
-    (diff, lo, hi): mean(a) - mean(b) and its percentile interval, resampling items once for both arms
-    (paired: an item's difficulty cancels) and seeds within each arm."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"paired arms need the same items: {a.shape[1]} vs {b.shape[1]} columns")
-    rng = np.random.default_rng(seed)
-    items = rng.integers(0, a.shape[1], size=(boot, a.shape[1]))
-    diffs = _resample_means(a, items, rng) - _resample_means(b, items, rng)
-    q = (1 - level) / 2
-    return float(a.mean() - b.mean()), float(np.quantile(diffs, q)), float(np.quantile(diffs, 1 - q))
-
-
-def verdict(lo: float, hi: float, expect: str, margin: float = 0.0) -> str:
-    """"agrees" / "contradicts" / "inconclusive" for a claim on a difference a - b with interval [lo, hi]:
-    expect ">" (a above b), "<" (a below b), or "~" (|a - b| <= margin: agrees when the interval lies
-    inside +-margin, contradicts when it lies wholly outside)."""
-    if expect == ">":
-        return "agrees" if lo > 0 else "contradicts" if hi < 0 else "inconclusive"
-    if expect == "<":
-        return "agrees" if hi < 0 else "contradicts" if lo > 0 else "inconclusive"
-    if expect == "~":
-        return "agrees" if -margin <= lo and hi <= margin else "contradicts" if lo > margin or hi < -margin else "inconclusive"
-    raise ValueError(f"expect {expect!r}: choose >, < or ~")
-
+# ---------------------------------------------------------------- knobs
 
 def knob_spread(cells: dict, unit: str = "points", decimals: int = 1) -> str:
     """Does a knob move its outcome by more than seed noise (issue 23's criterion)? cells: {value label:

@@ -6,10 +6,9 @@
 A multirun dir is the one holding Hydra's multirun.yaml; its run dirs' `.hydra/overrides.yaml` say
 what each cell set. The swept keys are the overridden keys whose value differs between runs, seed
 excepted; a cell is one combination of their values and its seeds are aggregated: end test
-accuracy (mean ± std over seeds and a 95% interval from a bootstrap over test items and seeds),
+accuracy (mean ± std over seeds and a 95% interval over seeds and test items: report/inference.py),
 format rate and completion length, the start's accuracy beside them, and each cell's difference from
-the first row with a paired 95% interval (the test items shared by both cells resampled once for both,
-and each cell's seeds). Values are ordered as the sweep declared them (multirun.yaml: the sweeper's
+the first row with a 95% interval of the same kind, paired over the test items both cells share. Values are ordered as the sweep declared them (multirun.yaml: the sweeper's
 params and the command line), numbers numerically otherwise, so the first row is the sweep's first cell. The figure puts the key with
 the most values on the x axis and draws one line per value of the other (more than two swept keys:
 one line per combination of the others). A second figure, `sweep_<dir>_curves`, draws each cell's
@@ -23,11 +22,12 @@ from typing import Sequence
 
 import yaml
 
+from .inference import estimate, interval
 from .markdown import fmt, md_table
 from .output import Artifact
 from .plots import BAND, interval_bars, new_figure, plot_mean
 from .runs import Run, describe, end_value, group_by, interval_of, matrices, outcomes, smoothed
-from .stats import SMOOTH, paired_bootstrap
+from .stats import SMOOTH
 
 SEEDS = ("seed", "data_seed")   # a cell's replicates differ in these, never its cells
 MULTIRUN_FILE = "multirun.yaml"
@@ -93,12 +93,14 @@ def numeric(values: Sequence[str]) -> bool:
 
 
 def difference(a: list, b: list) -> str:
-    """"+d [lo, hi]": end test accuracy of cell a minus cell b (points, from their `outcomes`), paired 95%
-    bootstrap interval."""
+    """"+d [lo, hi]": end test accuracy of cell a minus cell b (points, from their `outcomes`), 95% interval
+    of inference.estimate (paired over the items both share; a one-seed cell counts its items alone)."""
     if not a or not b:
         return "–"
-    diff, lo, hi = paired_bootstrap(*matrices(a, b, 100.0)[:2])
-    return f"{diff:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+    ma, mb, _ = matrices(a, b, 100.0)
+    est = estimate(ma, mb, fixed_a=len(a) == 1, fixed_b=len(b) == 1)
+    lo, hi = interval(est)
+    return f"{float(est.diff):+.1f} [{float(lo):+.1f}, {float(hi):+.1f}]"
 
 
 def cell_stats(runs: Sequence[Run]) -> dict:
@@ -158,11 +160,14 @@ def build_sweep(name: str, runs: Sequence[Run], declared: dict[str, list[str]] |
         rows = [[*row, fmt(stats[cell]["entropy"], 3)] for row, cell in zip(rows, order)]
         header.append("end train entropy (nats)")
     items = {s["items"] for s in stats.values()}
-    notes = (f"\n\nEnd of training, test split, greedy; mean ± sample std over seeds. 95% CI: bootstrap over "
-             f"the cell's seeds and its {'/'.join(map(str, sorted(items)))} test item(s) "
-             "(one item = per-seed means only, for run dirs without test_items.json). vs first row: end test "
-             "accuracy minus the first row's, paired bootstrap over the test items both cells share and each "
-             "cell's seeds; a difference whose interval holds 0 is within noise."
+    one_seed = any(len(rs) == 1 for rs in cells.values())
+    notes = (f"\n\nEnd of training, test split, greedy; mean ± sample std over seeds. 95% CI: Welch-Satterthwaite "
+             f"t interval over the cell's seeds with the term of its {'/'.join(map(str, sorted(items)))} test "
+             "item(s) (report/inference.py; one item = per-seed means only, for run dirs without "
+             "test_items.json). vs first row: end test accuracy minus the first row's, the same interval paired "
+             "over the test items both cells share; a difference whose interval holds 0 is within noise."
+             + (" A cell of one seed: its interval covers the test items alone (its seed noise is unknown: run "
+                "seed=0,1,2 for intervals over seeds)." if one_seed else "")
              + (" End train entropy: mean token entropy of the training rollouts, smoothed over the last "
                 f"{SMOOTH} logged steps." if "end train entropy (nats)" in header else ""))
     return Artifact(f"sweep_{name}", f"Sweep {name}: " + " x ".join(keys),
