@@ -125,3 +125,20 @@ def test_step_time_compares_two_commits_side_by_side(capsys):
     assert "round 0: base" in out and "head / base =" in out, out
     ratio = float(out.split("head / base = ")[1].split()[0])
     assert ratio > 0
+
+
+def test_verdict_calibration_prints_both_methods_side_by_side(capsys, monkeypatch):
+    """`python benchmarks/verdict_calibration.py`, one small cell: the table has the bootstrap's and Welch's
+    false-decision rates and power for it, and the means-only row."""
+    spec = importlib.util.spec_from_file_location("verdict_calibration", ROOT / "benchmarks" / "verdict_calibration.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(sys, "argv", ["verdict_calibration.py", "--reps", "40", "--seeds", "3", "--sds", "8",
+                                      "--items", "100"])
+    module.main()
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| 100 |")
+            or line.startswith("| means only |")]
+    assert [r[0] for r in rows] == ["| 100", "| means only"]
+    for row in rows:
+        boot, welch = float(row[3]), float(row[4])
+        assert 0 <= boot <= 1 and 0 <= welch <= 1

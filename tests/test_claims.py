@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from vlmrl.report import report
 from vlmrl.report.claims import CLAIMS, Arm, Claim, build_claims, decide_all, load_claims, run_metrics, selector_keys
-from vlmrl.report.cli import from_outcomes, main
+from vlmrl.report.cli import main
 from vlmrl.report.outcomes import Record, read, records
 from vlmrl.report.runs import load_run
 from vlmrl.report.stats import knob_spread
@@ -234,32 +234,48 @@ def test_report_cli_default_out_and_no_swept_key(tmp_path, capsys):
     assert (sweep / "report" / "README.md").is_file()
 
 
-# ---------------------------------------------------------------- the prose quotes the committed verdicts
+# ---------------------------------------------------------------- the committed table: its data, and the prose
 
-def committed_claims() -> dict[str, tuple[str, str]]:
-    """{claim id: (ours a - b [95% CI], verdict)} from the committed tiny reproduction's claims.md."""
-    rows = [line.split(" | ") for line in (REPO / "docs/results/tiny/claims.md").read_text().splitlines()
+COMMITTED = REPO / "docs/results/tiny"
+
+
+def committed_claims() -> dict[str, tuple[str, str, str]]:
+    """{claim id: (ours a - b [95% CI], verdict, Holm verdict)} from the committed tiny reproduction's claims.md."""
+    rows = [line.split(" | ") for line in (COMMITTED / "claims.md").read_text().splitlines()
             if line.startswith("| ") and not line.startswith(("| id ", "|---"))]
-    return {r[0].lstrip("| "): (r[-3], r[-1].rstrip(" |")) for r in rows}
+    return {r[0].lstrip("| "): (r[8], r[11], r[12]) for r in rows}
 
 
-QUOTE = re.compile(r"`([a-z0-9_]+)` (agrees|contradicts|inconclusive)(?: \(([+-][\d.]+ \[[+-][\d.]+, [+-][\d.]+\])\))?")
+def test_a_fresh_clone_rebuilds_the_committed_claims_table_from_its_outcomes(tmp_path, monkeypatch):
+    """docs/results.md's `python -m vlmrl.report --from-outcomes docs/results/tiny/outcomes.json.gz --out
+    report/claims`: claims.md follows from the committed per-item outcomes and sweeps/claims.yaml alone, byte for
+    byte (no run dirs)."""
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "report" / "claims"
+    assert main(["--from-outcomes", "docs/results/tiny/outcomes.json.gz", "--out", str(out)]) == 0
+    assert (out / "claims.md").read_bytes() == (COMMITTED / "claims.md").read_bytes()
+
+
+WORDS = "agrees|contradicts|inconclusive|too small to matter"
+QUOTE = re.compile(rf"`([a-z0-9_]+)` ({WORDS})(?: \(([+-][\d.]+ \[[+-][\d.]+, [+-][\d.]+\])(?:; Holm: ({WORDS}))?\))?")
 
 
 @pytest.mark.parametrize("doc", ["README.md", "docs/results.md"])
 def test_prose_quotes_the_committed_verdicts(doc):
-    """Every "`claim_id` verdict (difference [interval])" in the prose is the committed table's, so nothing
-    within noise is called an agreement; docs/results.md quotes every decided claim."""
+    """Every "`claim_id` verdict (difference [interval]; Holm: verdict)" in the prose is the committed table's, so
+    nothing within noise or below its minimum effect is called an agreement; docs/results.md quotes every claim
+    decided either way."""
     table = committed_claims()
     quotes = QUOTE.findall((REPO / doc).read_text())
     assert quotes, f"{doc} quotes no verdict"
-    for claim_id, word, diff in quotes:
+    for claim_id, word, diff, holm in quotes:
         assert claim_id in table, f"{doc}: unknown claim {claim_id}"
         assert word == table[claim_id][1], f"{doc}: {claim_id} is '{table[claim_id][1]}' in claims.md, not '{word}'"
         assert not diff or diff == table[claim_id][0], f"{doc}: {claim_id} {diff} vs claims.md {table[claim_id][0]}"
+        assert not holm or holm == table[claim_id][2], f"{doc}: {claim_id} Holm {holm} vs claims.md {table[claim_id][2]}"
     if doc == "docs/results.md":
-        decided = {c for c, (_, v) in table.items() if v in ("agrees", "contradicts")}
-        assert decided <= {c for c, _, _ in quotes}, f"{doc} leaves out decided claims {decided - {c for c, _, _ in quotes}}"
+        decided = {c for c, (_, v, _) in table.items() if v in ("agrees", "contradicts", "too small to matter")}
+        assert decided <= {c for c, *_ in quotes}, f"{doc} leaves out decided claims {decided - {c for c, *_ in quotes}}"
 
 
 # ---------------------------------------------------------------- families, margins, tuning (on records)

@@ -9,8 +9,8 @@ import pytest
 from scipy import stats as sps
 
 from vlmrl.report.calibration import decision_rate, mc_se, welch
-from vlmrl.report.inference import (Estimate, estimate, holm_adjusted, holm_levels, interval, mde, p_within, p_zero,
-                                    seeds_for, verdict)
+from vlmrl.report.inference import (Estimate, estimate, holm_adjusted, holm_levels, interval, items_for, mde, p_within,
+                                    p_zero, seeds_for, verdict)
 
 T975_2 = 4.302652729749462                    # Student t quantiles, df 2
 T80_2 = 1.0606601717798212
@@ -147,6 +147,10 @@ def test_minimum_detectable_effect_by_hand_and_the_seeds_that_reach_an_effect():
     rng = np.random.default_rng(0)
     fixed = estimate(rng.random((1, 40)), rng.random((1, 40)), fixed_a=True, fixed_b=True)
     assert seeds_for(fixed, 0.01) is None
+    # ... but items do: the fewest items whose MDE reaches the effect, and no fewer
+    n = items_for(fixed, 0.2, seeds=10)
+    assert n is not None and mde(fixed, items=n) <= 0.2 < mde(fixed, items=n - 1)
+    assert items_for(est, 2.0, seeds=10) is None                               # runs without per-item outcomes
 
 
 # ---------------------------------------------------------------- simulation: level and power

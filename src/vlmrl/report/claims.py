@@ -31,8 +31,8 @@ import numpy as np
 import yaml
 
 from ..infra.resolvers import REPO_ROOT
-from .inference import (ALPHA, EXPECTS, POWER, Estimate, estimate, holm_adjusted, holm_levels, interval, mde,
-                        primary_p, seeds_for, verdict)
+from .inference import (ALPHA, EXPECTS, POWER, Estimate, estimate, holm_adjusted, holm_levels, interval, items_for,
+                        mde, primary_p, seeds_for, verdict)
 from .markdown import md_table
 from .outcomes import Record
 from .output import Artifact
@@ -42,6 +42,7 @@ from .stats import mean_std
 CLAIMS = REPO_ROOT / "sweeps" / "claims.yaml"
 MIN_SEEDS = 3
 PROJECTED_ITEMS = 1000                       # the power column also projects to this many test items
+PROJECTED_SEEDS = 10                         # ... and, where seeds alone cannot, to the items needed with this many seeds
 SCALE = {"acc": 100.0, "format": 100.0, "completion_len": 1.0}       # % for rates, tokens for lengths
 UNITS = {"acc": "accuracy %", "format": "format rate %", "completion_len": "tokens", "saturation": "step"}
 
@@ -193,19 +194,23 @@ def resolve_delta(d: Decision, by_id: dict[str, Decision]) -> float:
 
 
 def power_text(d: Decision) -> str:
-    """For an undecided row: the minimum detectable effect now, and the seeds that would detect the minimum
-    effect (the margin, for "~"), at these items and at PROJECTED_ITEMS."""
+    """For an undecided row: the minimum detectable effect now, and what would detect the minimum effect (show
+    equivalence within the margin, for "~"): the seeds per trained arm at these items and at PROJECTED_ITEMS;
+    where seeds alone cannot (the item term is too large), the items needed with PROJECTED_SEEDS seeds."""
     eq = d.claim.expect == "~"
     now = mde(d.est, equivalence=eq)
-    what = f"to show ±{d.delta:.3g}" if eq else f"to detect {d.delta:.3g}"
     if not np.isfinite(now):
         return "seed noise unknown"
+    text = f"MDE {now:.1f}; {'to show ±' if eq else 'to detect '}{d.delta:.3g}: "
     need = seeds_for(d.est, d.delta, equivalence=eq)
-    text = f"MDE {now:.1f}; {what}: " + (f"{need} seeds" if need else "out of reach by seeds")
-    if d.paired_items and d.est.n < PROJECTED_ITEMS:
-        more = seeds_for(d.est, d.delta, items=PROJECTED_ITEMS, equivalence=eq)
-        text += f" ({more} at {PROJECTED_ITEMS:,} items)" if more else f" (out of reach at {PROJECTED_ITEMS:,} items)"
-    return text
+    more = seeds_for(d.est, d.delta, items=PROJECTED_ITEMS, equivalence=eq) if d.paired_items and d.est.n < PROJECTED_ITEMS else None
+    if need:
+        return text + f"{need} seeds" + (f" ({more} at {PROJECTED_ITEMS:,} items)" if more else "")
+    if more:
+        return text + f"{more} seeds at {PROJECTED_ITEMS:,} items"
+    items = items_for(d.est, d.delta, PROJECTED_SEEDS, equivalence=eq)
+    return text + (f"{items:,} items with {PROJECTED_SEEDS} seeds" if items else
+                   f"more seeds than {PROJECTED_SEEDS} and more items than {PROJECTED_ITEMS:,} together")
 
 
 def decide_all(records: Sequence[Record], claims: Sequence[Claim], min_seeds: int = MIN_SEEDS) -> list[Decision]:
@@ -305,7 +310,7 @@ def notes(decisions: Sequence[Decision], min_seeds: int) -> str:
         f"a paper), and the verdict at the level Holm gives the claim. Power: for a row with an inconclusive "
         f"verdict, the minimum detectable effect (two-sided {ALPHA:g}, power {POWER:g}) at the measured "
         f"noise, and the seeds per trained arm that would detect the minimum effect, at these items and at "
-        f"{PROJECTED_ITEMS:,}. Tuned: a tuned value (conf/base.yaml `tuned`) that the arms' runs used, "
+        f"{PROJECTED_ITEMS:,} (where seeds alone cannot, the test items it would take with {PROJECTED_SEEDS} seeds). Tuned: a tuned value (conf/base.yaml `tuned`) that the arms' runs used, "
         "chosen by a probe that ran on seeds these runs report: read that verdict as provisional. Claims and "
         "minimum effects: sweeps/claims.yaml.\n\nMinimum effects, and why (written before the runs were "
         "decided):\n\n" + whys)

@@ -55,6 +55,7 @@ from scipy import stats as sps
 ALPHA = 0.05                                  # two-sided level of every interval and test (95% intervals)
 POWER = 0.80                                  # the power a minimum detectable effect is quoted at
 MAX_SEEDS = 1000                              # seeds_for gives up beyond this many seeds per arm
+MAX_ITEMS = 1_000_000                         # items_for gives up beyond this many test items
 
 VERDICTS = ("agrees", "contradicts", "too small to matter", "inconclusive")
 EXPECTS = (">", "<", "~")
@@ -300,6 +301,25 @@ def seeds_for(est: Estimate, effect: float, alpha: float = ALPHA, power: float =
     if effect <= 0 or not at(MAX_SEEDS) <= effect:
         return None
     lo, hi = 2, MAX_SEEDS                                                   # mde falls with seeds: bisect
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if at(mid) <= effect:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def items_for(est: Estimate, effect: float, seeds: int, alpha: float = ALPHA, power: float = POWER,
+              equivalence: bool = False) -> int | None:
+    """The fewest test items whose `mde` with `seeds` per trained arm is at most `effect`; None when even
+    MAX_ITEMS items do not reach it (the seed term alone is too large), or the runs kept no per-item outcomes."""
+    if est.n < 2:
+        return None
+    at = lambda items: mde(est, alpha, power, seeds, items, equivalence)             # noqa: E731
+    if effect <= 0 or not at(MAX_ITEMS) <= effect:
+        return None
+    lo, hi = 2, MAX_ITEMS
     while lo < hi:
         mid = (lo + hi) // 2
         if at(mid) <= effect:

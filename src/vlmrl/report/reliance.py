@@ -44,26 +44,31 @@ def flat(node, prefix: str = "") -> dict[str, str]:
     return {prefix[:-1]: json.dumps(node, sort_keys=True)}
 
 
-def setting(run: Run) -> str:
-    """The run's config without its seeds: runs with the same setting are seeds of one another."""
-    return json.dumps({k: v for k, v in flat(run.config).items() if k not in SEED_KEYS}, sort_keys=True)
+def seed_like(runs: Sequence[Run], flats: dict) -> set[str]:
+    """The keys that are each run's seed under another name (e.g. algo.module.seed: ${seed}): in every run they
+    hold its `seed` or its `data_seed`."""
+    keys = set().union(*(flats[r.path] for r in runs))
+    return {k for k in keys if all(flats[r.path].get(k) in {flats[r.path].get(s) for s in SEED_KEYS} for r in runs)}
 
 
 def labels(runs: Sequence[Run], evaluation_of) -> dict:
-    """{run path: its label}, each label that covers several settings extended by the (up to SHOWN) config
-    values that tell them apart, shortest keys first."""
+    """{run path: its label}: runs pooled as seeds share a label; a label that covers several settings (configs
+    that differ by more than the seeds) is extended by the (up to SHOWN) config values that tell them apart,
+    shortest keys first."""
     base = {r.path: label(r, evaluation_of(r)) for r in runs}
+    flats = {r.path: flat(r.config) for r in runs}
     out = dict(base)
     for name in set(base.values()):
         members = [r for r in runs if base[r.path] == name]
-        settings = {setting(r): r for r in members}
-        if len(settings) < 2:
+        ignore = set(SEED_KEYS) | seed_like(members, flats)
+        setting = {r.path: json.dumps({k: v for k, v in flats[r.path].items() if k not in ignore}, sort_keys=True)
+                   for r in members}
+        if len(set(setting.values())) < 2:
             continue
-        flats = {s: flat(r.config) for s, r in settings.items()}
-        keys = sorted({k for f in flats.values() for k in f if k not in SEED_KEYS
-                       and len({f.get(k) for f in flats.values()}) > 1}, key=lambda k: (len(k), k))
+        keys = sorted({k for r in members for k in flats[r.path] if k not in ignore
+                       and len({flats[m.path].get(k) for m in members}) > 1}, key=lambda k: (len(k), k))
         for r in members:
-            f = flat(r.config)
+            f = flats[r.path]
             out[r.path] = f"{name} ({', '.join(f'{k}={json.loads(f[k]) if k in f else None}' for k in keys[:SHOWN])})"
     return out
 
