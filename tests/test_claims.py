@@ -19,7 +19,7 @@ from vlmrl.report.claims import CLAIMS, Arm, Claim, build_claims, decide_all, lo
 from vlmrl.report.cli import main
 from vlmrl.report.outcomes import Record, read, records
 from vlmrl.report.runs import load_run
-from vlmrl.report.stats import knob_spread
+from vlmrl.report.inference import knob_spread
 
 REPO = Path(__file__).resolve().parents[1]
 PAPERS = REPO.parent / "shared" / "papers.md"
@@ -159,16 +159,34 @@ def test_claims_select_runs_the_experiments_make():
 
 
 def test_knob_spread_against_seed_noise():
-    # a: mean 50, std 2 (48, 50, 52) -> SE 2/sqrt(3) = 1.155; b: mean 54, std 1 (53, 54, 55) -> SE 0.577
-    # spread 4.0 > 2 x 1.155 = 2.3: more than seed noise
+    # a: mean 50, seeds 48 / 50 / 52 (var 4); b: mean 54, 53 / 54 / 55 (var 1): spread 4.0, SE sqrt(4/3 + 1/3) = 1.291,
+    # Welch df (5/3)^2 / ((4/3)^2 / 2 + (1/3)^2 / 2) = 2.941, t(0.975) 3.219 -> 4.0 -+ 4.155 = [-0.2, +8.2]: within
+    # (the 2 x SE criterion it replaces said "more than": 4.0 > 2.3)
     text = knob_spread({"a": [48, 50, 52], "b": [53, 54, 55]})
-    assert text == "spread 4.0 points (a 50.0 to b 54.0), 2 x the largest seed SE 2.3: more than seed noise"
-    # b at 51: spread 1.0 < 2.3: within
-    assert knob_spread({"a": [48, 50, 52], "b": [50, 51, 52]}).endswith("2.3: within seed noise")
-    # an untrained start (one value) adds a cell but no noise estimate
-    assert knob_spread({"base": [40], "a": [48, 50, 52]}).startswith("spread 10.0 points (base 40.0 to a 50.0)")
+    assert text == "spread 4.0 points (a 50.0 to b 54.0), 95% interval [-0.2, +8.2] (Welch over seeds): within seed noise"
+    # b at 60-62: spread 11.0, the same SE: 11.0 -+ 4.155 = [+6.8, +15.2]
+    assert knob_spread({"a": [48, 50, 52], "b": [60, 61, 62]}).endswith("[+6.8, +15.2] (Welch over seeds): more than seed noise")
+    # an untrained start (one value) has no seed noise: base 40 vs a (var 4, SE 1.155, df 2, t 4.303): 10 -+ 4.968
+    assert knob_spread({"base": [40], "a": [48, 50, 52]}).startswith("spread 10.0 points (base 40.0 to a 50.0), 95% interval [+5.0, +15.0]")
     assert knob_spread({"base": [40], "b": [50]}) == "no value of the knob has two seeds: no seed noise to compare with"
     assert knob_spread({"a": [1, 2]}) == "fewer than two values of the knob ran"
+
+
+def test_a_knob_of_several_values_is_a_permutation_test():
+    # three values, seeds far apart: of the 9! / 3!^3 = 1680 labellings, only the 6 that keep the three groups
+    # (in any order) reach the observed spread: p = 6 / 1680 = 0.0036 (here estimated from 9,999 shuffles)
+    three = knob_spread({"a": [48, 50, 52], "b": [53, 54, 55], "c": [60, 61, 62]})
+    assert three.startswith("spread 11.0 points (a 50.0 to c 61.0), permutation p ") and three.endswith(": more than seed noise")
+    p = float(three.split("permutation p ")[1].split(" ")[0])
+    assert p == pytest.approx(6 / 1680, abs=0.0015)
+    # the same numbers shuffled across values: no knob, p large
+    assert knob_spread({"a": [48, 55, 61], "b": [50, 53, 62], "c": [52, 54, 60]}).endswith("within seed noise")
+    # calibration: under no effect (3 values x 3 seeds of one normal), p < 0.05 in about 5% of 400 knobs
+    from vlmrl.report.inference import permutation_p
+    rng = np.random.default_rng(3)
+    rate = np.mean([permutation_p([list(rng.normal(0, 4, 3)) for _ in range(3)], permutations=199, seed=i) < 0.05
+                    for i in range(400)])
+    assert rate <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 400), rate
 
 
 # ---------------------------------------------------------------- any multirun

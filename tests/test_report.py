@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from vlmrl import report
 from vlmrl.report.othink import schedule_knob, schedule_mid
 from vlmrl.report.runs import Run
-from vlmrl.report.stats import knob_spread
+from vlmrl.report.inference import knob_spread
 
 REPO = Path(__file__).resolve().parents[1]
 KL = "vlmrl.algo.kl."
@@ -216,9 +216,10 @@ def test_the_schedule_knob_compares_the_lines_with_the_constant_at_their_middle(
     points = {("geometry", 0.025): [40.0, 44.0, 48.0], ("geometry", 0.01): [10.0, 10.0]}
     lines = {("geometry", "GRPO-D"): [30.0, 32.0, 34.0], ("counting", "GRPO-D"): [90.0, 91.0]}
     text = schedule_knob("geometry", points, lines, 0.025)
-    # spread 44 - 32 = 12; SE of each cell 4 / sqrt(3) and 2 / sqrt(3): noise 2 x 2.309 = 4.6
+    # spread 44 - 32 = 12 (two values: the constant and GRPO-D); SE^2 = 16/3 + 4/3, Welch df 2.941, t 3.219:
+    # 12 -+ 3.219 x 2.582 = [+3.7, +20.3]
     assert text == ("schedule (constant beta 0.025, the schedules' beta_mid, vs the lines): spread 12.0 points "
-                    "(GRPO-D 32.0 to beta 0.025 44.0), 2 x the largest seed SE 4.6: more than seed noise")
+                    "(GRPO-D 32.0 to beta 0.025 44.0), 95% interval [+3.7, +20.3] (Welch over seeds): more than seed noise")
 
 
 def test_fig7_transfer_matrix(built):

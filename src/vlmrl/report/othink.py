@@ -14,7 +14,8 @@ from .output import Artifact
 from .plots import BAND, COLORS, LABELS, interval_bars, new_figure, plot_mean
 from .runs import (EVAL_NAME, TASKS, Run, cfg_get, collect, describe, end_value, eval_metric, group_by, interval,
                    select, series, smoothed, task_metric)
-from .stats import SATURATION, SMOOTH, count_range, knob_spread, mean_curve, mean_std, saturation_step, seed_count
+from .inference import knob_spread
+from .stats import SATURATION, SMOOTH, count_range, mean_curve, mean_std, saturation_step, seed_count
 
 OTHINK_METHODS = ("base", "grpo", "sft", "grpo_d")  # Table 1's column order (base | +GRPO | +SFT | +GRPO-D)
 FIG7_METHODS = ("base", "sft", "grpo", "grpo_d")

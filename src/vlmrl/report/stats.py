@@ -1,5 +1,5 @@
-"""Statistics over seeds: mean ± sample std, trailing rolling means, curves averaged point by point, a
-knob's spread against seed noise. Intervals and tests are inference.py's.
+"""Statistics over seeds: mean ± sample std, trailing rolling means, curves averaged point by point.
+Intervals and tests (a knob's spread among them) are inference.py's.
 
 Pure numpy; no run dirs, no text, no plotting.
 """
@@ -57,22 +57,3 @@ def saturation_step(steps: np.ndarray, values: np.ndarray, frac: float = SATURAT
     if not values.size:
         return None
     return float(steps[np.argmax(values >= frac * values[-1] - 1e-9)])  # tolerance: cumsum rounding at a tie
-
-
-# ---------------------------------------------------------------- knobs
-
-def knob_spread(cells: dict, unit: str = "points", decimals: int = 1) -> str:
-    """Does a knob move its outcome by more than seed noise (issue 23's criterion)? cells: {value label:
-    [outcome per seed]}. Spread: the largest cell mean minus the smallest; noise: twice the largest
-    standard error of a cell mean (sample std / sqrt(seeds), over cells with >= 2 seeds). One sentence."""
-    means = {k: mean_std(v)[0] for k, v in cells.items() if len(v)}
-    if len(means) < 2:
-        return "fewer than two values of the knob ran"
-    ses = [mean_std(v)[1] / np.sqrt(len(v)) for v in cells.values() if len(v) >= 2]
-    if not ses:
-        return "no value of the knob has two seeds: no seed noise to compare with"
-    lo, hi = min(means, key=means.get), max(means, key=means.get)
-    spread, noise = means[hi] - means[lo], 2 * max(ses)
-    word = "more than" if spread > noise else "within"
-    return (f"spread {spread:.{decimals}f} {unit} ({lo} {means[lo]:.{decimals}f} to {hi} {means[hi]:.{decimals}f}), "
-            f"2 x the largest seed SE {noise:.{decimals}f}: {word} seed noise")

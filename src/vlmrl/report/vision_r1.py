@@ -13,7 +13,8 @@ from .markdown import fmt, fmt_paper, md_table
 from .output import Artifact
 from .plots import BAND, new_figure, plot_mean
 from .runs import EVAL_NAME, Run, all_tasks_metric, collect, describe, group_by, interval, select, series, smoothed
-from .stats import SMOOTH, knob_spread, mean_std
+from .inference import knob_spread
+from .stats import SMOOTH, mean_std
 
 
 def avg_over_tasks(run: Run, metric: str) -> float | None:
