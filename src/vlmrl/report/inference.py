@@ -360,7 +360,9 @@ def knob_spread(cells: dict, unit: str = "points", decimals: int = 1, alpha: flo
     "more than seed noise" when it excludes 0. Three or more: picking the two extremes after looking needs a test
     of all values at once, so a permutation test of the spread (permutation_p; exact under "the knob changes
     nothing" at any number of seeds, where Welch's ANOVA is liberal at 3 seeds a value: 6-11% at a nominal 5%
-    over 5-7 values), "more than seed noise" when p < alpha. One sentence."""
+    over 5-7 values), "more than seed noise" when p < alpha. Being exact under "nothing changes", it also says
+    "more than" for a knob that changes only how much seeds scatter (in simulation, 8-9% at equal means with
+    seed sds of 1-6 across 6-7 values). One sentence."""
     values = {k: [float(x) for x in v if x is not None and np.isfinite(x)] for k, v in cells.items()}
     values = {k: v for k, v in values.items() if v}
     if len(values) < 2:
