@@ -293,21 +293,26 @@ def mde(est: Estimate, alpha: float = ALPHA, power: float = POWER, seeds: int | 
     return float((_quantile(1 - alpha / 2, df) + _quantile(beta_q, df)) * projected_se(est, seeds, items))
 
 
-def seeds_for(est: Estimate, effect: float, alpha: float = ALPHA, power: float = POWER,
-              items: int | None = None, equivalence: bool = False) -> int | None:
-    """The fewest seeds per trained arm (>= 2) whose `mde` is at most `effect` at `items` items; None when even
-    MAX_SEEDS seeds do not reach it (the item term alone is too large) or the noise is unknown."""
-    at = lambda seeds: mde(est, alpha, power, seeds, items, equivalence)            # noqa: E731
-    if effect <= 0 or not at(MAX_SEEDS) <= effect:
+def _fewest(mde_at, effect: float, most: int) -> int | None:
+    """The smallest size in [2, most] whose mde_at(size) <= effect (mde falls as the size grows: bisection);
+    None when `most` does not reach it."""
+    if effect <= 0 or not mde_at(most) <= effect:
         return None
-    lo, hi = 2, MAX_SEEDS                                                   # mde falls with seeds: bisect
+    lo, hi = 2, most
     while lo < hi:
         mid = (lo + hi) // 2
-        if at(mid) <= effect:
+        if mde_at(mid) <= effect:
             hi = mid
         else:
             lo = mid + 1
     return lo
+
+
+def seeds_for(est: Estimate, effect: float, alpha: float = ALPHA, power: float = POWER,
+              items: int | None = None, equivalence: bool = False) -> int | None:
+    """The fewest seeds per trained arm (>= 2) whose `mde` is at most `effect` at `items` items; None when even
+    MAX_SEEDS seeds do not reach it (the item term alone is too large) or the noise is unknown."""
+    return _fewest(lambda seeds: mde(est, alpha, power, seeds, items, equivalence), effect, MAX_SEEDS)
 
 
 def items_for(est: Estimate, effect: float, seeds: int, alpha: float = ALPHA, power: float = POWER,
@@ -316,17 +321,7 @@ def items_for(est: Estimate, effect: float, seeds: int, alpha: float = ALPHA, po
     MAX_ITEMS items do not reach it (the seed term alone is too large), or the runs kept no per-item outcomes."""
     if est.n < 2:
         return None
-    at = lambda items: mde(est, alpha, power, seeds, items, equivalence)             # noqa: E731
-    if effect <= 0 or not at(MAX_ITEMS) <= effect:
-        return None
-    lo, hi = 2, MAX_ITEMS
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if at(mid) <= effect:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+    return _fewest(lambda items: mde(est, alpha, power, seeds, items, equivalence), effect, MAX_ITEMS)
 
 
 # ---------------------------------------------------------------- a knob
