@@ -23,14 +23,13 @@ register()  # resolvers used by conf/ (run-dir names, stage fractions, the repo 
 def main(cfg: DictConfig) -> str:
     from vlmrl.config import check_types
     from vlmrl.infra.quiet import quiet_third_party
-    from vlmrl.run import run_sft, start_checkpoint
-    from vlmrl.starts.start import check_builds, ship
+    from vlmrl.starts.start import check_builds, ship, start_checkpoint
 
     quiet_third_party()
     check_types(cfg)  # a wrong type is one line naming the key, before anything is built
     check_builds(cfg)
     if cfg.ship:
-        return str(ship(cfg, run_sft)[-1])
+        return str(ship(cfg)[-1])
     path = start_checkpoint(cfg)
     print(f"[vlmrl] start checkpoint: {path}")
     return path

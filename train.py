@@ -25,15 +25,15 @@ register()  # resolvers used by conf/ (run-dir names, stage fractions, the repo 
 def main(cfg: DictConfig) -> float:
     from vlmrl.infra.preemption import Preempted
     from vlmrl.infra.quiet import quiet_third_party
-    from vlmrl.run import run
     from vlmrl.config import check_launch
+    from vlmrl.train import train
     from vlmrl.strategies import is_global_zero
 
     quiet_third_party()
     hydra_cfg = HydraConfig.get()
     check_launch(cfg, multirun=hydra_cfg.mode == RunMode.MULTIRUN)  # strategy=ddp: Lightning re-runs this script per rank
     try:
-        result = run(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task))
+        result = train(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task))
     except Preempted as stop:
         print(f"\n[vlmrl] {stop}; rerun the same command with resume=auto to continue")
         sys.exit(143)

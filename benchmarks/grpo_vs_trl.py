@@ -144,9 +144,9 @@ def run_ours(cfg, records_by_step: list[list[dict]], warmup: int) -> tuple[Resul
     import torch
     from lightning.pytorch.loggers import Logger
 
-    from vlmrl.build import make_module
-    from vlmrl.config import validate
-    from vlmrl.run import start_checkpoint
+    from vlmrl.assemble import components, make_module
+    from vlmrl.trainer import make_trainer
+    from vlmrl.starts.start import start_checkpoint
 
     class Capture(Logger):
         name, version = "capture", ""
@@ -172,17 +172,16 @@ def run_ours(cfg, records_by_step: list[list[dict]], warmup: int) -> tuple[Resul
             self.ends.append(time.perf_counter())
             self.threads.add(torch.get_num_threads())
 
-    parts = validate(cfg)
+    parts = components(cfg)
     module = make_module(cfg, parts, start_checkpoint(cfg))
     datamodule = parts["datamodule"]
     assert [datamodule.train_batch(s) for s in range(len(records_by_step))] == records_by_step
     settings = ours_settings(module, datamodule)
     L.seed_everything(cfg.seed, verbose=False)
     capture, clock = Capture(), Clock()
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_epochs=1, limit_train_batches=cfg.algo.steps,
-                        limit_val_batches=0, num_sanity_val_steps=0, logger=[capture], callbacks=[clock],
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        log_every_n_steps=1, precision="32-true")
+    trainer = make_trainer(cfg, Path(tempfile.mkdtemp(prefix="bench-")), [capture], checkpoints=False,
+                           accelerator="cpu", devices=1, callbacks=[clock], limit_val_batches=0,
+                           enable_progress_bar=False, precision="32-true")
     torch.set_num_threads(settings["threads"])
     trainer.fit(module, datamodule=datamodule)
     assert clock.threads == {settings["threads"]}, f"ours ran with {clock.threads} threads"
@@ -280,14 +279,14 @@ def same_prompts(processor, records: list[dict]) -> None:
 def run_cell(cell: Cell, args) -> dict:
     import torch
 
-    from vlmrl.config import validate
+    from vlmrl.assemble import components
     from vlmrl.models.loading import load_model
-    from vlmrl.run import start_checkpoint
+    from vlmrl.starts.start import start_checkpoint
 
     torch.set_num_threads(args.threads)
     cfg = compose(cell, args)
     path = start_checkpoint(cfg)
-    datamodule = validate(cfg)["datamodule"]
+    datamodule = components(cfg)["datamodule"]
     records_by_step = [datamodule.train_batch(s) for s in range(cfg.algo.steps)]
     processor_kwargs = {"min_pixels": cell.px ** 2, "max_pixels": cell.px ** 2}
     same_prompts(load_model(path, processor_kwargs=processor_kwargs, trainable=False)[0], records_by_step[0])

@@ -33,9 +33,9 @@ def one(px: int, G: int, T: int, B: int, steps: int, warmup: int, threads: int, 
     args = bench.parse_args(["--batch", str(B), "--steps", str(steps), "--warmup", str(warmup), "--threads",
                              str(threads), "--overrides", *overrides])
     cfg = bench.compose(bench.Cell(px, G, T), args)
-    from vlmrl.config import validate
+    from vlmrl.assemble import components
 
-    datamodule = validate(cfg)["datamodule"]
+    datamodule = components(cfg)["datamodule"]
     result, _ = bench.run_ours(cfg, [datamodule.train_batch(s) for s in range(cfg.algo.steps)], warmup)
     s = statistics.median(result.step_s)
     return {"s_per_step": s, "completions_per_s": B * G / s, "mean_length": statistics.mean(result.mean_length),

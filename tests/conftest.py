@@ -41,6 +41,20 @@ def compose_cfg(overrides=(), config_name="config"):
         return compose(config_name=config_name, overrides=list(overrides))
 
 
+def check(cfg):
+    """Everything train() checks before a model loads or a start is built: `config.resolve` (types, paths,
+    ranges), the parts each checking its own options (`assemble.components`), the start's build specs
+    (`starts.start.check_builds`); -> the parts. Real data is not read."""
+    from vlmrl.assemble import components
+    from vlmrl.config import resolve
+    from vlmrl.starts.start import check_builds
+
+    resolve(cfg)
+    parts = components(cfg)
+    check_builds(cfg)
+    return parts
+
+
 def target_kwargs(node, **overrides) -> dict:
     """The arguments a composed `_target_` node gives its class (plain values, interpolations resolved), with
     `overrides` in place of some: for a test that builds the class directly, its defaults still from the YAML."""

@@ -52,13 +52,13 @@ def test_equal_settings_pass_and_any_difference_fails(bench):
 
 
 def test_our_settings_come_from_the_live_module(bench):
-    from vlmrl.build import make_module
-    from vlmrl.config import validate
-    from vlmrl.run import start_checkpoint
+    from vlmrl.assemble import make_module
+    from conftest import check
+    from vlmrl.starts.start import start_checkpoint
 
     args = bench.parse_args(["--overrides", "+scale=smoke"])
     cfg = bench.compose(bench.Cell(112, 8, 32), args)
-    parts = validate(cfg)
+    parts = check(cfg)
     module = make_module(cfg, parts, start_checkpoint(cfg))
     assert bench.ours_settings(module, parts["datamodule"]) == _ours(torch.get_num_threads())
 

@@ -475,7 +475,7 @@ def test_vllm_backend_generates_with_the_tiny_model(tiny_checkpoint):
 ])
 def test_bad_config_fails_in_one_line_naming_the_key_before_anything_loads(override, message, monkeypatch):
     from vlmrl.bridge.run import run_bridge
-    monkeypatch.setattr("vlmrl.run.start_checkpoint", lambda cfg: pytest.fail("a model was about to be built"))
+    monkeypatch.setattr("vlmrl.starts.start.start_checkpoint", lambda cfg: pytest.fail("a model was about to be built"))
     monkeypatch.setattr("vlmrl.bridge.run.read_items", lambda cfg: pytest.fail("data was about to be read"))
     with pytest.raises(ValueError, match=message) as error:
         run_bridge(compose_cfg([override], "bridge"), log=lambda line: None)
@@ -500,7 +500,7 @@ def test_http_backend_values_are_checked(monkeypatch):
 @pytest.fixture(scope="module")
 def tiny_checkpoint():
     """The smoke-scale tiny model (built once into the session's cache), as `python bridge.py +scale=smoke` uses."""
-    from vlmrl.run import start_checkpoint
+    from vlmrl.starts.start import start_checkpoint
 
     return start_checkpoint(compose_cfg(["+scale=smoke"], "bridge"))
 

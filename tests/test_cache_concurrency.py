@@ -16,7 +16,7 @@ import sys
 sys.path.insert(0, {str(ROOT / 'tests')!r})
 from conftest import compose_cfg
 from vlmrl.infra.quiet import quiet_third_party
-from vlmrl.run import start_checkpoint
+from vlmrl.starts.start import start_checkpoint
 quiet_third_party()
 print("[test] start checkpoint:", start_checkpoint(compose_cfg(["+scale=smoke"])), flush=True)
 """

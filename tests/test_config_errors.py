@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import compose_cfg
-from vlmrl.config import validate
+from conftest import check
 from vlmrl.schema import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ LOCAL = "expected a dir with config.json or a hub id owner/name"
 ])
 def test_a_wrong_type_is_one_line_naming_key_value_and_type(overrides, message):
     with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
-        validate(compose_cfg(overrides))
+        check(compose_cfg(overrides))
 
 
 @pytest.mark.parametrize("name,message", [
@@ -57,33 +57,33 @@ def test_a_wrong_type_is_one_line_naming_key_value_and_type(overrides, message):
 ])
 def test_a_bad_model_path_is_one_line(name, message):
     with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
-        validate(compose_cfg(["model=qwen2_vl_2b", f"model.name_or_path={name}"]))
+        check(compose_cfg(["model=qwen2_vl_2b", f"model.name_or_path={name}"]))
 
 
 def test_a_local_model_dir_needs_config_json(tmp_path):
     cfg = compose_cfg(["model=qwen2_vl_2b", f"model.name_or_path={tmp_path}"])
     message = f"model.name_or_path={str(tmp_path)!r}: the directory has no config.json ({LOCAL})"
     with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
-        validate(cfg)
+        check(cfg)
     (tmp_path / "config.json").write_text("{}")
-    validate(cfg)
+    check(cfg)
 
 
 @pytest.mark.parametrize("name", ["Qwen/Qwen2-VL-2B-Instruct", "gpt2", "org.name/model_v1.5"])
 def test_hub_ids_validate_without_network(name):
-    validate(compose_cfg(["model=qwen2_vl_2b", f"model.name_or_path={name}"]))
+    check(compose_cfg(["model=qwen2_vl_2b", f"model.name_or_path={name}"]))
 
 
 def test_a_missing_resume_checkpoint_is_one_line(tmp_path):
     message = "resume='/no/such.ckpt': no such checkpoint file (expected null, auto or a Lightning .ckpt)"
     with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
-        validate(compose_cfg(["resume=/no/such.ckpt"]))
+        check(compose_cfg(["resume=/no/such.ckpt"]))
     with pytest.raises(ConfigError, match="a directory, not a checkpoint file"):
-        validate(compose_cfg([f"resume={tmp_path}"]))
+        check(compose_cfg([f"resume={tmp_path}"]))
     ckpt = tmp_path / "last.ckpt"
     ckpt.write_bytes(b"")
-    validate(compose_cfg([f"resume={ckpt}"]))
-    validate(compose_cfg(["resume=auto"]))  # resolved where the run starts
+    check(compose_cfg([f"resume={ckpt}"]))
+    check(compose_cfg(["resume=auto"]))  # resolved where the run starts
 
 
 @pytest.mark.parametrize("overrides,key", [
@@ -92,15 +92,15 @@ def test_a_missing_resume_checkpoint_is_one_line(tmp_path):
     (["resume=/no/such.ckpt"], "resume"),
 ])
 def test_run_fails_before_any_model_loads(overrides, key, tmp_path, monkeypatch):
-    import vlmrl.run
+    import vlmrl.train
 
     def no_model(*args, **kwargs):
         pytest.fail("a model was loaded or built before the config error")
 
-    monkeypatch.setattr(vlmrl.run, "start_checkpoint", no_model)
-    monkeypatch.setattr(vlmrl.run, "make_module", no_model)
+    monkeypatch.setattr(vlmrl.train, "start_checkpoint", no_model)
+    monkeypatch.setattr("vlmrl.assemble.load_policy", no_model)
     with pytest.raises(ConfigError, match=f"^{re.escape(key)}="):
-        vlmrl.run.run(compose_cfg(overrides), tmp_path / "run", overrides)
+        vlmrl.train.train(compose_cfg(overrides), tmp_path / "run", overrides)
     assert not (tmp_path / "run").exists()  # nothing written either
 
 

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from conftest import CONF, compose_cfg
 from vlmrl.algo.kl import DynamicKL
-from vlmrl.config import validate
+from conftest import check
 from vlmrl.infra.resolvers import REPO_ROOT
 
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in Path(CONF).iterdir() if g.is_dir()}
@@ -31,13 +31,13 @@ def test_groups_are_the_documented_ones():
 
 
 def test_loss_options_select_their_papers_settings():
-    parts = validate(compose_cfg(["loss=dr_grpo"]))
+    parts = check(compose_cfg(["loss=dr_grpo"]))
     assert parts["advantage"].func.__name__ == "dr_grpo" and parts["loss"].aggregation == "constant"
-    parts = validate(compose_cfg(["loss=dr_grpo", "advantage=rloo"]))     # the command line wins
+    parts = check(compose_cfg(["loss=dr_grpo", "advantage=rloo"]))     # the command line wins
     assert parts["advantage"].func.__name__ == "rloo"
-    dapo = validate(compose_cfg(["loss=dapo"]))["loss"]
+    dapo = check(compose_cfg(["loss=dapo"]))["loss"]
     assert (dapo.clip_low, dapo.clip_high, dapo.aggregation) == (0.2, 0.28, "token_mean")
-    gspo = validate(compose_cfg(["loss=gspo"]))["loss"]
+    gspo = check(compose_cfg(["loss=gspo"]))["loss"]
     assert (gspo.surrogate.func.__name__, gspo.clip_low, gspo.clip_high) == ("sequence_clip", 3e-4, 4e-4)
 
 
@@ -45,7 +45,7 @@ def test_loss_options_select_their_papers_settings():
 def test_every_option_composes_and_instantiates(group, option):
     cfg = compose_cfg([f"{group}={option}"] if group != "scale" else [f"+scale={option}"])
     OmegaConf.resolve(cfg)
-    parts = validate(cfg)
+    parts = check(cfg)
     assert parts["reward"] is not None
     assert parts["datamodule"].batch_size >= 1
     if cfg.algo.name == "grpo":
@@ -56,7 +56,7 @@ def test_every_option_composes_and_instantiates(group, option):
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_validates_for_every_model(experiment, model):
     cfg = compose_cfg([f"+experiments={experiment}", f"model={model}"])
-    validate(cfg)
+    check(cfg)
     if experiment.startswith("variants/"):  # beyond both papers: no study, the report summarises their sweep
         assert cfg.study is None
         return
@@ -69,7 +69,7 @@ def test_every_experiment_runs_at_smoke_scale_config(experiment):
     # a real-model file (its name ends in the model size) runs at smoke scale on the tiny model
     tiny = ["model=tiny"] if experiment.endswith(("_2b", "_7b")) else []
     cfg = compose_cfg([f"+experiments={experiment}", *tiny, "+scale=smoke"])
-    parts = validate(cfg)
+    parts = check(cfg)
     assert cfg.algo.steps == 6
     if parts["curriculum"] is not None:  # every stage of a curriculum is reached in a smoke run
         assert sum(s.steps for s in parts["curriculum"].stages[:-1]) < cfg.algo.steps
@@ -93,28 +93,28 @@ def test_every_sweep_cell_composes_and_validates(sweep):
     assert cells
     for cell in cells:
         cfg = compose_cfg([f"+sweeps={sweep}", *cell])
-        validate(cfg)
+        check(cfg)
         assert (cfg.study is None) == (sweep == "variants")  # the papers' sweeps feed their tables
 
 
 @pytest.mark.parametrize("data,expected", [("counting", (0.04, 0.1)), ("geometry", (0.0, 0.02))])
 def test_grpo_d_per_task_defaults(data, expected):
-    kl = validate(compose_cfg([f"data={data}", "kl=dynamic"]))["kl"]
+    kl = check(compose_cfg([f"data={data}", "kl=dynamic"]))["kl"]
     assert isinstance(kl, DynamicKL)
     assert (kl.beta_min, kl.beta_max, kl.warmup_frac) == (*expected, 0.3)
 
 
 def test_ptst_defaults_follow_vision_r1_for_real_models():
-    stages = validate(compose_cfg(["curriculum=ptst", "model=qwen2_5_vl_7b"]))["curriculum"].stages
+    stages = check(compose_cfg(["curriculum=ptst", "model=qwen2_5_vl_7b"]))["curriculum"].stages
     assert [(s.max_new_tokens, s.group_size, s.steps) for s in stages] == [(4096, 16, 100), (8192, 8, 100)]
 
 
 def test_paper_experiments_hold_the_papers_values():
     vr1 = compose_cfg(["+experiments=vision_r1/ptst", "model=qwen2_5_vl_7b"])
     assert (vr1.reward.hard, vr1.kl.beta, vr1.cold_start.name) == (True, 0.01, "vision_r1")
-    zero = validate(compose_cfg(["+experiments=vision_r1/zero", "model=qwen2_5_vl_7b"]))["curriculum"].stages
+    zero = check(compose_cfg(["+experiments=vision_r1/zero", "model=qwen2_5_vl_7b"]))["curriculum"].stages
     assert [(s.max_new_tokens, s.group_size, s.steps) for s in zero] == [(4096, 16, 300)]
-    long = validate(compose_cfg(["+experiments=vision_r1/long", "model=qwen2_5_vl_7b"]))["curriculum"].stages
+    long = check(compose_cfg(["+experiments=vision_r1/long", "model=qwen2_5_vl_7b"]))["curriculum"].stages
     assert [(s.max_new_tokens, s.group_size, s.steps) for s in long] == [(16384, 4, 300)]
     grpo = compose_cfg(["+experiments=othink_mr1/table1_counting_grpo", "model=qwen2_vl_2b"])
     assert (grpo.kl.beta, grpo.reward.format_w, grpo.model.grpo_lr) == (0.04, 1.0, 1e-6)
@@ -150,7 +150,7 @@ def test_bad_values_fail_naming_the_key(override, key):
     extra = ["curriculum=ptst"] if override.startswith("curriculum") else []
     cfg = compose_cfg([override, *extra])
     with pytest.raises(ValueError, match=key.replace(".", r"\.") if "\\" not in key else key):
-        validate(cfg)
+        check(cfg)
 
 
 @pytest.mark.parametrize("record, message", [
@@ -165,7 +165,7 @@ def test_a_bad_tuned_record_fails_naming_it(record, message):
     cfg = compose_cfg([])
     cfg.tuned = {"probe_x": record}
     with pytest.raises(ValueError, match=message):
-        validate(cfg)
+        check(cfg)
 
 
 def test_the_tiny_sweeps_record_what_their_probes_tuned():
@@ -179,7 +179,7 @@ def test_the_tiny_sweeps_record_what_their_probes_tuned():
                            if sweep.startswith("fig6") else "+experiments=othink_mr1/fig4_format_weight",
                            "model.by_task.geometry.grpo_lr=2e-4" if sweep.startswith("fig6") else "cold_start=terse",
                            *(["data.kl.beta_min=0.0", "data.kl.beta_max=0.05"] if sweep == "fig6_schedules" else [])])
-        validate(cfg)
+        check(cfg)
         assert set(cfg.tuned) == names
         for record in cfg.tuned.values():
             assert record.seeds and record.probe
@@ -190,7 +190,7 @@ def test_the_tiny_sweeps_record_what_their_probes_tuned():
 
 def test_bad_cold_start_value_fails_naming_the_key():
     with pytest.raises(ValueError, match=r"cold_start\.lr"):
-        validate(compose_cfg(["cold_start=vision_r1", "cold_start.lr=0"]))
+        check(compose_cfg(["cold_start=vision_r1", "cold_start.lr=0"]))
 
 
 @pytest.mark.parametrize("override", ["kl=fancy", "no_such_key=1", "+experiments=othink_mr1/no_such_table"])
@@ -212,7 +212,7 @@ def test_real_data_experiments_hold_the_papers_values():
     assert (geo.data.name, geo.kl._target_.rsplit(".", 1)[-1], geo.kl.beta) == ("geoqa8k", "ConstantKL", 0.01)
     vr1 = compose_cfg(["+experiments=vision_r1/ptst_7b"])
     assert (vr1.data.name, vr1.reward.hard, vr1.model.name_or_path) == ("vision_r1_rl", True, "Qwen/Qwen2.5-VL-7B-Instruct")
-    assert [(s.max_new_tokens, s.group_size) for s in validate(vr1)["curriculum"].stages] == [(4096, 16), (8192, 8)]
+    assert [(s.max_new_tokens, s.group_size) for s in check(vr1)["curriculum"].stages] == [(4096, 16), (8192, 8)]
     cold = compose_cfg(["+experiments=vision_r1/cold_start_7b"])
     assert (cold.algo.name, cold.algo.module.optim.lr, cold.algo.module.styles) == ("sft", 5e-6, {"reference": 1.0})
 
@@ -222,13 +222,13 @@ def test_every_loss_composes_with_kl_ptst_vllm_and_ddp(loss):
     for extra in (["kl=constant", "curriculum=ptst"], ["kl=linear", "rollout=vllm", "rollout.is_level=sequence"],
                   ["strategy=ddp", "trainer.devices=2", "advantage=reinforce_pp",
                    "algo.module.dynamic_sampling.enabled=true", "algo.module.overlong.cache_frac=0.2"]):
-        parts = validate(compose_cfg([f"loss={loss}", *extra]))
+        parts = check(compose_cfg([f"loss={loss}", *extra]))
         assert parts["loss"].aggregation in ("sequence_mean", "token_mean", "constant")
 
 
 def test_the_tiny_schedule_sweep_spans_one_beta_range_with_a_constant_at_its_middle():
     """sweeps/tiny/othink_mr1/fig6_schedules.yaml: constant 0.025, linear 0 -> 0.05, GRPO-D 0.025 -> 0 -> 0.05."""
-    kls = [validate(compose_cfg(["+sweeps=tiny/othink_mr1/fig6_schedules", *cell]))["kl"]
+    kls = [check(compose_cfg(["+sweeps=tiny/othink_mr1/fig6_schedules", *cell]))["kl"]
            for cell in _sweep_cells("tiny/othink_mr1/fig6_schedules")]
     assert sorted(type(k).__name__ for k in kls) == ["ConstantKL", "DynamicKL", "LinearKL"]
     for k in kls:

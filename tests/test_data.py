@@ -211,9 +211,9 @@ def test_data_seed_moves_the_order_not_the_items_and_seed_0_keeps_the_old_stream
 @pytest.mark.parametrize("overrides, data_seed", [([], 0), (["seed=2"], 0), (["seed=2", "data_seed=3"], 3),
                                                    (["algo=sft", "seed=1", "data_seed=${seed}"], 1)])
 def test_data_seed_picks_the_data_order_and_can_follow_the_seed(overrides, data_seed):
-    from vlmrl.config import validate
+    from conftest import check
 
-    assert validate(compose_cfg(overrides))["datamodule"].data_seed == data_seed
+    assert check(compose_cfg(overrides))["datamodule"].data_seed == data_seed
 
 
 def test_records_ids_are_unique_and_stable():

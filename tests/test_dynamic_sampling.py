@@ -8,7 +8,7 @@ from conftest import TINY_FAST, compose_cfg
 from vlmrl.algo.dynamic_sampling import DynamicSampling, informative, pick_groups
 from vlmrl.infra.runlog import read_metrics
 from vlmrl.rewards import Reward
-from vlmrl.run import run
+from vlmrl.train import train
 
 
 def test_informative_groups_by_hand():
@@ -47,7 +47,7 @@ def half_uninformative(monkeypatch):
 
 @pytest.mark.slow
 def test_dynamic_sampling_refills_logs_and_resumes_exactly(tmp_path, half_uninformative):
-    full = run(compose_cfg(SMOKE), tmp_path / "full", SMOKE)
+    full = train(compose_cfg(SMOKE), tmp_path / "full", SMOKE)
     rows = {r["step"]: r for r in read_metrics(tmp_path / "full" / "metrics.jsonl") if "train/loss" in r}
     assert len(rows) == 4
     for row in rows.values():
@@ -60,7 +60,7 @@ def test_dynamic_sampling_refills_logs_and_resumes_exactly(tmp_path, half_uninfo
     ckpt = next(p for p in sorted((tmp_path / "full" / "checkpoints").glob("step*.ckpt"))
                 if torch.load(p, weights_only=False)["grpo"]["rollout_step"] == 2)
     overrides = [*SMOKE, f"resume={ckpt}"]
-    resumed = run(compose_cfg(overrides), tmp_path / "resumed", overrides)
+    resumed = train(compose_cfg(overrides), tmp_path / "resumed", overrides)
     again = {r["step"]: r for r in read_metrics(tmp_path / "resumed" / "metrics.jsonl") if "train/loss" in r}
     assert sorted(again) == [2, 3]
     for step in again:

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from conftest import TINY_FAST, compose_cfg
 from vlmrl.algo.kl import DynamicKL
 from vlmrl.infra.runlog import read_metrics
-from vlmrl.run import run
+from vlmrl.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = "curriculum=ptst", "algo.steps=4", ("curriculum.stages=[{max_new_tokens:12,group_size:4,steps:2},"
@@ -27,12 +27,12 @@ def _params(module):
 
 
 def _initial_params(cfg) -> dict:
-    """The policy's parameters as the run will start (built the way run() builds its module)."""
-    from vlmrl.build import make_module
-    from vlmrl.run import start_checkpoint
-    from vlmrl.config import validate
+    """The policy's parameters as the run will start (built the way train() builds its module)."""
+    from vlmrl.assemble import make_module
+    from vlmrl.starts.start import start_checkpoint
+    from conftest import check
 
-    return _params(make_module(cfg, validate(cfg), start_checkpoint(cfg)))
+    return _params(make_module(cfg, check(cfg), start_checkpoint(cfg)))
 
 
 def _train_rows(path: Path) -> dict[int, dict]:
@@ -44,7 +44,7 @@ def grpo_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("grpo")
     cfg = compose_cfg(GRPO)
     before = _initial_params(cfg)
-    result = run(cfg, out, GRPO)
+    result = train(cfg, out, GRPO)
     return out, before, result
 
 
@@ -86,7 +86,7 @@ def test_resume_reproduces_the_uninterrupted_run(grpo_run, tmp_path):
     mid = sorted((out / "checkpoints").glob("step*.ckpt"))
     ckpt = next(p for p in mid if torch.load(p, weights_only=False)["grpo"]["rollout_step"] == 2)
     overrides = [*GRPO, f"resume={ckpt}"]
-    resumed = run(compose_cfg(overrides), tmp_path, overrides)
+    resumed = train(compose_cfg(overrides), tmp_path, overrides)
     full, again = _train_rows(out / "metrics.jsonl"), _train_rows(tmp_path / "metrics.jsonl")
     assert sorted(again) == sorted(full)[2:]
     for step in again:
@@ -101,7 +101,7 @@ def test_sft_changes_parameters(tmp_path):
     overrides = [*TINY_FAST, "algo=sft", "algo.steps=3", "algo.batch_size=4"]
     cfg = compose_cfg(overrides)
     before = _initial_params(cfg)
-    result = run(cfg, tmp_path, overrides)
+    result = train(cfg, tmp_path, overrides)
     after = _params(result["module"])
     assert any(not torch.equal(before[n], after[n]) for n in before)
     losses = [r["train/sft_loss"] for r in read_metrics(tmp_path / "metrics.jsonl") if "train/sft_loss" in r]
@@ -114,7 +114,7 @@ def test_test_curve_and_item_outcomes(tmp_path):
     import json
 
     overrides = [*TINY_FAST, "algo=sft", "algo.steps=2", "algo.batch_size=4", "eval_every=1", "eval_test_curve=true"]
-    result = run(compose_cfg(overrides), tmp_path, overrides)
+    result = train(compose_cfg(overrides), tmp_path, overrides)
     rows = read_metrics(tmp_path / "metrics.jsonl")
     curve = sorted(r["step"] for r in rows if "curve_test/acc" in r)
     assert len(curve) == 2 and curve == sorted(r["step"] for r in rows if "val/acc" in r)
@@ -128,7 +128,7 @@ def test_test_curve_and_item_outcomes(tmp_path):
 
 def test_no_reference_model_when_beta_is_always_zero(tmp_path):
     overrides = [*TINY_FAST, "kl=none", "algo.steps=1", "algo.group_size=2"]
-    result = run(compose_cfg(overrides), tmp_path, overrides)
+    result = train(compose_cfg(overrides), tmp_path, overrides)
     assert result["module"].ref_policy is None
 
 

@@ -9,7 +9,7 @@ from conftest import TINY_FAST, compose_cfg
 from vlmrl.algo import loss as loss_module
 from vlmrl.infra.runlog import read_metrics
 from vlmrl.lit import grpo as grpo_module
-from vlmrl.run import run
+from vlmrl.train import train
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def _poison(monkeypatch, bad_calls: set[int]):
 def test_a_non_finite_update_is_skipped_counted_and_training_goes_on(tmp_path, monkeypatch):
     _poison(monkeypatch, {1})                                   # step 1's only micro-batch
     overrides = [*TINY_FAST, "algo.steps=4", "ckpt_every=1", "algo.group_size=2"]
-    result = run(compose_cfg(overrides), tmp_path, overrides)
+    result = train(compose_cfg(overrides), tmp_path, overrides)
     rows = {r["step"]: r for r in read_metrics(tmp_path / "metrics.jsonl") if "train/loss" in r}
     assert [rows[s]["train/skipped_updates"] for s in range(4)] == [0, 1, 1, 1]
     assert math.isnan(rows[1]["train/loss"]) and math.isfinite(rows[2]["train/loss"])
@@ -43,12 +43,12 @@ def test_too_many_in_a_row_stop_the_run_with_a_clear_error(tmp_path, monkeypatch
     overrides = [*TINY_FAST, "algo.steps=4", "algo.group_size=2", "algo.module.max_nonfinite=2"]
     with pytest.raises(grpo_module.NonFiniteError, match=r"2 updates in a row had a non-finite loss or gradient "
                                                          r"norm \(step 1\); stopping \(algo.module.max_nonfinite=2\)"):
-        run(compose_cfg(overrides), tmp_path, overrides)
+        train(compose_cfg(overrides), tmp_path, overrides)
 
 
 def test_no_checkpoint_with_non_finite_weights(tmp_path):
     overrides = [*TINY_FAST, "algo.steps=1", "algo.group_size=2"]
-    module = run(compose_cfg(overrides), tmp_path, overrides)["module"]
+    module = train(compose_cfg(overrides), tmp_path, overrides)["module"]
     with torch.no_grad():
         next(module.policy.parameters()).view(-1)[0] = float("inf")
     with pytest.raises(grpo_module.NonFiniteError, match="non-finite weights"):

@@ -4,13 +4,14 @@ import pytest
 import torch
 
 from conftest import TINY_FAST, compose_cfg
-from vlmrl.optim import build_optimizer, freeze, param_groups
+from vlmrl.models.loading import freeze
+from vlmrl.optim import build_optimizer, param_groups
 from vlmrl.schema import ConfigError
 
 
 @pytest.fixture(scope="module")
 def tiny_start():
-    from vlmrl.run import start_checkpoint
+    from vlmrl.starts.start import start_checkpoint
 
     return start_checkpoint(compose_cfg(["+scale=smoke"]))
 
@@ -95,31 +96,32 @@ def test_fsdp_keeps_original_parameters_when_anything_is_frozen():
 
 @pytest.mark.parametrize("value", ["visual", "[1]", "['']"])
 def test_a_bad_freeze_value_fails_before_a_model_loads(value):
-    from vlmrl.config import validate
+    from conftest import check
 
     with pytest.raises(ConfigError, match="model.freeze="):
-        validate(compose_cfg([*TINY_FAST, f"model.freeze={value}"]))
+        check(compose_cfg([*TINY_FAST, f"model.freeze={value}"]))
 
 
 def test_a_freeze_entry_matching_nothing_fails_naming_it(tmp_path):
-    from vlmrl.run import run
+    from vlmrl.train import train
 
     overrides = [*TINY_FAST, "algo=sft", "algo.steps=1", "model.freeze=[visual,no_such_part]"]
     with pytest.raises(ValueError, match=r"model.freeze: \['no_such_part'\]"):
-        run(compose_cfg(overrides), tmp_path, overrides)
+        train(compose_cfg(overrides), tmp_path, overrides)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", [["algo=sft", "algo.batch_size=4"], ["kl=none"]])
 def test_training_with_the_tower_frozen_moves_the_lm_only(algo, tmp_path):
-    from vlmrl.build import make_module
-    from vlmrl.config import validate
-    from vlmrl.run import run, start_checkpoint
+    from vlmrl.assemble import make_module
+    from conftest import check
+    from vlmrl.starts.start import start_checkpoint
+    from vlmrl.train import train
 
     overrides = [*TINY_FAST, *algo, "algo.steps=3", "model.freeze=[visual]"]
     cfg = compose_cfg(overrides)
-    before = {n: p.detach().clone() for n, p in make_module(cfg, validate(cfg), start_checkpoint(cfg)).policy.named_parameters()}
-    result = run(cfg, tmp_path, overrides)
+    before = {n: p.detach().clone() for n, p in make_module(cfg, check(cfg), start_checkpoint(cfg)).policy.named_parameters()}
+    result = train(cfg, tmp_path, overrides)
     after = dict(result["module"].policy.named_parameters())
     tower = [n for n in before if "visual" in n]
     assert tower and all(torch.equal(before[n], after[n]) for n in tower), "a frozen tower weight moved"

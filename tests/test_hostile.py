@@ -125,7 +125,7 @@ def test_a_grpo_step_on_hostile_completions_trains_on(tmp_path, monkeypatch):
     """The rollout's tokens are the model's own samples; only the decoded text the rewards read is hostile."""
     from vlmrl.infra.runlog import read_metrics
     from vlmrl.rollout.hf import HFRollout
-    from vlmrl.run import run
+    from vlmrl.train import train
 
     generate, served = HFRollout.generate, []
 
@@ -138,7 +138,7 @@ def test_a_grpo_step_on_hostile_completions_trains_on(tmp_path, monkeypatch):
 
     monkeypatch.setattr(HFRollout, "generate", hostile_generate)
     overrides = [*TINY_FAST, "algo.steps=1", "algo.group_size=4", "kl=constant"]
-    result = run(compose_cfg(overrides), tmp_path, overrides)
+    result = train(compose_cfg(overrides), tmp_path, overrides)
     rows = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "train/loss" in r]
     assert served == [8] and len(rows) == 1
     assert all(math.isfinite(v) for v in rows[0].values() if isinstance(v, (int, float)))

@@ -50,7 +50,7 @@ def test_the_check_runs_once_per_pixel_bounds(monkeypatch):
 def started(tmp_path_factory):
     pytest.importorskip("vllm", reason="vllm is not installed (bash install.sh; docs/vllm.md)")
     from vlmrl.models.loading import load_model
-    from vlmrl.run import start_checkpoint
+    from vlmrl.starts.start import start_checkpoint
 
     os.environ.setdefault("VLLM_CACHE_ROOT", str(tmp_path_factory.mktemp("vllm_cache")))
     path = start_checkpoint(compose_cfg(["+scale=smoke"]))

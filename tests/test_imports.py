@@ -11,17 +11,17 @@ ENTRIES = ("train.py", "cold_start.py", "evaluate.py", "bridge.py")
 # The floors of the package, bottom first: a module imports only from its own unit or a lower floor. A
 # unit is a top-level module or subpackage of vlmrl; the entry scripts stand on top of everything.
 FLOORS = [
-    ("vlmrl", "vlmrl.schema"),                           # no vlmrl imports: ConfigError, the config's vocabulary
-    ("vlmrl.infra", "vlmrl.optim", "vlmrl.strategies", "vlmrl.algo", "vlmrl.torchvision_cpu_shim"),  # plumbing, math
-    ("vlmrl.scoring",),                                  # answer extraction and benchmark scorers
+    ("vlmrl", "vlmrl.schema"),                           # no imports at all: ConfigError, the config's vocabulary
+    ("vlmrl.infra", "vlmrl.optim", "vlmrl.strategies", "vlmrl.algo", "vlmrl.torchvision_cpu_shim",
+     "vlmrl.config", "vlmrl.rundir"),                    # plumbing, math, the config's checks, a run dir's files
+    ("vlmrl.scoring", "vlmrl.trainer"),                  # answer extraction and benchmark scorers; the Trainer
     ("vlmrl.data", "vlmrl.rewards"),                     # tasks, datasets, rewards from verifiers
     ("vlmrl.models", "vlmrl.rollout"),                   # loading and building models, sampling
     ("vlmrl.lit",),                                      # the LightningModules
-    ("vlmrl.starts",),                                   # start checkpoints: plan, cache, build specs
-    ("vlmrl.config",),                                   # validation of a composed config
-    ("vlmrl.build",),                                    # assembly of a run: module, loggers, the Trainer
-    ("vlmrl.run",),                                      # one run (start builds are runs too)
-    ("vlmrl.evaluate", "vlmrl.bridge", "vlmrl.report", "vlmrl.tools"),   # stages' and tools' entries
+    ("vlmrl.assemble",),                                 # a run's parts, module, loggers and Trainer
+    ("vlmrl.run",),                                      # one run on a given start
+    ("vlmrl.starts",),                                   # start checkpoints: plan, cache, builds (SFT runs)
+    ("vlmrl.train", "vlmrl.evaluate", "vlmrl.bridge", "vlmrl.report", "vlmrl.tools"),   # stages' and tools' entries
 ]
 
 
@@ -124,7 +124,7 @@ def test_find_cycle_sees_a_circle():
 def test_vlmrl_has_no_import_circle():
     graph = import_graph()
     assert "vlmrl.config" in graph and "vlmrl.rollout.base" in graph
-    assert "vlmrl.strategies" in graph["vlmrl.config"]   # the walk sees real edges
+    assert "vlmrl.strategies" in graph["vlmrl.assemble"]   # the walk sees real edges
     cycle = find_cycle(graph)
     assert cycle is None, "import circle: " + " -> ".join(cycle)
 
@@ -137,7 +137,7 @@ def test_upward_imports_are_seen():
 
 def test_every_import_goes_down_a_floor():
     graph = {**import_graph(), **entry_imports()}
-    assert "vlmrl.run" in graph["train"] and "vlmrl.config" in graph["evaluate"]   # entries are walked
+    assert "vlmrl.train" in graph["train"] and "vlmrl.config" in graph["evaluate"]   # entries are walked
     assert upward_imports(graph) == []
 
 

@@ -50,7 +50,7 @@ SLURM_7B_PTST = ["-m", "hydra/launcher=slurm", "+experiments=vision_r1/ptst_7b",
 
 
 def test_the_documented_multi_node_7b_ptst_command_composes_and_validates():
-    from vlmrl.config import validate
+    from conftest import check
 
     overrides = [o for o in SLURM_7B_PTST if o != "-m"]
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
@@ -59,5 +59,5 @@ def test_the_documented_multi_node_7b_ptst_command_composes_and_validates():
     assert (launcher["nodes"], launcher["tasks_per_node"], launcher["gpus_per_node"]) == (2, 4, 4)
     with open_dict(cfg):
         del cfg["hydra"]
-    validate(cfg)  # 8 prompts per step over 8 ranks: one prompt (and its G completions) per GPU
+    check(cfg)  # 8 prompts per step over 8 ranks: one prompt (and its G completions) per GPU
     assert "7B" in cfg.model.name_or_path and cfg.strategy.lightning.stage == 3

@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from conftest import TINY_FAST, compose_cfg
-from vlmrl.build import make_module
-from vlmrl.config import validate
+from vlmrl.assemble import make_module
+from conftest import check
 from vlmrl.models.loading import AdapterDisabled, load_model
 from vlmrl.rollout.base import completion_logprobs
-from vlmrl.run import run
-from vlmrl.run import start_checkpoint
+from vlmrl.train import train
+from vlmrl.starts.start import start_checkpoint
 
 LORA = "model.lora={r: 8, alpha: 16, dropout: 0.0, target_modules: [q_proj, v_proj]}"
 ARGS = [*TINY_FAST, LORA, "algo.steps=2", "algo.group_size=4", "logger.wandb.mode=disabled"]
@@ -19,7 +19,7 @@ ARGS = [*TINY_FAST, LORA, "algo.steps=2", "algo.group_size=4", "logger.wandb.mod
 def lora_module():
     cfg = compose_cfg(ARGS)
     path = start_checkpoint(cfg)
-    return make_module(cfg, validate(cfg), path), path, cfg
+    return make_module(cfg, check(cfg), path), path, cfg
 
 
 def test_reference_is_the_policy_with_the_adapter_disabled_not_a_copy(lora_module):
@@ -38,7 +38,7 @@ def test_reference_logprobs_equal_the_base_models(lora_module):
         for n, p in module.policy.named_parameters():
             if "lora_B" in n:
                 p.normal_(0, 0.5)
-    records = validate(cfg)["datamodule"].train_batch(0)
+    records = check(cfg)["datamodule"].train_batch(0)
     batch = module.rollout.generate(module.policy, module.processor, records, 2, 8, seed=0)
     _, base = load_model(path, trainable=False)
     with torch.no_grad():
@@ -55,7 +55,7 @@ def test_two_step_lora_run_trains_only_adapter_parameters(tmp_path):
     cfg = compose_cfg(ARGS)
     _, base = load_model(start_checkpoint(cfg), trainable=False)
     before = {n: p.detach().clone() for n, p in base.named_parameters()}
-    result = run(cfg, tmp_path, ARGS)
+    result = train(cfg, tmp_path, ARGS)
     assert result["module"].ref_policy.model is result["module"].policy
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     lora = {k: v for k, v in state.items() if "lora_" in k}

@@ -13,7 +13,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import CONF, compose_cfg
-from vlmrl.config import validate
+from conftest import check
 from vlmrl.models import published
 from vlmrl.models.families import FAMILIES, QWEN3_VL_CHAT_TEMPLATE, QWEN3_VL_TEMPLATE_SHA256, chat_template
 from vlmrl.schema import ConfigError
@@ -101,9 +101,9 @@ def test_unknown_family_fails_naming_the_choices(tmp_path):
     with pytest.raises(ValueError, match="qwen2_vl, qwen2_5_vl, qwen3_vl"):
         build_tiny(tmp_path, family="qwen9_vl")
     with pytest.raises(ConfigError, match="model.build.arch.family='qwen9_vl'"):
-        validate(compose_cfg(["model=tiny_qwen3_vl", "model.build.arch.family=qwen9_vl"]))
+        check(compose_cfg(["model=tiny_qwen3_vl", "model.build.arch.family=qwen9_vl"]))
     with pytest.raises(ConfigError, match="model.build.arch.hidden"):   # the other arch keys are still ints
-        validate(compose_cfg(["model=tiny_qwen3_vl", "model.build.arch.hidden=wide"]))
+        check(compose_cfg(["model=tiny_qwen3_vl", "model.build.arch.hidden=wide"]))
 
 
 def test_tiny_families_have_their_own_cache_keys():
@@ -224,14 +224,15 @@ def test_real_shape_fails_on_a_wrong_chat_template(small_published):
 
 def test_real_shape_fails_when_max_pixels_is_ignored(small_published, monkeypatch):
     """transformers#41955's failure: the run's max_pixels not reaching the image processor."""
-    import vlmrl.build
     from vlmrl.models import loading
     from vlmrl.tools.real_shape import WiringError, run_step
 
-    def ignoring_kwargs(path, processor_kwargs=None, **kwargs):
-        return loading.load_model(path, processor_kwargs=None, **kwargs)
+    load_model = loading.load_model
 
-    monkeypatch.setattr(vlmrl.build, "load_model", ignoring_kwargs)
+    def ignoring_kwargs(path, processor_kwargs=None, **kwargs):
+        return load_model(path, processor_kwargs=None, **kwargs)
+
+    monkeypatch.setattr(loading, "load_model", ignoring_kwargs)
     with pytest.raises(WiringError, match="pixel bounds"):
         run_step(["model=qwen2_vl_2b", "model.name_or_path=test/Small-Qwen2-VL"])
 

@@ -1,7 +1,7 @@
 """Loading by path: a trainable policy is in train mode (so gradient checkpointing applies), a reference is frozen."""
 from conftest import TINY_FAST, compose_cfg
 from vlmrl.models.loading import load_model
-from vlmrl.run import start_checkpoint
+from vlmrl.starts.start import start_checkpoint
 
 
 def test_trainable_policy_trains_and_reference_is_frozen():

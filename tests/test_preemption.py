@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from conftest import TINY_FAST
-from vlmrl.infra.preemption import AtomicCheckpointIO, newest_checkpoint, resolve_resume
+from vlmrl.infra.preemption import AtomicCheckpointIO
+from vlmrl.rundir import newest_checkpoint, resolve_resume
 from vlmrl.infra.runlog import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -205,15 +205,15 @@ def test_not_found_says_where_it_looked(tmp_path):
 
 
 def test_training_run_fails_on_bad_data_before_a_model_loads(data_root, tmp_path, monkeypatch):
-    from vlmrl import run as run_module
+    from vlmrl import train as train_module
 
     root = copy_of(data_root, tmp_path, "geoqa754")
     shutil.copytree(data_root / "leonardPKU", root / "leonardPKU")
     (root / "geoqa754/Geo170K/images/test/5.png").unlink()
-    monkeypatch.setattr(run_module, "start_checkpoint", lambda cfg: pytest.fail("a model was about to load"))
+    monkeypatch.setattr(train_module, "start_checkpoint", lambda cfg: pytest.fail("a model was about to load"))
     cfg = compose_cfg(["data=geoqa8k", f"data_root={root}"])
     with pytest.raises(DataError, match=r"geoqa_test_prompts\.jsonl: row 5: image 0"):
-        run_module.run(cfg, tmp_path / "run", [])
+        train_module.train(cfg, tmp_path / "run", [])
 
 
 # ---------------------------------------------------------------- end to end on the tiny model
@@ -227,10 +227,10 @@ def test_real_data_runs_train_on_the_tiny_model(data_root, tmp_path, overrides):
 
     from conftest import TINY_FAST
     from vlmrl.infra.runlog import read_metrics
-    from vlmrl.run import run
+    from vlmrl.train import train
 
     cfg = compose_cfg([*overrides, f"data_root={data_root}", *TINY_FAST, "algo.steps=2"])
-    result = run(cfg, tmp_path, [])
+    result = train(cfg, tmp_path, [])
     key = "train/sft_loss" if "algo=sft" in overrides else "train/loss"
     rows = [r for r in read_metrics(tmp_path / "metrics.jsonl") if key in r]
     assert len(rows) == 2 and all(math.isfinite(r[key]) for r in rows)
@@ -303,12 +303,12 @@ def test_zero_size_and_non_rgb_images_and_empty_problem(data_root, tmp_path):
 def test_skipped_rows_are_counted_in_the_metrics(data_root, tmp_path):
     from conftest import TINY_FAST
     from vlmrl.infra.runlog import read_metrics
-    from vlmrl.run import run
+    from vlmrl.train import train
 
     root = copy_of(data_root, tmp_path, "geoqa754")
     shutil.copytree(data_root / "leonardPKU", root / "leonardPKU")
     (root / "geoqa754/Geo170K/images/test/2.png").unlink()
     cfg = compose_cfg(["data=geoqa8k", f"data_root={root}", "data.module.on_bad=skip", *TINY_FAST, "algo.steps=1"])
-    run(cfg, tmp_path / "run", [])
+    train(cfg, tmp_path / "run", [])
     (row,) = [r for r in read_metrics(tmp_path / "run/metrics.jsonl") if "data/skipped_rows/test" in r]
     assert row["data/skipped_rows/test"] == 1 and row["data/skipped_rows/train"] == 0

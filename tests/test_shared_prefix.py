@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from conftest import TINY_FAST, compose_cfg
-from vlmrl.config import validate
+from conftest import check
 from vlmrl.data.prompts import encode_prompts
 from vlmrl.models.loading import load_model
 from vlmrl.rollout.base import completion_logprobs, completion_logprobs_plain
 from vlmrl.rollout.hf import HFRollout, completion_mask_from_ids, vision_token_ids
 from vlmrl.rollout.shared_prefix import draw, sample_groups
-from vlmrl.run import start_checkpoint
+from vlmrl.starts.start import start_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 def model_and_records():
     cfg = compose_cfg(TINY_FAST)
     processor, policy = load_model(start_checkpoint(cfg))
-    records = validate(cfg)["datamodule"].split("train")[:5]
+    records = check(cfg)["datamodule"].split("train")[:5]
     return processor, policy, records
 
 

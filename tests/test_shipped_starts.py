@@ -12,7 +12,7 @@ from conftest import TINY_FAST, compose_cfg
 from vlmrl.infra.perf import use_threads
 from vlmrl.starts import start
 from vlmrl.starts.digest import weights_digest
-from vlmrl.run import run_sft, start_checkpoint
+from vlmrl.starts.start import start_checkpoint
 from vlmrl.starts.start import ship, start_plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ def test_a_shipped_start_wins_over_the_cache_and_a_corrupt_one_is_refused(tmp_pa
     cfg = compose_cfg([*TINY_FAST, f"starts_dir={tmp_path / 'starts'}"])
     stem = start_plan(cfg)[2][-1].stem
     shipped = _fake_stage(tmp_path / "starts" / stem, {"w": torch.ones(2)})
-    monkeypatch.setattr("vlmrl.run.run_sft", lambda *a, **k: pytest.fail("a shipped start was built"))
+    monkeypatch.setattr("vlmrl.starts.start.run_sft", lambda *a, **k: pytest.fail("a shipped start was built"))
     monkeypatch.setattr(start, "build_tiny", lambda *a, **k: pytest.fail("a shipped stage's parent was built"))
     assert start_checkpoint(cfg) == str(shipped)
     save_file({"w": torch.zeros(2)}, shipped / "model.safetensors")      # the weights changed under the record
@@ -84,11 +84,11 @@ def test_ship_rebuilds_the_same_weights_and_records_the_key(tmp_path, capsys):
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        [first] = ship(cfg, run_sft)
+        [first] = ship(cfg)
         assert torch.get_num_threads() == 2                               # restored after the 1-thread build
         digest = json.loads((first / "build.json").read_text())["weights_sha256"]
         torch.set_num_threads(1)
-        [second] = ship(cfg, run_sft)
+        [second] = ship(cfg)
     finally:
         torch.set_num_threads(before)
     built = json.loads((second / "build.json").read_text())
@@ -99,7 +99,7 @@ def test_ship_rebuilds_the_same_weights_and_records_the_key(tmp_path, capsys):
 
 def test_ship_refuses_a_start_with_nothing_to_ship(tmp_path):
     with pytest.raises(ValueError, match="no build of ours to ship"):
-        ship(compose_cfg(["model=qwen2_vl_2b", f"starts_dir={tmp_path}"]), run_sft)
+        ship(compose_cfg(["model=qwen2_vl_2b", f"starts_dir={tmp_path}"]))
 
 
 def test_threads_is_a_config_value_and_the_environment_wins(monkeypatch):

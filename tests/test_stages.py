@@ -13,7 +13,7 @@ from conftest import TINY_FAST, compose_cfg
 from vlmrl.data import geometry
 from vlmrl.optim import build_optimizer, lr_lambda
 from vlmrl.starts import start
-from vlmrl.run import start_checkpoint
+from vlmrl.starts.start import start_checkpoint
 from vlmrl.starts.sft import build_context, phase_config
 from vlmrl.starts.start import build_once
 
@@ -52,7 +52,7 @@ def test_start_checkpoint_is_cached_and_keyed_by_the_stage_spec(monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a cached stage was trained again")
 
-    monkeypatch.setattr("vlmrl.run.run_sft", no_training)
+    monkeypatch.setattr("vlmrl.starts.start.run_sft", no_training)
     assert start_checkpoint(compose_cfg(TINY_FAST)) == first
     with pytest.raises(AssertionError, match="trained again"):   # another spec is another checkpoint
         start_checkpoint(compose_cfg([*TINY_FAST, "model.build.instruct.lr=2e-3"]))
@@ -102,12 +102,13 @@ def test_a_phase_config_keeps_the_callers_settings_and_builds_in_one_process():
 
 
 def test_one_place_constructs_a_lightning_trainer():
-    """build.make_trainer: every run, start builds included, gets its strategy, loggers and checkpoints there."""
+    """trainer.make_trainer: every run, start builds included, gets its strategy, loggers and checkpoints there
+    (the benchmarks use it too)."""
     root = Path(__file__).resolve().parents[1]
-    files = [*root.glob("*.py"), *(root / "src").rglob("*.py")]
+    files = [*root.glob("*.py"), *(root / "src").rglob("*.py"), *(root / "benchmarks").rglob("*.py")]
     found = [f"{f.relative_to(root)}:{i}" for f in files for i, line in enumerate(f.read_text().splitlines(), 1)
              if re.search(r"\b(L|pl|lightning)\.Trainer\(|\bTrainer\(", line) and "Bpe" not in line]
-    assert len(found) == 1 and found[0].startswith("src/vlmrl/build.py:"), found
+    assert len(found) == 1 and found[0].startswith("src/vlmrl/trainer.py:"), found
 
 
 def test_cold_start_stage_builds_on_the_instruct_checkpoint():
@@ -178,14 +179,14 @@ def test_lr_scale_gives_named_parts_their_own_learning_rate():
 @pytest.mark.slow
 def test_resume_keeps_the_adaptive_kl_state_exactly(tmp_path):
     from vlmrl.infra.runlog import read_metrics
-    from vlmrl.run import run
+    from vlmrl.train import train
 
     overrides = [*TINY_FAST, "kl=adaptive", "kl.horizon=10", "algo.steps=4", "algo.group_size=2"]
-    full = run(compose_cfg(overrides), tmp_path / "full", overrides)
+    full = train(compose_cfg(overrides), tmp_path / "full", overrides)
     ckpt = tmp_path / "full" / "checkpoints"
     mid = next(p for p in sorted(ckpt.glob("step*.ckpt"))
                if torch.load(p, weights_only=False)["grpo"]["rollout_step"] == 2)
-    resumed = run(compose_cfg([*overrides, f"resume={mid}"]), tmp_path / "resumed", [*overrides, f"resume={mid}"])
+    resumed = train(compose_cfg([*overrides, f"resume={mid}"]), tmp_path / "resumed", [*overrides, f"resume={mid}"])
 
     def betas(path):
         return {r["step"]: r["kl/beta"] for r in read_metrics(path / "metrics.jsonl") if "kl/beta" in r}

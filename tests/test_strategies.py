@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import TINY_FAST, compose_cfg
-from vlmrl.config import validate
+from conftest import check
 from vlmrl.infra.runlog import read_metrics
 from vlmrl.rollout.seeded import RowSeededSampling, hash_uniform, row_seeds
 from vlmrl.schema import ConfigError
@@ -32,7 +32,7 @@ def test_every_strategy_composes_validates_and_instantiates(strategy, model):
         pytest.importorskip("deepspeed")  # optional (requirements.txt): Lightning's DeepSpeedStrategy needs it
     cfg = compose_cfg([f"strategy={strategy}", f"model={model}", "trainer.devices=2"
                        if strategy != "single" else "trainer.devices=1"])
-    validate(cfg)
+    check(cfg)
     made = make_strategy(cfg)
     if strategy == "single":
         assert made == "auto"
@@ -59,7 +59,7 @@ def test_bad_scale_settings_fail_with_one_line_naming_the_key(overrides, message
             compose_cfg(overrides)
         return
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        validate(compose_cfg(overrides))
+        check(compose_cfg(overrides))
 
 
 def test_rank_slices_keep_whole_prompts_and_cover_the_batch():

@@ -66,10 +66,10 @@ def test_bad_eval_setting_fails_before_a_model_loads(tmp_path, monkeypatch):
 
 
 def test_bad_training_setting_fails_in_validate():
-    from vlmrl.config import validate
+    from conftest import check
 
     with pytest.raises(ValueError, match="algo.module.reliance.items"):
-        validate(compose_cfg([*TINY_FAST, "algo.module.reliance.items=0"]))
+        check(compose_cfg([*TINY_FAST, "algo.module.reliance.items=0"]))
 
 
 def test_items_limits_the_scored_records():
@@ -107,10 +107,10 @@ def test_evaluate_writes_and_prints_reliance_per_task_and_category(tmp_path):
 @pytest.mark.slow
 def test_grpo_logs_reliance_at_every_val_pass(tmp_path):
     from vlmrl.infra.runlog import read_metrics
-    from vlmrl.run import run
+    from vlmrl.train import train
 
     overrides = [*TINY_FAST, "kl=none", "algo.steps=2", "eval_every=1", "data=mixture", "algo.module.reliance.items=null"]
-    run(compose_cfg(overrides), tmp_path, overrides)
+    train(compose_cfg(overrides), tmp_path, overrides)
     rows = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "val/acc" in r]
     assert len(rows) == 2
     for row in rows:

@@ -88,10 +88,10 @@ def test_parameter_versions_move_on_optimizer_steps_and_loads():
 def test_rollout_vllm_composes_and_validates_without_importing_vllm(monkeypatch):
     import sys
 
-    from vlmrl.config import validate
+    from conftest import check
 
     monkeypatch.setitem(sys.modules, "vllm", None)   # building the rollout must not need vllm
-    parts = validate(compose_cfg(["rollout=vllm", "rollout.is_correction=2"]))
+    parts = check(compose_cfg(["rollout=vllm", "rollout.is_correction=2"]))
     rollout = parts["rollout"]
     assert isinstance(rollout, VLLMRollout) and rollout.is_correction == 2 and rollout.temperature == 0.7
     assert rollout.env["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
@@ -105,10 +105,10 @@ def test_rollout_vllm_composes_and_validates_without_importing_vllm(monkeypatch)
     ("rollout.is_correction=big", r"rollout\.is_correction='big': expected a number"),
 ])
 def test_bad_vllm_rollout_config_fails_naming_the_key(override, message):
-    from vlmrl.config import validate
+    from conftest import check
 
     with pytest.raises(ValueError, match=message):
-        validate(compose_cfg(["rollout=vllm", override]))
+        check(compose_cfg(["rollout=vllm", override]))
 
 
 def test_image_size_kwargs_follow_processor_kwargs(tiny_start):
@@ -121,7 +121,7 @@ def test_image_size_kwargs_follow_processor_kwargs(tiny_start):
 # ------------------------------------------------------------------------------------------ with vLLM
 @pytest.fixture(scope="module")
 def tiny_start():
-    from vlmrl.run import start_checkpoint
+    from vlmrl.starts.start import start_checkpoint
 
     return start_checkpoint(compose_cfg(["+scale=smoke"]))
 
@@ -269,12 +269,12 @@ def test_train_rollout_vllm_smoke_run_and_exact_resume(tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
     from vlmrl.infra.runlog import read_metrics
-    from vlmrl.run import run
+    from vlmrl.train import train
 
     monkeypatch.setenv("VLLM_CACHE_ROOT", str(tmp_path / "vllm_cache"))
     overrides = [*TINY_FAST, "rollout=vllm", "rollout.is_correction=2", "algo.steps=4", "rollout.max_model_len=1024"]
     full, resumed = tmp_path / "full", tmp_path / "resumed"
-    result = run(compose_cfg(overrides), full, overrides)
+    result = train(compose_cfg(overrides), full, overrides)
     rows = {r["step"]: r for r in read_metrics(full / "metrics.jsonl") if "train/loss" in r}
     assert sorted(rows) == [0, 1, 2, 3] and result["module"].rollout.syncs == 4      # one push per update
     for row in rows.values():
@@ -282,7 +282,7 @@ def test_train_rollout_vllm_smoke_run_and_exact_resume(tmp_path, monkeypatch):
         assert row["train/rollout_is_weight"] > 0
     del result
     again_overrides = [*overrides, f"resume={full / 'checkpoints' / 'step2.ckpt'}"]
-    run(compose_cfg(again_overrides), resumed, again_overrides)
+    train(compose_cfg(again_overrides), resumed, again_overrides)
     again = {r["step"]: r for r in read_metrics(resumed / "metrics.jsonl") if "train/loss" in r}
     assert sorted(again) == [2, 3]
     for step in again:

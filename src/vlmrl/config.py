@@ -1,30 +1,144 @@
-"""Config validation in one place, run before any model loads. Each error is one line naming its key.
+"""Config checks in one place, run before anything is built: `resolve(cfg) -> Plan`. Each error is one line naming its key.
 
-The YAML (conf/) is the one source of defaults. What each value must be lives in `vlmrl.schema`, the
-package's lowest floor (it imports nothing from vlmrl): `ConfigError`, the allowed values, `KEY_TYPES`
-and the pure checks of a value against its type. This module runs the checks that need the rest of the
-package: keys read by a `_target_` class (reward, kl, rollout, curriculum, data.module, algo.module)
-take their types from that class's `__init__` annotations, the other keys users set from the schema's
-tables. Types are checked first, then the model path and the resume checkpoint (on disk, no
-network), then ranges, then the cheap parts are instantiated: a wrong type never surfaces as a
-`TypeError` from inside a comparison, and every error is a `ConfigError` (a ValueError).
+The YAML (conf/) is the one source of defaults; what each value must be is `vlmrl.schema`'s vocabulary.
+`resolve` checks types first (keys read by a `_target_` class take their types from that class's
+`__init__` annotations, looked up by name; the other keys from the schema's tables), then the model
+path and the resume checkpoint (on disk, no network), then ranges. A wrong type never surfaces as a
+`TypeError` from inside a comparison, and every error is a `ConfigError` (a ValueError). Nothing is
+instantiated here and nothing below is asked: a class's own options (a KL schedule's betas, a
+datamodule's sizes) are checked by the class when `assemble.components` builds it, before any model
+loads; a start's build specs (tasks, styles) are checked by `starts` before anything is built.
 """
 from __future__ import annotations
 
 import os
+import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 
-from hydra.errors import InstantiationException
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from .algo.curriculum import Stage
-from .schema import (CUDA_ONLY_STRATEGIES, EVALUATE_TYPES, GRPO_TARGET_NODES, KEY_TYPES, LORA_KEYS, OPTIM_KEYS,
-                     RESUME_AUTO, SOURCE_TYPES, STUDY_KEYS, TUNED_KEYS, TARGET_NODES, ConfigError, check_by_task, check_keys,
-                     check_build_specs, checkable, show, sources)
-from .starts.start import check_builds
-from .strategies import world_size
+from .schema import (BUILD_TYPES, BY_TASK_TYPES, CUDA_ONLY_STRATEGIES, EVALUATE_TYPES, GRPO_TARGET_NODES, KEY_TYPES,
+                     LORA_KEYS, OPTIM_KEYS, PHASE_TYPES, RESUME_AUTO, SOURCE_TYPES, STUDY_KEYS, TARGET_NODES, TUNED_KEYS,
+                     ConfigError)
+
+STAGE = "vlmrl.algo.curriculum.Stage"   # a curriculum stage's fields, typed by its dataclass
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a checked config asks for: the algorithm, its steps, the processes it runs on (devices x nodes)
+    and the torch threads of each (None: leave the process's count)."""
+    algo: str
+    steps: int
+    processes: int
+    threads: int | None
+
+
+_ABSENT = object()
+
+
+def show(value) -> str:
+    """A value as an error message quotes it (a config node as its plain container)."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        value = OmegaConf.to_container(value, resolve=True)
+    return repr(value)
+
+
+def _describe(expected) -> str:
+    if isinstance(expected, tuple):
+        return f"one of {', '.join(expected)}"
+    kinds = [t for t in typing.get_args(expected) if t is not type(None)] or [expected]
+    words = {int: "an integer (int)", float: "a number (float)", bool: "a boolean (true or false)", str: "a string"}
+    return words[kinds[0]] + (" or null" if type(None) in typing.get_args(expected) else "")
+
+
+def _matches(value, expected) -> bool:
+    if isinstance(expected, tuple):
+        return isinstance(value, str) and value in expected
+    args = typing.get_args(expected)
+    if value is None:
+        return type(None) in args
+    kind = next((t for t in args if t is not type(None)), expected)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def checkable(annotation):
+    """The annotation if it is one we check (int, float, bool, str, optionally | None), else None."""
+    if annotation in (int, float, bool, str):
+        return annotation
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        rest = [t for t in typing.get_args(annotation) if t is not type(None)]
+        if len(rest) == 1 and rest[0] in (int, float, bool, str) and len(typing.get_args(annotation)) == 2:
+            return annotation
+    return None
+
+
+def _check(key: str, value, expected) -> None:
+    if not _matches(value, expected):
+        raise ConfigError(f"{key}={show(value)}: expected {_describe(expected)}")
+
+
+def check_unknown(node: DictConfig, known, where: str) -> None:
+    """Keys of `node` outside `known`: one line naming them (nothing in a config is silently ignored)."""
+    extra = sorted(set(node) - set(known))
+    if extra:
+        raise ConfigError(f"{where}: unknown key(s) {extra}; known: {tuple(known)}")
+
+
+def check_keys(node, prefix: str, table: dict) -> None:
+    """Check node's keys against {key: expected} (keys relative to node, named `prefix.key`)."""
+    for pattern, expected in table.items():
+        key = pattern.removesuffix(".*")
+        value = OmegaConf.select(node, key, default=_ABSENT) if isinstance(node, DictConfig) else _ABSENT
+        where = f"{prefix}.{key}" if prefix else key
+        if pattern.endswith(".*"):
+            for child in value if isinstance(value, DictConfig) else ():
+                if f"{key}.{child}" not in table:   # a child with its own entry is checked by it
+                    _check(f"{where}.{child}", value[child], expected)
+        elif value is not _ABSENT:
+            _check(where, value, expected)
+
+
+def sources(cfg: DictConfig):
+    """(where, source node) of every real-data split: a split is one source or {name: source}."""
+    splits = OmegaConf.select(cfg, "data.module.splits", default=None)
+    for split in splits if isinstance(splits, DictConfig) else ():
+        node = splits[split]
+        if not isinstance(node, DictConfig):
+            continue
+        where = f"data.module.splits.{split}"
+        if "schema" in node or not all(isinstance(node[k], DictConfig) for k in node):
+            yield where, node
+        else:
+            yield from ((f"{where}.{name}", node[name]) for name in node if isinstance(node[name], DictConfig))
+
+
+def check_by_task(cfg: DictConfig) -> None:
+    """model.by_task.<task> (the tiny model's per-task GRPO settings): known keys, each of its type."""
+    by_task = OmegaConf.select(cfg, "model.by_task", default=None)
+    for task in by_task if isinstance(by_task, DictConfig) else ():
+        where = f"model.by_task.{task}"
+        if not isinstance(by_task[task], DictConfig):
+            raise ConfigError(f"{where}={show(by_task[task])}: expected a mapping with keys {tuple(BY_TASK_TYPES)}")
+        check_unknown(by_task[task], BY_TASK_TYPES, where)
+        check_keys(by_task[task], where, BY_TASK_TYPES)
+
+
+def check_build_specs(cfg: DictConfig) -> None:
+    """The start's SFT build specs (model.build.instruct, cold_start) and their phases, by type."""
+    for prefix in ("model.build.instruct", "cold_start"):  # cold_start=none has no keys
+        spec = OmegaConf.select(cfg, prefix, default=None)
+        check_keys(spec, prefix, BUILD_TYPES)
+        phases = spec.get("phases") if isinstance(spec, DictConfig) else None
+        for i, phase in enumerate(phases if isinstance(phases, ListConfig) else ()):
+            check_keys(phase, f"{prefix}.phases[{i}]", PHASE_TYPES)
 
 
 def target_annotations(target: str) -> dict:
@@ -49,7 +163,7 @@ def check_types(cfg: DictConfig) -> None:
             check_keys(node, path, target_annotations(node._target_))
     stages = OmegaConf.select(cfg, "curriculum.stages", default=None) if cfg.algo.name == "grpo" else None
     for i, stage in enumerate(stages if isinstance(stages, ListConfig) else ()):
-        check_keys(stage, f"curriculum.stages[{i}]", typing.get_type_hints(Stage))
+        check_keys(stage, f"curriculum.stages[{i}]", typing.get_type_hints(get_class(STAGE)))
 
 
 def _looks_local(name: str) -> bool:
@@ -118,16 +232,6 @@ def check_tuned(cfg: DictConfig) -> None:
                     raise ConfigError(f"{key}.set: {pair!r} is not key=value with a key of this config")
 
 
-def build(node: DictConfig):
-    """hydra.utils.instantiate, re-raising our own ValueError (which names the key) unwrapped."""
-    try:
-        return instantiate(node)
-    except InstantiationException as exc:
-        if isinstance(exc.__cause__, ValueError):
-            raise exc.__cause__ from None
-        raise
-
-
 def _check_optim(cfg: DictConfig) -> None:
     optim = cfg.algo.module.optim
     unknown = set(optim) - set(OPTIM_KEYS)
@@ -140,7 +244,7 @@ def _check_optim(cfg: DictConfig) -> None:
 def _check_scale(cfg: DictConfig) -> None:
     """Strategy, process count and LoRA keys (src/vlmrl/strategies.py, docs/scale.md)."""
     _positive(cfg, "trainer.devices", "trainer.num_nodes")
-    world = world_size(cfg)
+    world = processes(cfg)
     if cfg.strategy.name == "single" and world > 1:
         raise ConfigError(f"trainer.devices={cfg.trainer.devices} (x num_nodes={cfg.trainer.num_nodes}) with "
                           "strategy=single: choose strategy=ddp, fsdp, deepspeed_zero2 or deepspeed_zero3")
@@ -156,7 +260,7 @@ def _check_scale(cfg: DictConfig) -> None:
         if not isinstance(lora, DictConfig) or set(lora) - set(LORA_KEYS) or "r" not in lora:
             raise ConfigError(f"model.lora={show(lora)}: expected null or {{{', '.join(LORA_KEYS)}}}")
         _positive(cfg, "model.lora.r", "model.lora.alpha")
-    freeze = OmegaConf.select(cfg, "model.freeze", default=None)   # matched against the parameters in optim.freeze
+    freeze = OmegaConf.select(cfg, "model.freeze", default=None)   # matched against the parameters in models.loading.freeze
     if freeze is not None and not (isinstance(freeze, ListConfig) and all(isinstance(p, str) and p for p in freeze)):
         raise ConfigError(f"model.freeze={show(freeze)}: expected a list of parameter-name parts, e.g. [visual]")
 
@@ -168,22 +272,23 @@ def check_evaluate(cfg: DictConfig) -> None:
     _positive(cfg, "eval.batch_size", "model.eval_max_new_tokens")
     if cfg.eval.max_new_tokens is not None:
         _positive(cfg, "eval.max_new_tokens")
-    check_builds(cfg)
 
 
 def check_launch(cfg: DictConfig, multirun: bool) -> None:
     """Several processes per run inside a local sweep cannot work: Lightning would launch them by re-running
     the sweep's command line. Under Slurm each task is a rank already (SLURMEnvironment)."""
-    if multirun and world_size(cfg) > 1 and "SLURM_NTASKS" not in os.environ:
+    if multirun and processes(cfg) > 1 and "SLURM_NTASKS" not in os.environ:
         raise ConfigError(f"trainer.devices={cfg.trainer.devices} x trainer.num_nodes={cfg.trainer.num_nodes} in a "
                           "sweep (-m): use hydra/launcher=slurm, or run each multi-process cell without -m")
 
 
-def validate(cfg: DictConfig) -> dict:
-    """Check the composed config and instantiate the cheap parts (which validate themselves).
+def processes(cfg: DictConfig) -> int:
+    """How many processes a run launches: trainer.devices x trainer.num_nodes."""
+    return int(cfg.trainer.devices) * int(cfg.trainer.get("num_nodes", 1))
 
-    Types first, then paths, then ranges. Returns {"reward", "kl", "curriculum", "rollout", "loss",
-    "advantage", "datamodule"} (kl, curriculum, rollout, loss and advantage absent or None for SFT)."""
+
+def resolve(cfg: DictConfig) -> Plan:
+    """Check the composed config of a training run (types, then paths, then ranges); nothing is built."""
     check_types(cfg)
     if cfg.model.name_or_path is None and not cfg.model.build:
         raise ConfigError("model.name_or_path is null and model.build is unset: nothing to load")
@@ -200,20 +305,11 @@ def validate(cfg: DictConfig) -> dict:
     _positive(cfg, "reward.format_w", "logger.samples_every", "data_seed", allow_zero=True)
     _check_optim(cfg)
     _check_scale(cfg)
-    check_builds(cfg)
-    parts = {"reward": build(cfg.reward), "kl": None, "curriculum": None, "rollout": None}
     if cfg.algo.name == "grpo":
         if cfg.algo.group_size < 2:
             raise ConfigError(f"algo.group_size={cfg.algo.group_size}: GRPO needs >= 2 samples per group")
         _positive(cfg, "algo.max_new_tokens", "algo.module.mu", "algo.module.micro_batch_size",
                   "algo.module.max_grad_norm")
-        parts.update(kl=build(cfg.kl), curriculum=build(cfg.curriculum), rollout=build(cfg.rollout),
-                     loss=build(cfg.loss), advantage=build(cfg.advantage))
-        build(cfg.algo.module.overlong), build(cfg.algo.module.dynamic_sampling), build(cfg.algo.module.reliance)  # check values; the module builds its own
     else:
         _positive(cfg, "algo.batch_size")
-    parts["datamodule"] = build(cfg.data.module)  # cheap: splits are drawn on first use
-    parts["datamodule"].data_seed = cfg.data_seed
-    if cfg.get("eval_test_curve"):
-        parts["datamodule"].curve_splits = ("val", "test")
-    return parts
+    return Plan(algo=cfg.algo.name, steps=cfg.algo.steps, processes=processes(cfg), threads=cfg.get("threads"))

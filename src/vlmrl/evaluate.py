@@ -17,12 +17,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from .config import build
+from .assemble import create
 from .lit.evaluation import (METRICS, Reliance, greedy_scores, image_keys, per_record, reliance_summary,
                              replaced_accuracy, shuffle_partners)
 from .models.loading import load_model
 from .data.real import RecordTable
-from .run import start_checkpoint
+from .starts.start import start_checkpoint
 
 
 def _run_dir_of(path: Path) -> Path | None:
@@ -178,7 +178,7 @@ def evaluate(cfg: DictConfig) -> dict:
     from .infra.perf import use_threads
 
     use_threads(cfg.get("threads"))
-    reliance = build(cfg.eval.reliance)   # a bad value fails here, before the model loads
+    reliance = create(cfg.eval.reliance)   # a bad value fails here, before the model loads
     source = resolve(cfg)
     run_cfg = source["run_cfg"]
     processor, policy = load_policy(source, run_cfg.model)

@@ -50,28 +50,6 @@ def lr_lambda(schedule: str, total: int, warmup_frac: float):
     return factor
 
 
-def freeze(model: torch.nn.Module, parts, where: str = "model.freeze") -> dict[str, int]:
-    """requires_grad False on every parameter whose name contains one of `parts` -> {part: parameters it
-    matched}. Raises ValueError naming an entry that is not a non-empty string or matches no parameter."""
-    parts = list(parts or [])
-    for part in parts:
-        if not isinstance(part, str) or not part:
-            raise ValueError(f"{where}: entry {part!r} is not a parameter-name part (a non-empty string, e.g. visual)")
-    matched = {part: 0 for part in parts}
-    for name, param in model.named_parameters():
-        hits = [part for part in parts if part in name]
-        for part in hits:
-            matched[part] += 1
-        if hits:
-            param.requires_grad_(False)
-    missing = [part for part, n in matched.items() if n == 0]
-    if missing:
-        sample = ", ".join(n for n, _ in list(model.named_parameters())[:3])
-        raise ValueError(f"{where}: {missing} match no parameter name of {type(model).__name__} (names look like "
-                         f"{sample}, ...)")
-    return matched
-
-
 def param_groups(model: torch.nn.Module, lr: float, lr_scale: dict | None) -> list[dict]:
     """The trainable parameters of `model` in one group per LR (`lr_scale`, see the module docstring)."""
     for part, factor in (lr_scale or {}).items():

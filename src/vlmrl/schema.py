@@ -1,18 +1,11 @@
-"""The config schema: the error every check raises, the allowed values, the type of each key users set,
-and the pure checks of a value against its type.
+"""The config's vocabulary: the error every check raises, the allowed values and the type of each key users set.
 
-This module is the package's lowest floor: it imports nothing from vlmrl (stdlib, typing and omegaconf
-only), so every module that needs a vocabulary (models.loading's dtypes, algo.loss's aggregations,
-optim's schedules and keys, ...) takes it from here, and config.py, which runs the checks that need the
-rest of the package (annotations of `_target_` classes, paths, ranges, instantiation), sits above them
-all. The YAML (conf/) holds the defaults; this module holds no default, only what a value must be.
+This module is the package's lowest floor: it imports nothing (no vlmrl, no third-party package), so every
+module that needs a vocabulary (models.loading's dtypes, algo.loss's aggregations, optim's schedules and
+keys, ...) takes it from here. The checks themselves live in `config.py`. The YAML (conf/) holds the
+defaults; this module holds no default, only what a value must be.
 """
 from __future__ import annotations
-
-import types
-import typing
-
-from omegaconf import DictConfig, ListConfig, OmegaConf
 
 
 class ConfigError(ValueError):
@@ -72,105 +65,3 @@ EVALUATE_TYPES = {"run": str, "out": str | None, "eval.name": str, "eval.split":
 # Instantiated nodes, typed by their class's annotations; kl, curriculum and rollout are only built for GRPO.
 TARGET_NODES = ("reward", "data.module", "algo.module")
 GRPO_TARGET_NODES = ("kl", "curriculum", "rollout", "loss", "algo.module.overlong", "algo.module.dynamic_sampling")
-_ABSENT = object()
-
-
-def show(value) -> str:
-    """A value as an error message quotes it (a config node as its plain container)."""
-    if isinstance(value, (DictConfig, ListConfig)):
-        value = OmegaConf.to_container(value, resolve=True)
-    return repr(value)
-
-
-def _describe(expected) -> str:
-    if isinstance(expected, tuple):
-        return f"one of {', '.join(expected)}"
-    kinds = [t for t in typing.get_args(expected) if t is not type(None)] or [expected]
-    words = {int: "an integer (int)", float: "a number (float)", bool: "a boolean (true or false)", str: "a string"}
-    return words[kinds[0]] + (" or null" if type(None) in typing.get_args(expected) else "")
-
-
-def _matches(value, expected) -> bool:
-    if isinstance(expected, tuple):
-        return isinstance(value, str) and value in expected
-    args = typing.get_args(expected)
-    if value is None:
-        return type(None) in args
-    kind = next((t for t in args if t is not type(None)), expected)
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, kind)
-
-
-def checkable(annotation):
-    """The annotation if it is one we check (int, float, bool, str, optionally | None), else None."""
-    if annotation in (int, float, bool, str):
-        return annotation
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        rest = [t for t in typing.get_args(annotation) if t is not type(None)]
-        if len(rest) == 1 and rest[0] in (int, float, bool, str) and len(typing.get_args(annotation)) == 2:
-            return annotation
-    return None
-
-
-def _check(key: str, value, expected) -> None:
-    if not _matches(value, expected):
-        raise ConfigError(f"{key}={show(value)}: expected {_describe(expected)}")
-
-
-def check_unknown(node: DictConfig, known, where: str) -> None:
-    """Keys of `node` outside `known`: one line naming them (nothing in a config is silently ignored)."""
-    extra = sorted(set(node) - set(known))
-    if extra:
-        raise ConfigError(f"{where}: unknown key(s) {extra}; known: {tuple(known)}")
-
-
-def check_keys(node, prefix: str, table: dict) -> None:
-    """Check node's keys against {key: expected} (keys relative to node, named `prefix.key`)."""
-    for pattern, expected in table.items():
-        key = pattern.removesuffix(".*")
-        value = OmegaConf.select(node, key, default=_ABSENT) if isinstance(node, DictConfig) else _ABSENT
-        where = f"{prefix}.{key}" if prefix else key
-        if pattern.endswith(".*"):
-            for child in value if isinstance(value, DictConfig) else ():
-                if f"{key}.{child}" not in table:   # a child with its own entry is checked by it
-                    _check(f"{where}.{child}", value[child], expected)
-        elif value is not _ABSENT:
-            _check(where, value, expected)
-
-
-def sources(cfg: DictConfig):
-    """(where, source node) of every real-data split: a split is one source or {name: source}."""
-    splits = OmegaConf.select(cfg, "data.module.splits", default=None)
-    for split in splits if isinstance(splits, DictConfig) else ():
-        node = splits[split]
-        if not isinstance(node, DictConfig):
-            continue
-        where = f"data.module.splits.{split}"
-        if "schema" in node or not all(isinstance(node[k], DictConfig) for k in node):
-            yield where, node
-        else:
-            yield from ((f"{where}.{name}", node[name]) for name in node if isinstance(node[name], DictConfig))
-
-
-def check_by_task(cfg: DictConfig) -> None:
-    """model.by_task.<task> (the tiny model's per-task GRPO settings): known keys, each of its type."""
-    by_task = OmegaConf.select(cfg, "model.by_task", default=None)
-    for task in by_task if isinstance(by_task, DictConfig) else ():
-        where = f"model.by_task.{task}"
-        if not isinstance(by_task[task], DictConfig):
-            raise ConfigError(f"{where}={show(by_task[task])}: expected a mapping with keys {tuple(BY_TASK_TYPES)}")
-        check_unknown(by_task[task], BY_TASK_TYPES, where)
-        check_keys(by_task[task], where, BY_TASK_TYPES)
-
-
-def check_build_specs(cfg: DictConfig) -> None:
-    """The start's SFT build specs (model.build.instruct, cold_start) and their phases, by type."""
-    for prefix in ("model.build.instruct", "cold_start"):  # cold_start=none has no keys
-        spec = OmegaConf.select(cfg, prefix, default=None)
-        check_keys(spec, prefix, BUILD_TYPES)
-        phases = spec.get("phases") if isinstance(spec, DictConfig) else None
-        for i, phase in enumerate(phases if isinstance(phases, ListConfig) else ()):
-            check_keys(phase, f"{prefix}.phases[{i}]", PHASE_TYPES)

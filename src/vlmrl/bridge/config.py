@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import build, check_model_path, check_types, target_annotations
-from ..schema import ConfigError, check_keys, check_unknown
+from ..assemble import create
+from ..config import check_keys, check_model_path, check_types, check_unknown, target_annotations
+from ..schema import ConfigError
 from .filter import ANSWER_FORMATS
 from .inputs import EMBEDDED_SPLITS
 from .pipeline import GENERATION_PASSES
@@ -56,7 +57,7 @@ def check(cfg: DictConfig) -> dict:
         check_keys(node, slot, target_annotations(node._target_))
         if node.get("model") is not None and "base_url" not in node:  # a local backend: a checkpoint dir or hub id
             _wrap(lambda: check_model_path(str(node.model)), "model.name_or_path", f"{slot}.model")
-        backends[slot] = _wrap(lambda: build(node), prefix=f"{slot}.")
+        backends[slot] = _wrap(lambda: create(node), prefix=f"{slot}.")
     return backends
 
 

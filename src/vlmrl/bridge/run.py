@@ -32,7 +32,7 @@ def resolve_models(cfg: DictConfig, backends: dict) -> dict:
     for backend in backends.values():
         if getattr(backend, "model", "") is None:
             if start is None:
-                from ..run import start_checkpoint
+                from ..starts.start import start_checkpoint
 
                 start = start_checkpoint(cfg)
             backend.model = start

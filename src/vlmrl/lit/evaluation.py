@@ -185,6 +185,10 @@ class GreedyEvaluation:
     test_items: list[dict] = []
     reliance: Reliance | None = None   # set by GRPO (algo.module.reliance): replaced-image scores on the val split
 
+    def item_columns(self) -> dict[str, list]:
+        """The last test pass's item outcomes as columns (what the run dir's test_items.json holds)."""
+        return columns(self.test_items)
+
     def greedy_scores(self, records: list[dict]):
         return greedy_scores(self.policy, self.processor, records, self.eval_max_new_tokens, self.reward)
 

@@ -1,6 +1,7 @@
 """Model loading: every model, tiny or real, is a checkpoint directory (or hub id) loaded by path
-through AutoProcessor + AutoModelForImageTextToText. Loading never trains: the checkpoints a run
-starts from are built in `vlmrl.starts` (each SFT build by runs).
+through AutoProcessor + AutoModelForImageTextToText; `load_policy` gives a run its policy (LoRA and frozen
+parts applied) and its frozen reference. Loading never trains: the checkpoints a run starts from are built
+in `vlmrl.starts` (each SFT build by runs).
 """
 from __future__ import annotations
 
@@ -44,6 +45,47 @@ def add_lora(model, r: int, alpha: int, dropout: float = 0.0, target_modules: li
     if getattr(model, "is_activation_checkpointing", False):  # checkpointed blocks need an input that requires grad
         peft_model.enable_input_require_grads()
     return peft_model
+
+
+def freeze(model: torch.nn.Module, parts, where: str = "model.freeze") -> dict[str, int]:
+    """requires_grad False on every parameter whose name contains one of `parts` -> {part: parameters it
+    matched}. Raises ValueError naming an entry that is not a non-empty string or matches no parameter."""
+    parts = list(parts or [])
+    for part in parts:
+        if not isinstance(part, str) or not part:
+            raise ValueError(f"{where}: entry {part!r} is not a parameter-name part (a non-empty string, e.g. visual)")
+    matched = {part: 0 for part in parts}
+    for name, param in model.named_parameters():
+        hits = [part for part in parts if part in name]
+        for part in hits:
+            matched[part] += 1
+        if hits:
+            param.requires_grad_(False)
+    missing = [part for part, n in matched.items() if n == 0]
+    if missing:
+        sample = ", ".join(n for n, _ in list(model.named_parameters())[:3])
+        raise ValueError(f"{where}: {missing} match no parameter name of {type(model).__name__} (names look like "
+                         f"{sample}, ...)")
+    return matched
+
+
+def load_policy(path: str, *, dtype: str, attn_implementation: str, processor_kwargs: dict,
+                gradient_checkpointing: bool, lora: dict | None, freeze_parts: list, reference: bool):
+    """(processor, policy, reference or None) for a run starting from `path`: LoRA added (only the adapter
+    trains; the reference is then the same model with its adapter disabled), then `freeze_parts` frozen
+    (adapters inside a frozen part freeze too); `reference`: whether the run needs one (a KL term)."""
+    load = dict(dtype=dtype, attn_implementation=attn_implementation, processor_kwargs=processor_kwargs)
+    processor, policy = load_model(path, gradient_checkpointing=gradient_checkpointing, **load)
+    if lora:
+        policy = add_lora(policy, **lora)
+    ref = None
+    if reference:
+        ref = AdapterDisabled(policy) if lora else load_model(path, trainable=False, **load)[1]
+    frozen = freeze(policy, freeze_parts)
+    if frozen:
+        print(f"[vlmrl] model.freeze: {', '.join(f'{part} ({n} tensors)' for part, n in frozen.items())} frozen; "
+              f"{sum(p.numel() for p in policy.parameters() if p.requires_grad):,} parameters train")
+    return processor, policy, ref
 
 
 class AdapterDisabled:

@@ -22,10 +22,13 @@ CPU's kernels can still round differently, which is why the default start ships 
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..infra.perf import use_threads
+from ..run import run
 from ..schema import BUILD_TYPES, PHASE_TYPES
 
 SPEC_KEYS = ("tasks", "styles", "phases", *BUILD_TYPES)
@@ -37,7 +40,7 @@ BUILD_THREADS = 1   # fixed: a build must not depend on the caller's thread coun
 # change either (`python train.py model.lora=...` starts from the shipped instruct model).
 # processor_kwargs (pixel bounds) are saved with the checkpoint's processor, so they belong to a build too.
 DEFAULT_CONTEXT = {"dtype": "float32", "lora": None, "strategy": "single", "processor_kwargs": {}}
-CONF = Path(__file__).resolve().parents[3] / "conf"
+CONF = Path(__file__).resolve().parents[3] / "conf"   # a source checkout's configs: used only when no Hydra app is running
 
 
 def check_spec(spec: dict, key: str) -> None:
@@ -83,9 +86,21 @@ def build_context(cfg: DictConfig) -> dict:
     return {k: v for k, v in context.items() if v != DEFAULT_CONTEXT[k]}
 
 
+def composed(overrides: list[str]) -> DictConfig:
+    """The training config (`config`) composed by Hydra with `overrides`, on the search path of the running
+    entry (train.py, evaluate.py, cold_start.py, bridge.py: wherever its configs live), else of conf/."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name="config", overrides=overrides)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
 def _in_one_process(out: DictConfig) -> None:
     """Set `out` (in place) to DEFAULT_CONTEXT's strategy on one device of one node."""
-    out.strategy = OmegaConf.load(CONF / "strategy" / f"{DEFAULT_CONTEXT['strategy']}.yaml")
+    out.strategy = OmegaConf.to_container(composed([f"strategy={DEFAULT_CONTEXT['strategy']}"]).strategy)
     out.trainer.devices, out.trainer.num_nodes = 1, 1
 
 
@@ -104,14 +119,6 @@ def phase_dir(runs: Path, index: int) -> Path:
     return runs / f"phase{index}"
 
 
-def run_keys() -> set[str]:
-    """The top-level keys of a training run's config (conf/base.yaml: its keys and its groups); an entry's
-    own keys (evaluate.py's `eval`, bridge.py's passes, cold_start.py's `ship`) stay out of a build's runs."""
-    base = OmegaConf.load(CONF / "base.yaml")
-    groups = {next(iter(entry)) for entry in base.defaults if isinstance(entry, DictConfig)}
-    return {k for k in base if k != "defaults"} | groups
-
-
 def phase_config(cfg: DictConfig, parent: str, spec: dict, index: int) -> DictConfig:
     """The run config of phase `index` of build `spec` on checkpoint `parent`: `cfg` (the caller's model,
     strategy, trainer and logger settings) with algo=sft on the phase's coldstart data.
@@ -120,7 +127,8 @@ def phase_config(cfg: DictConfig, parent: str, spec: dict, index: int) -> DictCo
     ranks of the caller are launched only when its own training starts."""
     phase = spec["phases"][index]
     steps = phase["steps"]
-    algo = OmegaConf.load(CONF / "algo" / "sft.yaml")
+    sft = composed(["algo=sft"])   # a training run's keys (an entry's own, such as evaluate.py's eval, stay out)
+    algo = OmegaConf.create(OmegaConf.to_container(sft.algo))   # a plain copy (compose gives a struct config)
     algo.merge_with({"steps": steps, "batch_size": spec["batch_size"], "module": {
         "styles": spec["styles"], "eval_max_new_tokens": spec["eval_max_new_tokens"], "split": "coldstart",
         "optim": {"lr": spec["lr"], "schedule": spec.get("schedule", "constant"),
@@ -132,7 +140,7 @@ def phase_config(cfg: DictConfig, parent: str, spec: dict, index: int) -> DictCo
         "batch_size": spec["batch_size"], "eval_batch_size": spec["batch_size"]}}
     if cfg.data.get("kl") is not None:   # the kl group interpolates it (unused by SFT)
         data["kl"] = cfg.data.kl
-    keep = run_keys()
+    keep = set(sft)
     out = OmegaConf.create({k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k in keep})
     out.merge_with({"seed": spec["seed"], "data_seed": 0,   # phase i's batches: keyed by the spec's seed + i
                     "threads": BUILD_THREADS, "resume": "auto", "study": None, "tuned": {},
@@ -144,3 +152,25 @@ def phase_config(cfg: DictConfig, parent: str, spec: dict, index: int) -> DictCo
     if not _one_process(cfg):
         _in_one_process(out)
     return out
+
+
+def run_sft(cfg: DictConfig, parent: str, spec: dict, name: str, runs: Path) -> Path:
+    """Run an SFT build's phases in order, phase i in `runs`/phase<i> on the previous phase's checkpoint
+    (`phase_config`); -> the last phase's checkpoint dir. The caller's torch thread count is restored
+    afterwards; a phase already finished (its results.json) is not run again, and a phase killed midway
+    resumes from its last checkpoint (resume=auto)."""
+    threads = use_threads(None)
+    try:
+        for index in range(len(spec["phases"])):
+            out = phase_dir(runs, index)
+            print(f"[vlmrl] {name} build, phase {index}: SFT on {'+'.join(spec['phases'][index]['tasks'])} "
+                  f"for {spec['phases'][index]['steps']} steps in {out}")
+            result = run(phase_config(cfg, parent, spec, index), out, [f"build={name}", f"phase={index}"], parent)
+            if result["end"] is not None:
+                print(f"[vlmrl] {name} build, phase {index} done: held-out " + ", ".join(
+                    f"{k.split('/', 1)[1]} {v:.3f}" for k, v in result["end"].items() if k.endswith("acc")))
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)   # finished: final/ is what the next reads
+            parent = str(out / "final")
+    finally:
+        use_threads(threads)
+    return Path(parent)

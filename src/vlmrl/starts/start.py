@@ -9,8 +9,9 @@ the shipped starts (`starts_dir`, the repo's `starts/`: built once by `python co
 ship=true` and committed, each with the digest of its weights in `build.json`, checked on use),
 then in the cache (`model.cache_dir`, else $VLMRL_CACHE, else ~/.cache/vlmrl); a missing build runs
 into the cache, atomically: a crash leaves no half-built directory. An SFT build (instruct, cold
-start) is a sequence of runs (`sft.py`); this module only plans, finds and caches, and is handed
-the function that runs them (`vlmrl.run.start_checkpoint`).
+start) is a sequence of runs (`sft.run_sft`, each phase a `vlmrl.run.run` called from here, above it);
+this module plans, finds and caches. The entries (train.py, evaluate.py, cold_start.py, bridge.py)
+ask for the start before their run: a run never builds one.
 
 Why ship: a build is 1000+ SFT steps, and float rounding that differs between CPUs (kernels, thread
 counts) grows over them into other weights, so "the same command" built other starts on other
@@ -30,18 +31,14 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.tasks import REVISION
 from ..models.tiny import build_tiny, spec_hash
+from ..rundir import BUILD_FILE
 from .digest import weights_digest
-from .sft import build_context, check_spec, in_default_context, phase_dir
-
-BUILD_FILE = "build.json"   # in a built start: its key, spec, per-phase results and weights digest
-# run_sft(cfg, parent checkpoint, spec, name, runs dir) -> the last phase's checkpoint dir (vlmrl.run)
-RunSFT = Callable[[DictConfig, str, dict, str, Path], Path]
+from .sft import build_context, check_spec, in_default_context, phase_dir, run_sft
 
 
 def cache_root(cache_dir: str | None) -> Path:
@@ -113,7 +110,8 @@ def cold_start_spec(cfg: DictConfig) -> dict | None:
 
 
 def check_builds(cfg: DictConfig) -> None:
-    """Validate every build spec the start checkpoint needs (config.validate calls this)."""
+    """Check every build spec the start checkpoint needs (its tasks, styles and ranges): `start_checkpoint`
+    and evaluate's check call this before anything is built."""
     build = cfg.model.get("build")
     if build and build.get("instruct"):
         check_spec(OmegaConf.to_container(build.instruct, resolve=True), "model.build.instruct")
@@ -125,7 +123,7 @@ def check_builds(cfg: DictConfig) -> None:
 @dataclass(frozen=True)
 class Build:
     """One build of a start: its directory name (a hash of everything that determines it), its key, and
-    `spec` (an SFT build, run by the caller's run_sft) or `arch` (the random tiny model); `inherit`: whether the
+    `spec` (an SFT build, run by sft.run_sft) or `arch` (the random tiny model); `inherit`: whether the
     build runs with the caller's dtype, LoRA and strategy (a cold start) or with sft.DEFAULT_CONTEXT (instruct)."""
     stem: str
     key: dict
@@ -161,7 +159,7 @@ def start_plan(cfg: DictConfig) -> tuple[Path, str | None, list[Build]]:
     return root, path, builds
 
 
-def run_build(cfg: DictConfig, build: Build, parent: str | None, out: Path, runs: Path, run_sft: RunSFT) -> None:
+def run_build(cfg: DictConfig, build: Build, parent: str | None, out: Path, runs: Path) -> None:
     """Write `build`'s checkpoint into `out`: the random tiny model, or an SFT build's runs (their run dirs
     under `runs`) with its last phase's checkpoint copied to `out` beside build.json."""
     if build.arch is not None:
@@ -177,10 +175,10 @@ def run_build(cfg: DictConfig, build: Build, parent: str | None, out: Path, runs
     (out / BUILD_FILE).write_text(json.dumps(summary, indent=1) + "\n")
 
 
-def build_in(root: Path, cfg: DictConfig, build: Build, parent: str | None, run_sft: RunSFT) -> str:
+def build_in(root: Path, cfg: DictConfig, build: Build, parent: str | None) -> str:
     """`build`'s checkpoint in `root` (`root`/<stem>, its runs in `root`/<stem>.runs), built once."""
     runs = root / f"{build.stem}.runs"
-    return str(build_once(root / build.stem, lambda out: run_build(cfg, build, parent, out, runs, run_sft)))
+    return str(build_once(root / build.stem, lambda out: run_build(cfg, build, parent, out, runs)))
 
 
 def shipped_dir(cfg: DictConfig) -> Path | None:
@@ -189,10 +187,11 @@ def shipped_dir(cfg: DictConfig) -> Path | None:
     return None if value is None else Path(os.path.expanduser(str(value)))
 
 
-def start_checkpoint(cfg: DictConfig, run_sft: RunSFT) -> str:
+def start_checkpoint(cfg: DictConfig) -> str:
     """Path of the checkpoint a run starts from: the shipped copy (`starts_dir`, checked against its
     digest), else the cached one, else built from the deepest build found (SFT builds by `run_sft`;
     their run dirs stay in the cache beside the checkpoint, `<stem>.runs/`, and a killed build resumes)."""
+    check_builds(cfg)
     root, path, builds = start_plan(cfg)
     shipped = shipped_dir(cfg)
     first = 0
@@ -202,7 +201,7 @@ def start_checkpoint(cfg: DictConfig, run_sft: RunSFT) -> str:
             path, first = found, i + 1
             break
     for build in builds[first:]:
-        path = build_in(root, cfg, build, path, run_sft)
+        path = build_in(root, cfg, build, path)
     return str(path)
 
 
@@ -241,7 +240,7 @@ def publish(built: Path, build: Build, shipped: Path) -> Path:
     return target
 
 
-def ship(cfg: DictConfig, run_sft: RunSFT) -> list[Path]:
+def ship(cfg: DictConfig) -> list[Path]:
     """Rebuild every build of cfg's start from scratch (a fresh cache) and copy each into `starts_dir`,
     replacing any copy there; prints each one's digest beside the previous one."""
     _, path, builds = start_plan(cfg)
@@ -251,7 +250,7 @@ def ship(cfg: DictConfig, run_sft: RunSFT) -> list[Path]:
     written = []
     with tempfile.TemporaryDirectory() as tmp:
         for build in builds:
-            path = build_in(Path(tmp), cfg, build, path, run_sft)
+            path = build_in(Path(tmp), cfg, build, path)
             if build.spec is not None:   # the random tiny model is rebuilt in ms: not shipped
                 written.append(publish(Path(path), build, shipped))
     if not written:

@@ -10,7 +10,7 @@ published vocabulary) and the family's processor and published chat template (mo
 run's config is then train.py's, with the checkpoint as model.name_or_path and the step's sizes
 (`STEP`): 2 prompts x 2 samples x 16 tokens, LoRA (the model's own model.lora, else `LORA`), the model
 config's dtype and gradient checkpointing. The LightningModule, rollout and loss are built by
-`vlmrl.build.make_module` and trained one step by a Lightning Trainer, as in train.py (without
+`vlmrl.assemble.make_module` and trained one step by a Lightning Trainer, as in train.py (without
 checkpoints, evaluation or W&B). With random weights every reward is 0, so every advantage is 0; a small
 entropy bonus (loss.entropy_coef, `STEP`) gives the step a non-zero gradient, so that the adapter moving
 proves the backward pass reaches it.
@@ -235,8 +235,9 @@ def run_step(overrides: list[str]) -> dict:
     import lightning as L
     from omegaconf import open_dict
 
-    from ..build import make_module, make_trainer
-    from ..config import validate
+    from ..assemble import components, make_module
+    from ..trainer import make_trainer
+    from ..config import resolve
     from ..infra.perf import use_threads
     from ..infra.runlog import JsonlLogger
     from ..models.families import family_of
@@ -255,7 +256,8 @@ def run_step(overrides: list[str]) -> dict:
         cfg.model.name_or_path = str(path)
         if not cfg.model.get("lora"):
             cfg.model.lora = LORA
-    parts = validate(cfg)
+    resolve(cfg)
+    parts = components(cfg)
     use_threads(cfg.get("threads"))
     baseline = {"rss": _status_kib("VmRSS") * 1024, "anon": _status_kib("RssAnon") * 1024}
     with AnonPeak() as anon, tempfile.TemporaryDirectory() as run_dir:

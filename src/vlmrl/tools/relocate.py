@@ -1,7 +1,7 @@
 """Point a copied run dir's W&B offline runs at their own files: `python -m vlmrl.tools.relocate <run dir>`.
 
 A run dir holds everything its W&B offline run needs: metrics, config and the sample tables with their
-images (W&B stages table files under `WANDB_DATA_DIR`, which `vlmrl.build` sets to `<run>/wandb/data`).
+images (W&B stages table files under `WANDB_DATA_DIR`, which `vlmrl.assemble.make_loggers` sets to `<run>/wandb/data`).
 But W&B records each staged file by its absolute path (wandb/server#149), so after the run dir is copied to
 another path or machine, `wandb sync` looks for them at the old place. This rewrites those paths in every
 `<run>/wandb/offline-run-*/run-*.wandb` file to the run dir's current location, after checking that each
