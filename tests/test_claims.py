@@ -22,7 +22,7 @@ from vlmrl.report.runs import load_run
 from vlmrl.report.inference import knob_spread
 
 REPO = Path(__file__).resolve().parents[1]
-PAPERS = REPO.parent / "shared" / "papers.md"
+PAPERS = REPO / "docs" / "papers.md"
 
 
 # ---------------------------------------------------------------- claims on synthetic run dirs

@@ -3,6 +3,7 @@
 Expected cells are computed here with `statistics` (mean, sample stdev), independently of the report.
 """
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -265,13 +266,26 @@ def test_paper_values_file_matches_papers_md():
     t1 = values["othink_mr1"]["table1"]["rows"]
     assert t1["qwen2_vl_2b"]["geometry"] == {"base": 15.52, "grpo": 30.24, "sft": 32.49, "grpo_d": 34.35}
     assert t1["qwen2_vl_7b"]["counting"] == {"base": 76.00, "grpo": 76.50, "sft": 74.50, "grpo_d": 78.00}
-    # the 4Kx16 -> 4Kx16 control row has no number in papers.md (null)
+    # the 4Kx16 -> 4Kx16 control row has no number in the paper (null; docs/papers.md)
     assert [m["avg_acc"] for m in values["vision_r1"]["ptst_variants"]["methods"].values()] == [55.4, None, 55.3, 55.1,
                                                                                                47.9]
     for paper in values.values():
         for entry in paper.values():
             if isinstance(entry, dict):
                 assert "arXiv" in entry["source"]
+    # every number of the file is one docs/papers.md gives (as test_claims checks the claims' values)
+    papers = (REPO / "docs" / "papers.md").read_text()
+
+    def numbers(node):
+        if isinstance(node, dict):
+            return [n for v in node.values() for n in numbers(v)]
+        if isinstance(node, list):
+            return [n for v in node for n in numbers(v)]
+        return [node] if isinstance(node, (int, float)) and not isinstance(node, bool) else []
+
+    for number in numbers(values):
+        shown = f"{number * 100:g}%" if number == 0.20 else f"{number:g}"   # Fig. 4's relative gain is "20%"
+        assert re.search(rf"(?<![\d.]){re.escape(shown)}(0*)(?![\d])", papers), number
 
 
 def test_missing_results_are_skipped(runs_root, tmp_path, capsys):
@@ -307,6 +321,10 @@ def test_cli(runs_root, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "## OThink-MR1 Fig. 4" in proc.stdout and "wrote:" in proc.stdout
     assert (out / "othink_mr1_fig4.png").stat().st_size > 0 and (out / "README.md").is_file()
+    # a run dir outside the repo is named without this machine's path (the README may be committed)
+    assert "run dir(s) under <dir>/fig4 (" in (out / "README.md").read_text()
+    from vlmrl.report.cli import shown
+    assert shown("repro/tiny") == "repro/tiny" and shown(Path.cwd() / "repro" / "tiny") == "repro/tiny"
 
 
 def test_length_order_ties_values_equal_as_printed():

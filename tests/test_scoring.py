@@ -1,5 +1,5 @@
-"""Benchmark scorers, worked by hand from each reference's rules (shared/datasets.md 9, 13): answer
-extraction, GeoQA's awkward golds under math-verify (ours and R1-V's), MathVista's official normalisation,
+"""Benchmark scorers, worked by hand from each reference's rules (docs/datasets.md#reference-scoring,
+docs/datasets.md#math-verify-on-geoqa-answers): answer extraction, GeoQA's awkward golds under math-verify (ours and R1-V's), MathVista's official normalisation,
 MathVerse letters, MM-Math's rule judge, and the LLM judge against a local mock endpoint."""
 import json
 import threading

@@ -55,6 +55,7 @@ def test_the_default_start_is_shipped_and_tied_to_its_config_key(overrides):
     assert built["weights_sha256"] == weights_digest(shipped)           # and these are its weights
     assert all(phase["threads"] == 1 for phase in built["history"])     # every phase ran on one thread
     assert "/" not in built["parent"] + built["runs"]                   # no machine path in the repo
+    assert not any(Path(p["start_checkpoint"]).is_absolute() for p in built["history"])
 
 
 def test_every_shipped_start_matches_its_digest():
@@ -94,6 +95,7 @@ def test_ship_rebuilds_the_same_weights_and_records_the_key(tmp_path, capsys):
     built = json.loads((second / "build.json").read_text())
     assert built["weights_sha256"] == digest and "unchanged" in capsys.readouterr().out
     assert built["key"] == json.loads(json.dumps(start_plan(cfg)[2][-1].key)) and "/" not in built["parent"]
+    assert not any(Path(p["start_checkpoint"]).is_absolute() for p in built["history"])
     shutil.rmtree(second)
 
 

@@ -3,7 +3,7 @@
     python -m vlmrl.data.fixtures data/fixtures      # then: python evaluate.py eval=benchmarks data_root=data/fixtures
 
 No dataset can be downloaded here, so tests (and a newcomer trying the real-data commands) read
-these instead. Files, columns, value types and layouts follow ../shared/datasets.md (§11 rows);
+these instead. Files, columns, value types and layouts follow docs/datasets.md#fixture-rows;
 images are the embedded tasks' renders (counting scenes for CLEVR / SuperCLEVR, geometry figures for
 the rest), so the tiny model can answer some of them. Gold answers include the awkward forms of the
 real files (`140°`, `√{3}`, `\\frac{12}{5}`, `9米`, multiple-choice text vs letters).
@@ -32,7 +32,7 @@ from .datamodule import build_split
 
 R1V_SUFFIX = " Output the thinking process"
 TRAIN_ROWS = 220
-# GeoQA-754 golds in the forms the real file has (datasets.md §3b), paired with the model answer
+# GeoQA-754 golds in the forms the real file has (docs/datasets.md#geoqa-754-test), paired with the model answer
 # a correct grader must accept.
 GEOQA_AWKWARD = ["140°", "√{3}", "\\frac{12}{5}", "9米", "8√{3}", "240πcm^{2}", "2√{15}米", "6.00米"]
 

@@ -1,7 +1,7 @@
 """One row of a published dataset -> the fields of our record, one function per on-disk schema.
 
-Each schema function reads exactly the columns its dataset publishes (../shared/datasets.md has the
-sources) and returns a `Parsed` row: the question text the prompt template wraps, the raw image
+Each schema function reads exactly the columns its dataset publishes (docs/datasets.md has
+the sources) and returns a `Parsed` row: the question text the prompt template wraps, the raw image
 values (decoded later, one record at a time), the gold answer as a string, benchmark fields the
 scorers need (`meta`) and, for SFT data, the reference completion (`cots["reference"]`).
 Unknown extra columns are ignored; a missing or mistyped column raises DataError naming the row

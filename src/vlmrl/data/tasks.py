@@ -36,7 +36,8 @@ from PIL import Image, ImageDraw
 
 from . import detours, geometry
 
-# R1-V / OThink-MR1 prompt (../shared/papers.md; R1-V's QUESTION_TEMPLATE).
+# R1-V / OThink-MR1 prompt (docs/papers.md#othink-mr1-data-and-prompt; R1-V's test-script
+# template, docs/datasets.md#r1-v-and-othink-mr1-prompts).
 R1V_PROMPT = (
     "{question} Output the thinking process in <think> </think> and final answer (number) in "
     "<answer> </answer> tags."

@@ -61,6 +61,18 @@ RESULTS = (
 )
 
 
+def shown(path: str | os.PathLike) -> str:
+    """A run-dir path as the committed README names it: relative as given, or relative to the working dir
+    when inside it; elsewhere `<dir>/<name>`, so no machine's absolute path lands in a committed page."""
+    path = Path(path)
+    if not path.is_absolute():
+        return path.as_posix()
+    try:
+        return path.relative_to(Path.cwd()).as_posix() or "."
+    except ValueError:
+        return f"<dir>/{path.name}"
+
+
 def build_all(runs: Sequence[Run], paper: dict) -> tuple[list[Artifact], list[str]]:
     artifacts, skipped = [], []
     for result in RESULTS:
@@ -102,7 +114,7 @@ def report(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None = N
         if artifact.markdown is not None:
             print(f"\n## {artifact.title}\n\n{artifact.markdown}\n")
         written += write_artifact(artifact, out)
-    header = (f"Built by `python -m vlmrl.report` from {len(loaded)} run dir(s) under {', '.join(map(str, paths))} "
+    header = (f"Built by `python -m vlmrl.report` from {len(loaded)} run dir(s) under {', '.join(map(shown, paths))} "
               f"({len(runs)} in a paper's study). Ours: mean ± sample std over seeds. "
               f"Paper values: {Path(paper_values).name}; claims: {Path(claims).name}."
               + (f" The per-item outcomes behind the claims: [{OUTCOMES}]({OUTCOMES}) (`python -m vlmrl.report "

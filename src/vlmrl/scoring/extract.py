@@ -4,8 +4,9 @@
   match, stripped) when it matches. Deviation: Vision-R1 otherwise keeps the whole response; we first fall
   back to the LAST `<answer>...</answer>` block (a leading "Final Answer:" of any case removed), so R1-V style
   `<answer>70</answer>` outputs have a span too. None when there is no block at all.
-* `prediction`: the span, or the whole completion stripped when there is none (Vision-R1, datasets.md 9.4
-  step 3): the judges and the MathVista/MathVerse rules see what Vision-R1's harness would hand them.
+* `prediction`: the span, or the whole completion stripped when there is none (Vision-R1's
+  step 3, docs/datasets.md#vision-r1-answer-extraction): the judges and the MathVista/MathVerse rules see
+  what Vision-R1's harness would hand them.
 * `boxed`: the brace-matched contents of every `\\boxed{...}`, outermost only, in order.
 
 All three take time linear in the completion: the block searches are written with `str.find` rather than

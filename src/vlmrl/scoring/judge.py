@@ -4,7 +4,7 @@
 `{base_url}/chat/completions`, with `Authorization: Bearer $<api_key_env>` when that variable is set (a local
 vLLM server needs none). `ask` is VLMEvalKit's retry loop around it: try i = 0..retries-1 at temperature
 i * 0.5, return the first reply that arrives and passes `accept`, else None. The defaults are Vision-R1's
-judge settings (datasets.md 9.5): gpt-4o-mini-2024-07-18, 128 new tokens, 5 tries.
+judge settings (docs/datasets.md#mathvista-scoring): gpt-4o-mini-2024-07-18, 128 new tokens, 5 tries.
 """
 from __future__ import annotations
 

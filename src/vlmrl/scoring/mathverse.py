@@ -1,4 +1,5 @@
-"""MathVerse testmini scoring (datasets.md 6 and 9.6).
+"""MathVerse testmini scoring (docs/datasets.md#mathverse-testmini,
+docs/datasets.md#mathverse-scoring).
 
 Rule path (`score_rule`): the reference's quick match, `str(answer).strip() == extract.strip()`, with the
 raw prediction (`extract.prediction`) standing in for the GPT extraction. Ours, beyond the reference: for

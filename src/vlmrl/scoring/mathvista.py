@@ -1,4 +1,5 @@
-"""MathVista testmini scoring (datasets.md 5 and 9.5).
+"""MathVista testmini scoring (docs/datasets.md#mathvista-testmini,
+docs/datasets.md#mathvista-scoring).
 
 Rule path (`score_rule`), the OFFICIAL MathVista scorer (lupantech `extract_answer.py` then
 `calculate_score.py`) applied to `extract.prediction(completion)`:

@@ -1,4 +1,4 @@
-"""MM-Math scoring: a rule judge in the manner of MM-Math's `AutoScoringJudge` (datasets.md 9.7),
+"""MM-Math scoring: a rule judge in the manner of MM-Math's `AutoScoringJudge` (docs/datasets.md#mm-math-scoring),
 written from its description, precision 1e-2 as VLMEvalKit calls it.
 
 `judge(gold, pred)`:

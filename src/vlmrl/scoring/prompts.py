@@ -1,7 +1,8 @@
-"""Judge prompts for MathVista and MathVerse (datasets.md 9.5, 9.6, 10.6).
+"""Judge prompts for MathVista and MathVerse (docs/datasets.md#mathvista-scoring,
+docs/datasets.md#mathverse-scoring, docs/datasets.md#judge-prompts).
 
-The headers are the references' task descriptions as quoted in datasets.md 10.6 (MathVerse's scoring header
-is quoted there with an elided middle, which is our wording). The in-context examples are ours, written in
+The headers are the references' task descriptions (docs/datasets.md#judge-prompts); the middle of MathVerse's
+scoring header, elided in the copy we read, is our wording. The in-context examples are ours, written in
 the references' shape: MathVista's five cover an integer, two floats, a list and an option letter, each
 ending `Extracted answer: <x>`; MathVerse's are numbered, the model response in single quotes.
 """

@@ -5,15 +5,16 @@
 * `math` (geometry training reward and GeoQA-754 evaluation): the answer span (`extract.answer_span`,
   Vision-R1's `Final Answer:` format or the last <answer> block), then math-verify's
   `verify(parse(gold), parse(prediction))` in its documented order, gold first. Both sides go through
-  `normalise_math` first because math-verify 0.9.0 misreads the GeoQA golds (datasets.md 13): `√{3}` parses
-  to nothing, `8√{3}` to 8, `240πcm^{2}` to 240, and bare `\\sqrt{3}` to nothing. No span scores 0.
-* `math_r1v`: R1-V's GeoQA test scorer exactly, to reproduce its numbers (datasets.md 9.2):
+  `normalise_math` first because math-verify 0.9.0 misreads the GeoQA golds
+  (docs/datasets.md#math-verify-on-geoqa-answers): `√{3}` parses to nothing, `8√{3}` to 8, `240πcm^{2}` to
+  240, and bare `\\sqrt{3}` to nothing. No span scores 0.
+* `math_r1v`: R1-V's GeoQA test scorer exactly, to reproduce its numbers (docs/datasets.md#geoqa-test-scoring):
   `float(verify(parse(whole_output), parse(gold))) > 0`. What it measures is not quite accuracy: the
   prediction is parsed from the whole output (the first number in the reasoning can win; `<answer>140</answer>`
   with no spaces parses to nothing); the arguments are in reverse order (the prediction is treated as gold);
   and with no normalisation a gold `8√{3}` reads as 8, so an output of 8 scores, while gold `√{3}` reads as
   nothing and nothing scores. R1-V's training reward adds an exact-string fallback on the <answer> spans
-  (datasets.md 9.3); that fallback is not part of its test scorer and is not reproduced here.
+  (docs/datasets.md#r1-v-training-rewards); that fallback is not part of its test scorer and is not reproduced here.
 
 Symbolic work has a hard time bound in every thread (`guard.symbolic`: short plain arithmetic in-process,
 anything else in a worker process killed after `guard.SECONDS`); math-verify's own SIGALRM timeouts are off.

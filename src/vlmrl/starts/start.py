@@ -223,13 +223,23 @@ def check_shipped(path: Path) -> str:
     return actual
 
 
+def _relative_start(phase: dict, root: Path) -> dict:
+    """A build phase's record with its start checkpoint relative to the build dir `root` when it lies there
+    (a temporary dir of this machine); a hub id or a path elsewhere stays as it is."""
+    start = phase.get("start_checkpoint")
+    if start is None or not Path(start).is_absolute() or not Path(start).is_relative_to(root):
+        return phase
+    return {**phase, "start_checkpoint": Path(start).relative_to(root).as_posix()}
+
+
 def publish(built: Path, build: Build, shipped: Path) -> Path:
     """Copy the built start `built` to `shipped`/<stem> with no machine path in its build.json; prints its
     digest beside the one it replaces."""
     target = shipped / build.stem
     before = json.loads((target / BUILD_FILE).read_text())["weights_sha256"] if _complete(target) else None
     summary = json.loads((built / BUILD_FILE).read_text())
-    summary.update(parent=Path(summary["parent"]).name, runs=Path(summary["runs"]).name)
+    summary.update(parent=Path(summary["parent"]).name, runs=Path(summary["runs"]).name,
+                   history=[_relative_start(phase, built.parent) for phase in summary.get("history", [])])
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(built, target)
