@@ -65,7 +65,7 @@ def test_bad_eval_setting_fails_before_a_model_loads(tmp_path, monkeypatch):
         evaluate.evaluate(compose_cfg([*TINY_FAST, f"out={tmp_path}", "eval.reliance.variants=[noise]"], "evaluate"))
 
 
-def test_bad_training_setting_fails_in_validate():
+def test_bad_training_setting_fails_before_a_model_loads():
     from conftest import check
 
     with pytest.raises(ValueError, match="algo.module.reliance.items"):

@@ -43,7 +43,7 @@ class SplitDataModule(L.LightningDataModule):
     each): ("val",), or ("val", "test") under `eval_test_curve=true`."""
 
     curve_splits: tuple[str, ...] = ("val",)
-    data_seed: int = 0   # the run's `data_seed` (config.py sets it): which walk through the splits it takes
+    data_seed: int = 0   # the run's `data_seed` (assemble.components sets it): which walk through the splits it takes
 
     def stream_key(self, name: str) -> str:
         """The key of a batch stream (`train`, `train/refill1`, ...): the splits' seed, and the run's
