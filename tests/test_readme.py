@@ -53,7 +53,7 @@ PLAN = {
     "python train.py model.freeze=[visual]": SMOKE,         # docs/visual_reliance.md
     "python -m vlmrl.report outputs/ multirun/ --out report/": [],
     "python -m vlmrl.report --from-outcomes docs/results/tiny/outcomes.json.gz --out report/claims": None,   # tests/test_claims.py, byte for byte
-    "bash sweeps/reproduce.sh --scale smoke": ["--out", "{tmp}/repro", "--report", "{tmp}/repro_report",
+    "python sweeps/reproduce.py --scale smoke": ["--out", "{tmp}/repro", "--report", "{tmp}/repro_report",
                                                "--parallel", "2"],   # the streams path, as --scale tiny runs it
     "python -m vlmrl.data.fixtures data/fixtures": [],
     "python evaluate.py eval=benchmarks data_root=data/fixtures eval.max_new_tokens=96": SMOKE,
