@@ -5,18 +5,19 @@
 
   --scale smoke   a few steps per run on a handful of records (+scale=smoke): proves the pipeline, CI runs it
   --scale tiny    the embedded reproduction (default): the tiny Qwen2-VL at conf/model/tiny.yaml's scale
-  --seeds         comma-separated training seeds (tiny: 0,1,2, so each claim of sweeps/claims.yaml can be decided)
+  --seeds         comma-separated training seeds (tiny: 0,1,2, enough to decide each claim of claims.yaml; smoke: 0)
   --out           where run dirs go (default repro/<scale>; relative paths are from the repository root)
   --report        where tables and figures go (default docs/results/<scale>)
   --parallel N    run N training streams at once, each on nproc / N threads (tiny: 2, smoke: 1), logs in
                   <out>/stream<i>.log; the evaluations run on N streams too (<out>/eval<i>.log)
   -- ...          overrides for every call (e.g. model=qwen2_vl_2b: a model but tiny runs no sweeps/tiny/ file)
 
-Steps: the training sweeps of SWEEPS, one `train.py -m +sweeps=<sweep> seed=<s> data_seed=<s>` per sweep and seed
-(each seed its own sampling and data order) shared among the streams longest first; the evaluations without an RL
-run (BASES); the cross-task evaluation of every trained run (OThink-MR1 Fig. 7 and the KL runs beside Fig. 6;
-Vision-R1's averages over tasks); then vlmrl.report (tables, figures, claims). A rerun skips every sweep, seed and
-evaluation that finished (one cut off midway runs again whole). Exits 1 naming each failed job and its log.
+Steps: the shared cold starts; the training sweeps of SWEEPS, one `train.py -m +sweeps=<sweep> seed=<s>
+data_seed=<s>` per sweep and seed (each its own sampling and data order) into <out>/<sweep>/seed<s>/, shared among
+the streams longest first; the evaluations without an RL run (BASES); the cross-task evaluation of every trained
+run (OThink-MR1 Fig. 7 and the KL runs beside Fig. 6; Vision-R1's averages over tasks); then vlmrl.report (tables,
+figures, claims). A rerun skips every sweep, seed and evaluation that finished (one cut off midway runs again
+whole). Exits 1 naming each failed job and its log.
 """
 import argparse
 import os
