@@ -20,7 +20,7 @@ LOCAL = "expected a dir with config.json or a hub id owner/name"
     (["reward.format_w=abc"], "reward.format_w='abc': expected a number (float)"),
     (["model.format_w=abc"], "model.format_w='abc': expected a number (float)"),  # the key set, not reward's copy
     (["algo.steps=1.5"], "algo.steps=1.5: expected an integer (int)"),
-    (["algo.group_size=four"], "algo.group_size='four': expected an integer (int)"),
+    (["algo.group_size=four"], "algo.group_size='four': expected an integer (int) or null"),
     (["reward.hard=maybe"], "reward.hard='maybe': expected a boolean (true or false)"),
     (["kl=constant", "kl.beta=abc"], "kl.beta='abc': expected a number (float)"),
     (["data.kl.beta_min=x"], "data.kl.beta_min='x': expected a number (float)"),

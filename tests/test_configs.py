@@ -13,8 +13,8 @@ from conftest import check
 from vlmrl.infra.resolvers import REPO_ROOT
 
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in Path(CONF).iterdir() if g.is_dir()}
-OPTIONS = [(group, option) for group, options in sorted(GROUPS.items()) if group not in ("eval", "source", "bridge")
-           for option in options]  # bridge/: bridge.py's backend options (tests/test_bridge.py composes them)
+OPTIONS = [(group, option) for group, options in sorted(GROUPS.items()) if group not in ("eval", "source", "bridge", "model_task")
+           for option in options]  # bridge/: bridge.py's backend options (tests/test_bridge.py composes them); model_task: chosen by base.yaml
 EXPERIMENTS = sorted(str(p.relative_to(REPO_ROOT / "experiments").with_suffix(""))
                      for p in (REPO_ROOT / "experiments").rglob("*.yaml"))
 SWEEPS = sorted(str(p.relative_to(REPO_ROOT / "sweeps").with_suffix("")) for p in (REPO_ROOT / "sweeps").rglob("*.yaml")
@@ -24,7 +24,7 @@ MODELS = ["tiny", "qwen2_vl_2b", "qwen2_vl_7b", "qwen2_5_vl_7b"]
 
 def test_groups_are_the_documented_ones():
     assert set(GROUPS) == {"model", "cold_start", "data", "algo", "kl", "advantage", "loss", "reward", "curriculum",
-                           "rollout", "scale", "eval", "strategy", "hydra", "source", "bridge"}
+                           "rollout", "scale", "eval", "strategy", "hydra", "source", "bridge", "model_task"}
     assert GROUPS["kl"] == ["adaptive", "constant", "dynamic", "linear", "none"]
     assert GROUPS["advantage"] == ["dr_grpo", "grpo", "reinforce_pp", "rloo"]
     assert GROUPS["loss"] == ["cispo", "dapo", "dr_grpo", "grpo", "gspo"]
@@ -131,9 +131,8 @@ def test_paper_experiments_hold_the_papers_values():
     ("loss.clip_low=wide", "loss.clip_low"),
     ("algo.module.overlong.cache_frac=1.5", "overlong.cache_frac"),
     ("algo.module.overlong.mask=maybe", "algo.module.overlong.mask"),
-    ("model.by_task.counting.grpo_lr=fast", "model.by_task.counting.grpo_lr"),
-    ("model.by_task.geometry.grpo_steps=1.5", "model.by_task.geometry.grpo_steps"),
-    ("+model.by_task.counting.lr=1e-4", "model.by_task.counting: unknown key"),
+    ("model.grpo_lr=fast", "model.grpo_lr"),
+    ("model.grpo_steps=1.5", "model.grpo_steps"),
     ("rollout.temperature=0", "rollout.temperature"),
     ("model.rollout_temperature=-1", "rollout.temperature"),
     ("algo.module.optim.schedule=step", "algo.module.optim.schedule"),
@@ -177,7 +176,7 @@ def test_the_tiny_sweeps_record_what_their_probes_tuned():
                          ("fig4_format_weight", {"fig4_terse_start"})):
         cfg = compose_cfg([f"+sweeps=tiny/othink_mr1/{sweep}", "+experiments=othink_mr1/fig6_constant_beta"
                            if sweep.startswith("fig6") else "+experiments=othink_mr1/fig4_format_weight",
-                           "model.by_task.geometry.grpo_lr=2e-4" if sweep.startswith("fig6") else "cold_start=terse",
+                           "model.grpo_lr=2e-4" if sweep.startswith("fig6") else "cold_start=terse",
                            *(["data.kl.beta_min=0.0", "data.kl.beta_max=0.05"] if sweep == "fig6_schedules" else [])])
         check(cfg)
         assert set(cfg.tuned) == names
@@ -236,3 +235,30 @@ def test_the_tiny_schedule_sweep_spans_one_beta_range_with_a_constant_at_its_mid
         assert (k(0), k(t // 2), k(t)) == {"ConstantKL": (0.025, 0.025, 0.025), "LinearKL": (0.0, 0.025, 0.05),
                                            "DynamicKL": (0.025, k(t // 2), 0.05)}[type(k).__name__]
         assert type(k).__name__ != "DynamicKL" or k(int(0.3 * t)) == 0.0
+
+
+def test_a_models_per_task_settings_come_from_its_model_task_file():
+    """conf/model_task/<model>_<data>.yaml, picked by base.yaml: no group reads another through a third."""
+    for name in GROUPS["model_task"]:   # each names a model and a task that exist
+        model, task = next((m, name[len(m) + 1:]) for m in sorted(GROUPS["model"], key=len, reverse=True)
+                           if name.startswith(m + "_"))
+        assert task in GROUPS["data"], name
+    picked = {tuple(o): compose_cfg(o) for o in ([], ["data=geometry"], ["model=tiny_qwen3_vl"], ["data=mixture"],
+                                                   ["model=qwen2_vl_2b"])}
+    assert [(c.algo.steps, c.model.grpo_lr, c.algo.max_new_tokens) for c in picked.values()] == [
+        (250, 5e-5, 56), (200, 3e-5, 80), (250, 5e-5, 56), (200, 3e-5, 80), (200, 1e-6, 512)]
+    assert "by_task" not in picked[()].model and "${data." not in OmegaConf.to_yaml(picked[()].model)   # task-free
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["curriculum=ptst", "algo.group_size=4"], "algo.group_size=4: nothing reads it"),
+    (["curriculum=ptst", "algo.max_new_tokens=40"], "algo.max_new_tokens=40: nothing reads it"),
+    (["algo=sft", "algo.group_size=8"], "algo.group_size=8: nothing reads it .SFT samples nothing"),
+    (["algo.group_size=null"], "algo.group_size=null: the curriculum's stages read it"),
+])
+def test_a_key_nothing_reads_is_rejected(overrides, message):
+    from vlmrl.config import resolve
+    from vlmrl.schema import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        resolve(compose_cfg(overrides))

@@ -20,7 +20,7 @@ from pathlib import Path
 from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from .schema import (BUILD_TYPES, BY_TASK_TYPES, CUDA_ONLY_STRATEGIES, EVALUATE_TYPES, GRPO_TARGET_NODES, KEY_TYPES,
+from .schema import (BUILD_TYPES, CUDA_ONLY_STRATEGIES, EVALUATE_TYPES, GRPO_TARGET_NODES, KEY_TYPES,
                      LORA_KEYS, OPTIM_KEYS, PHASE_TYPES, RESUME_AUTO, SOURCE_TYPES, STUDY_KEYS, TARGET_NODES, TUNED_KEYS,
                      ConfigError)
 
@@ -120,17 +120,6 @@ def sources(cfg: DictConfig):
             yield from ((f"{where}.{name}", node[name]) for name in node if isinstance(node[name], DictConfig))
 
 
-def check_by_task(cfg: DictConfig) -> None:
-    """model.by_task.<task> (the tiny model's per-task GRPO settings): known keys, each of its type."""
-    by_task = OmegaConf.select(cfg, "model.by_task", default=None)
-    for task in by_task if isinstance(by_task, DictConfig) else ():
-        where = f"model.by_task.{task}"
-        if not isinstance(by_task[task], DictConfig):
-            raise ConfigError(f"{where}={show(by_task[task])}: expected a mapping with keys {tuple(BY_TASK_TYPES)}")
-        check_unknown(by_task[task], BY_TASK_TYPES, where)
-        check_keys(by_task[task], where, BY_TASK_TYPES)
-
-
 def check_build_specs(cfg: DictConfig) -> None:
     """The start's SFT build specs (model.build.instruct, cold_start) and their phases, by type."""
     for prefix in ("model.build.instruct", "cold_start"):  # cold_start=none has no keys
@@ -152,7 +141,6 @@ def target_annotations(target: str) -> dict:
 
 def check_types(cfg: DictConfig) -> None:
     """Every known key holds a value of its type: `ConfigError("key=value: expected ...")` if not."""
-    check_by_task(cfg)  # first: a bad value there reaches model.grpo_lr etc. by interpolation
     check_keys(cfg, "", KEY_TYPES)
     check_build_specs(cfg)
     for where, source in sources(cfg):
@@ -282,6 +270,20 @@ def check_launch(cfg: DictConfig, multirun: bool) -> None:
                           "sweep (-m): use hydra/launcher=slurm, or run each multi-process cell without -m")
 
 
+def _check_ignored(cfg: DictConfig) -> None:
+    """algo.group_size and algo.max_new_tokens are read by the curriculum's one stage (curriculum=none) or by
+    nothing (SFT samples nothing; other curricula's stages set their own): a value nothing reads is an
+    error, never dropped."""
+    read = cfg.algo.name == "grpo" and OmegaConf.select(cfg, "curriculum.name", default="none") == "none"
+    for key in ("group_size", "max_new_tokens"):
+        value = cfg.algo[key]
+        if value is not None and not read:
+            who = "SFT samples nothing" if cfg.algo.name != "grpo" else "the curriculum's stages set their own"
+            raise ConfigError(f"algo.{key}={value}: nothing reads it ({who}); leave it null")
+        if value is None and read:
+            raise ConfigError(f"algo.{key}=null: the curriculum's stages read it; give a value")
+
+
 def processes(cfg: DictConfig) -> int:
     """How many processes a run launches: trainer.devices x trainer.num_nodes."""
     return int(cfg.trainer.devices) * int(cfg.trainer.get("num_nodes", 1))
@@ -289,6 +291,7 @@ def processes(cfg: DictConfig) -> int:
 
 def resolve(cfg: DictConfig) -> Plan:
     """Check the composed config of a training run (types, then paths, then ranges); nothing is built."""
+    _check_ignored(cfg)   # first: a null algo.group_size would surface as a stage's type error
     check_types(cfg)
     if cfg.model.name_or_path is None and not cfg.model.build:
         raise ConfigError("model.name_or_path is null and model.build is unset: nothing to load")
@@ -306,10 +309,11 @@ def resolve(cfg: DictConfig) -> Plan:
     _check_optim(cfg)
     _check_scale(cfg)
     if cfg.algo.name == "grpo":
-        if cfg.algo.group_size < 2:
+        if cfg.algo.group_size is not None and cfg.algo.group_size < 2:
             raise ConfigError(f"algo.group_size={cfg.algo.group_size}: GRPO needs >= 2 samples per group")
-        _positive(cfg, "algo.max_new_tokens", "algo.module.mu", "algo.module.micro_batch_size",
-                  "algo.module.max_grad_norm")
+        _positive(cfg, "algo.module.mu", "algo.module.micro_batch_size", "algo.module.max_grad_norm")
+        if cfg.algo.max_new_tokens is not None:
+            _positive(cfg, "algo.max_new_tokens")
     else:
         _positive(cfg, "algo.batch_size")
     return Plan(algo=cfg.algo.name, steps=cfg.algo.steps, processes=processes(cfg), threads=cfg.get("threads"))

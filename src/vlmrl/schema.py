@@ -37,7 +37,6 @@ RESUME_AUTO = "auto"  # resume=auto: the latest checkpoint of the run dir (resol
 BUILD_TYPES = {"seed": int, "size": int, "eval_size": int, "image_size": int, "lr": float, "schedule": str,
                "warmup_frac": float, "batch_size": int, "eval_max_new_tokens": int}   # an SFT build spec (starts/sft.py)
 PHASE_TYPES = {"steps": int, "eval_every": int}   # <build spec>.phases[i]
-BY_TASK_TYPES = {"grpo_lr": float, "grpo_steps": int, "max_new_tokens": int}   # model.by_task.<task> (tiny.yaml)
 SOURCE_TYPES = {"limit": int | None, "seed": int, "max_new_tokens": int | None, "hub": bool}  # data.module.splits
 KEY_TYPES = {
     "seed": int, "data_seed": int, "threads": int | None, "ship": bool, "starts_dir": str | None, "resume": str | None,
@@ -49,7 +48,7 @@ KEY_TYPES = {
     "model.max_new_tokens": int, "model.eval_max_new_tokens": int,
     "model.build_eval_max_new_tokens": int, "model.tokens.*": int,
     "model.build.arch.family": MODEL_FAMILIES, "model.build.arch.*": int, "data.kl.*": float, "data.few_shot.*": int,
-    "algo.name": ALGOS, "algo.steps": int, "algo.group_size": int, "algo.max_new_tokens": int,
+    "algo.name": ALGOS, "algo.steps": int, "algo.group_size": int | None, "algo.max_new_tokens": int | None,
     "algo.batch_size": int, "algo.module.optim.lr": float, "algo.module.optim.weight_decay": float,
     "algo.module.optim.schedule": LR_SCHEDULES, "algo.module.optim.warmup_frac": float,
     "logger.samples_every": int, "logger.wandb.mode": WANDB_MODES,

@@ -19,7 +19,11 @@ class Stage:
 
 
 class Curriculum:
-    def __init__(self, stages: list, total_steps: int):
+    """`name`: the config option (`none`: one stage from algo.group_size and algo.max_new_tokens; any other:
+    stages of their own, and those two keys stay null)."""
+
+    def __init__(self, stages: list, total_steps: int, name: str = "none"):
+        self.name = name
         if not stages:
             raise ValueError("curriculum.stages is empty")
         self.stages = [s if isinstance(s, Stage) else Stage(**s) for s in stages]
