@@ -18,7 +18,7 @@ CONF = str(Path(__file__).resolve().parents[1] / "conf")
 # stage, so that some sampled completions are well-formed and GRPO gets a non-zero advantage; a
 # handful of records) plus evaluation / checkpoint cadences that fire within a few steps.
 TINY_FAST = [
-    "+scale=smoke", "algo.max_new_tokens=16", "model.eval_max_new_tokens=16",
+    "+scale=smoke", "model.max_new_tokens=16", "model.eval_max_new_tokens=16",
     "eval_every=2", "ckpt_every=2", "logger.samples_every=2",
 ]
 

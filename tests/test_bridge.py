@@ -26,7 +26,7 @@ from vlmrl.bridge.backends import BackendError, HTTPBackend, Reply, Request, Sam
 from vlmrl.bridge.pipeline import FilterSpec, PassSpec, run_pipeline
 from vlmrl.bridge.prompts import check_template, fill
 from vlmrl.bridge.store import PassStore
-from vlmrl.data.datamodule import build_split
+from vlmrl.data.datamodule import draw_split
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ["+scale=smoke", "input.size=6"]
@@ -165,7 +165,7 @@ def reasoner_reply(request, heal=False):
 
 
 def _items(n=10):
-    items = build_split({"counting": {}}, "coldstart", n, seed=0)
+    items = draw_split({"counting": {}}, "coldstart", n, seed=0)
     return [{**item, "answer": str(k)} for k, item in enumerate(items)]   # one scripted behaviour per item
 
 
@@ -533,7 +533,7 @@ def test_real_server_serves_the_tiny_model_to_the_http_backend(served):
     assert listed["data"][0]["id"] == served.model
     client = HTTPBackend(**backend_kwargs("http", base_url=served.url, model=served.model, max_concurrency=2,
                                           timeout_s=60))
-    image = build_split({"counting": {}}, "coldstart", 1, seed=0)[0]["images"][0]
+    image = draw_split({"counting": {}}, "coldstart", 1, seed=0)[0]["images"][0]
     replies = client.generate([Request("How many shapes are in the image?", (image,)), Request("Count to three.")],
                               Sampling(12))
     assert all(r.error is None and r.tokens > 0 and r.finish_reason in ("stop", "length") for r in replies)

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import compose_cfg
 from vlmrl.data import detours, geometry
-from vlmrl.data.datamodule import TaskDataModule, build_split, step_batch
+from vlmrl.data.datamodule import TaskDataModule, draw_split, step_batch
 from vlmrl.data.tasks import COT_STYLES, SPLIT_SHARES, generate_splits, make_task, scene_split
 from vlmrl.rewards import accuracy, format_reward
 
@@ -217,8 +217,8 @@ def test_data_seed_picks_the_data_order_and_can_follow_the_seed(overrides, data_
 
 
 def test_records_ids_are_unique_and_stable():
-    a = build_split({"counting": {}}, "val", 30, seed=0)
-    b = build_split({"counting": {}}, "val", 30, seed=0)
+    a = draw_split({"counting": {}}, "val", 30, seed=0)
+    b = draw_split({"counting": {}}, "val", 30, seed=0)
     assert [r["id"] for r in a] == [r["id"] for r in b] and len({r["id"] for r in a}) == 30
 
 

@@ -5,7 +5,7 @@ import torch
 
 from conftest import TINY_FAST, compose_cfg
 from vlmrl.models.loading import freeze
-from vlmrl.optim import build_optimizer, param_groups
+from vlmrl.optim import make_optimizer, param_groups
 from vlmrl.schema import ConfigError
 
 
@@ -40,7 +40,7 @@ def test_merger_alone_and_the_optimizer_leaves_frozen_parameters_out(tiny_start)
     freeze(model, ["merger"])
     frozen = {id(p) for n, p in model.named_parameters() if "merger" in n}
     assert frozen and any(p.requires_grad for n, p in model.named_parameters() if "visual" in n)
-    in_optimizer = {id(p) for g in build_optimizer(model, {"lr": 1e-3}, 4)["optimizer"].param_groups for p in g["params"]}
+    in_optimizer = {id(p) for g in make_optimizer(model, {"lr": 1e-3}, 4)["optimizer"].param_groups for p in g["params"]}
     assert not frozen & in_optimizer
     assert len(in_optimizer) == sum(p.requires_grad for p in model.parameters())
 

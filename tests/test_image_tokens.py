@@ -16,9 +16,9 @@ def vllm_rollout(**overrides) -> VLLMRollout:
 
 
 def _records(n: int = 2):
-    from vlmrl.data.datamodule import build_split
+    from vlmrl.data.datamodule import draw_split
 
-    return build_split({"counting": {}}, "test", n, 0)
+    return draw_split({"counting": {}}, "test", n, 0)
 
 
 def test_the_check_runs_once_per_pixel_bounds(monkeypatch):

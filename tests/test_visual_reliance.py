@@ -1,4 +1,4 @@
-"""Visual reliance (lit/evaluation.py): every item scored again with its image blanked and with another item's
+"""Visual reliance (lit/greedy.py): every item scored again with its image blanked and with another item's
 image; accuracy minus each is the reliance, per task and category, in evaluate.py's JSON and table, during GRPO
 validation (val/reliance/*) and in the report."""
 import json
@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from conftest import TINY_FAST, compose_cfg
-from vlmrl.lit.evaluation import Reliance, blank_record, image_keys, reliance_summary, replaced_accuracy, shuffle_partners
+from vlmrl.lit.greedy import Reliance, blank_record, image_keys, reliance_summary, replaced_accuracy, shuffle_partners
 
 
 def test_shuffle_is_a_seeded_derangement_within_task_and_image_count():
@@ -177,7 +177,7 @@ def test_training_reliance_scores_the_same_items_and_pairs_however_the_val_split
     (the first `items` of the split) and their shuffle partners are fixed over the split, not the batch."""
     from types import SimpleNamespace
 
-    from vlmrl.lit.evaluation import GreedyEvaluation
+    from vlmrl.lit.greedy import GreedyEvaluation
 
     split = [{"id": f"c{i}", "task": "counting", "images": [Image.new("L", (4, 4), 10 * i)], "answer": i % 3}
              for i in range(10)]

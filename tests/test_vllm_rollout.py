@@ -137,9 +137,9 @@ def engine(tiny_start, tmp_path_factory):
 
 
 def _records(n: int = 3):
-    from vlmrl.data.datamodule import build_split
+    from vlmrl.data.datamodule import draw_split
 
-    return build_split({"counting": {}, "geometry": {}}, "test", n, 0)
+    return draw_split({"counting": {}, "geometry": {}}, "test", n, 0)
 
 
 def _assert_greedy_matches_hf(policy, processor, batch, tolerance: float = 0.05):

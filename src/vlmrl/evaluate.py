@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from .assemble import create
-from .lit.evaluation import (METRICS, Reliance, greedy_scores, image_keys, per_record, reliance_summary,
+from .lit.greedy import (METRICS, Reliance, greedy_scores, image_keys, per_record, reliance_summary,
                              replaced_accuracy, shuffle_partners)
 from .models.loading import load_model
 from .data.real import RecordTable
@@ -130,7 +130,7 @@ def breakdown(metas: list[dict], accs: list[float], replaced: dict[str, list] | 
 def score_set(policy, processor, records, batch_size: int, max_new_tokens: int, reward, judge=None,
               reliance: Reliance | None = None) -> dict:
     """Greedy completions of `records` scored by each record's verifier through `reward` (and the judge, if any);
-    with `reliance`, each item scored again with its images replaced (lit/evaluation.py; rule-based scores only,
+    with `reliance`, each item scored again with its images replaced (lit/greedy.py; rule-based scores only,
     the judge is not asked again)."""
     rows = {k: [] for k in METRICS}
     judged, kept, ids, keys = [], [], [], []

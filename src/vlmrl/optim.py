@@ -69,7 +69,7 @@ def param_groups(model: torch.nn.Module, lr: float, lr_scale: dict | None) -> li
     return [{"params": params, "lr": lr * factor} for factor, params in groups.items()]
 
 
-def build_optimizer(model: torch.nn.Module, optim: dict, total_steps: int) -> dict:
+def make_optimizer(model: torch.nn.Module, optim: dict, total_steps: int) -> dict:
     """AdamW + LambdaLR stepped every optimizer step, as Lightning's `configure_optimizers` returns them."""
     unknown = set(optim) - set(OPTIM_KEYS)
     if unknown:

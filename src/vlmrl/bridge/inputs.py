@@ -11,7 +11,7 @@ from __future__ import annotations
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from ..data.datamodule import TaskDataModule, build_split
+from ..data.datamodule import TaskDataModule, draw_split
 from ..data.real import _cap
 
 EMBEDDED_SPLITS = ("coldstart", "train", "val", "test")
@@ -28,7 +28,7 @@ def read_items(cfg: DictConfig) -> tuple[list[dict], str]:
             raise ValueError(f"input.split={split!r}: the embedded tasks have {EMBEDDED_SPLITS}")
         if size is None:
             raise ValueError("input.size=null: give a number of items (the embedded tasks are generated)")
-        records = build_split(module.tasks, split, size, module.seed, module.image_size)
+        records = draw_split(module.tasks, split, size, module.seed, module.image_size)
         where = f"{'+'.join(module.tasks)} ({split} split, {size} per task)"
     else:
         split = cfg.input.split or "train"

@@ -28,7 +28,7 @@ class StepStream:
         return iter(count())
 
 
-def build_split(tasks: dict, split: str, size: int, seed: int, image_size: int = 112) -> list[dict]:
+def draw_split(tasks: dict, split: str, size: int, seed: int, image_size: int = 112) -> list[dict]:
     """`size` records of each task's `split`, tasks in config order."""
     records = []
     for name, options in tasks.items():
@@ -117,7 +117,7 @@ class TaskDataModule(SplitDataModule):
         if name not in self.sizes:
             raise ValueError(f"split {name!r}: choose one of {tuple(self.sizes)}")
         if name not in self.records:
-            self.records[name] = build_split(self.tasks, name, self.sizes[name], self.seed, self.image_size)
+            self.records[name] = draw_split(self.tasks, name, self.sizes[name], self.seed, self.image_size)
         return self.records[name]
 
 
@@ -143,7 +143,7 @@ class ColdStartDataModule(SplitDataModule):
         if not self.records:
             draw, train, held_out = self.draw, [], []
             for task in self.tasks:
-                records = build_split({task: self.tasks[task]}, "coldstart", draw["size"] + draw["eval_size"],
+                records = draw_split({task: self.tasks[task]}, "coldstart", draw["size"] + draw["eval_size"],
                                       draw["seed"], draw["image_size"])
                 train += records[:draw["size"]]
                 held_out += records[draw["size"]:]

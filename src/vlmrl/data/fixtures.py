@@ -28,7 +28,7 @@ import io
 import json
 from pathlib import Path
 
-from .datamodule import build_split
+from .datamodule import draw_split
 
 R1V_SUFFIX = " Output the thinking process"
 TRAIN_ROWS = 220
@@ -48,7 +48,7 @@ def _question(record: dict) -> str:
 
 
 def _embedded(task: str, n: int, seed: int = 7) -> list[dict]:
-    return build_split({task: {}}, "test", n, seed)
+    return draw_split({task: {}}, "test", n, seed)
 
 
 def _write_parquet(rows: list[dict], features: dict, path: Path) -> None:

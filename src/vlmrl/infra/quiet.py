@@ -16,7 +16,7 @@ NOISY_WARNINGS = (
     r".*does not have many workers",                 # our loaders hold in-memory records
     r".*torch\.distributed\.reduce_op. is deprecated",  # vLLM's triton_utils on import (rollout=vllm)
     # rollout=vllm: vLLM initialises torch.distributed (gloo, world size 1) in this process, so Lightning asks
-    # for sync_dist on epoch-level logs; ours pass it already (lit/evaluation.py), a no-op on one process
+    # for sync_dist on epoch-level logs; ours pass it already (lit/greedy.py), a no-op on one process
     r".*It is recommended to use .self\.log\(.*sync_dist=True",
 )
 

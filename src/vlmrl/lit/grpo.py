@@ -17,7 +17,7 @@ Each prompt and its images go through a model once per group, not once per compl
 forward where the shared prefix cannot be used: gradient checkpointing, sharded weights; see there).
 Wall time per phase, completions/s and tokens/s are logged every step as perf/* (vlmrl/infra/perf.py).
 Every val pass (eval_every steps) also logs visual reliance on the first `reliance.items` val items:
-their accuracy with a blank and with a shuffled image, and the difference (lit/evaluation.py, val/reliance/*).
+their accuracy with a blank and with a shuffled image, and the difference (lit/greedy.py, val/reliance/*).
 
 An update whose loss or gradient norm is not finite is skipped (the LR schedule still advances, so
 it stays a function of the step), counted in `train/skipped_updates`, and after `max_nonfinite`
@@ -27,6 +27,7 @@ non-finite weights.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import lightning as L
 import torch
@@ -36,11 +37,20 @@ from ..algo.loss import micro_batch_weight, rollout_correction
 from ..algo.overlong import truncated_rows
 from ..infra.perf import PhaseTimer, step_metrics
 from ..infra.runlog import log_samples, log_step_metrics
-from ..optim import build_optimizer
-from ..rollout.base import completion_logprobs, concat
+from ..optim import make_optimizer
+from ..rollout.base import RolloutBatch, completion_logprobs, concat
 from ..rollout.seeded import derive_seed
 from ..strategies import full_params_for_generate, prepare_reference, rank_slice, reduce_mean
-from .evaluation import GreedyEvaluation
+from .greedy import GreedyEvaluation
+
+
+class Sampled(NamedTuple):
+    """One round of a step's sampling: the completions of N = rows x G, their scores {name: [N]}, which were
+    cut at the length cap [N] (bool), and the prompt records they answer (rows of them)."""
+    batch: RolloutBatch
+    scores: dict
+    truncated: torch.Tensor
+    records: list[dict]
 
 
 class NonFiniteError(RuntimeError):
@@ -64,7 +74,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
         self.optim, self.steps, self.mu = dict(optim), steps, mu
         self.loss, self.advantage, self.overlong = loss, advantage, overlong  # the `loss` / `advantage` groups
         self.dynamic_sampling = dynamic_sampling
-        self.reliance = reliance  # lit.evaluation.Reliance: visual reliance logged at every val pass (val/reliance/*)
+        self.reliance = reliance  # lit.greedy.Reliance: visual reliance logged at every val pass (val/reliance/*)
         self.micro_batch_size, self.max_grad_norm = micro_batch_size, max_grad_norm
         self.eval_max_new_tokens, self.samples_every, self.seed = eval_max_new_tokens, samples_every, seed
         self.rollout_step = 0  # completed rollout steps; the s of beta(s) and stage(s)
@@ -82,7 +92,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
             self._ref[0] = prepare_reference(self.ref_policy, self.trainer.strategy, self.reference)
 
     def configure_optimizers(self):
-        return build_optimizer(self.policy, self.optim, self.steps * self.mu)
+        return make_optimizer(self.policy, self.optim, self.steps * self.mu)
 
     # ------------------------------------------------------------------ one rollout step
     def training_step(self, _step_index, batch_idx):
@@ -96,7 +106,7 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
         dynamic = {}
         if self.dynamic_sampling.enabled:
             sampled, dynamic = self._fill(sampled, stage, s, timer)
-        batch, scores, truncated, records = sampled
+        batch, scores, truncated, records = sampled.batch, sampled.scores, sampled.truncated, sampled.records
         rewards, loss_mask, overlong = self.overlong.apply(scores["total"], batch.completion_mask, truncated,
                                                            stage.max_new_tokens)
         advantages = self._advantages(rewards, stage.group_size)                            # [N]
@@ -149,26 +159,25 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
             return derive_seed(self.seed, "rollout", s, *extra, "rank", self.global_rank)
         return derive_seed(self.seed, "rollout", s, *extra)
 
-    def _sample(self, records: list[dict], stage, seed: int, timer) -> tuple:
-        """records -> (RolloutBatch of their G completions each, scores {name: [N]}, truncated [N] bool, records)."""
+    def _sample(self, records: list[dict], stage, seed: int, timer) -> Sampled:
+        """records -> their G completions each, scored."""
         with timer("rollout"), full_params_for_generate(self.trainer.strategy, self.policy):
             batch = self.rollout.generate(self.policy, self.processor, records, stage.group_size,
                                           stage.max_new_tokens, seed=seed)
         with timer("reward"):
             scores = self.reward.score_records(batch.completions, records, repeat=stage.group_size)
         truncated = truncated_rows(batch.completion_ids, batch.completion_mask, self.processor.tokenizer.eos_token_id)
-        return batch, scores, truncated, records
+        return Sampled(batch, scores, truncated, records)
 
-    def _fill(self, first: tuple, stage, s: int, timer) -> tuple[tuple, dict]:
+    def _fill(self, first: Sampled, stage, s: int, timer) -> tuple[Sampled, dict]:
         """Dynamic sampling (algo/dynamic_sampling.py): more rounds of prompts until the step's B groups are
-        informative or the rounds run out -> (the same tuple as _sample for the B picked groups, metrics)."""
-        G, B = stage.group_size, len(first[3])
+        informative or the rounds run out -> (the B picked groups, metrics)."""
+        G, B = stage.group_size, len(first.records)
         rounds = [first]
 
-        def flags(sampled):  # informative groups of a round, judged on the rewards the advantages will see
-            batch, scores, truncated, _ = sampled
-            return informative(self.overlong.apply(scores["total"], batch.completion_mask, truncated,
-                                                   stage.max_new_tokens)[0], G)
+        def flags(sampled: Sampled):  # informative groups of a round, judged on the rewards the advantages will see
+            return informative(self.overlong.apply(sampled.scores["total"], sampled.batch.completion_mask,
+                                                   sampled.truncated, stage.max_new_tokens)[0], G)
 
         found = [flags(first)]
         while True:
@@ -190,13 +199,13 @@ class GRPOModule(GreedyEvaluation, L.LightningModule):
         def rows(values, groups):  # [B_r * G] -> the rows of `groups`, in order
             return values.view(-1, G)[groups].reshape(-1)
 
-        batch = concat([rounds[r][0].groups(gs) for r, gs in segments], pad_id=self.processor.tokenizer.pad_token_id)
-        scores = {key: torch.cat([rows(rounds[r][1][key], gs) for r, gs in segments]) for key in first[1]}
-        truncated = torch.cat([rows(rounds[r][2], gs) for r, gs in segments])
-        records = [rounds[r][3][g] for r, g in picks]
+        batch = concat([rounds[r].batch.groups(gs) for r, gs in segments], pad_id=self.processor.tokenizer.pad_token_id)
+        scores = {key: torch.cat([rows(rounds[r].scores[key], gs) for r, gs in segments]) for key in first.scores}
+        truncated = torch.cat([rows(rounds[r].truncated, gs) for r, gs in segments])
+        records = [rounds[r].records[g] for r, g in picks]
         metrics = {"dynamic/rounds": float(len(rounds) - 1), "dynamic/informative": sum(found[0]) / B,
                    "dynamic/short": float(fillers)}
-        return (batch, scores, truncated, records), metrics
+        return Sampled(batch, scores, truncated, records), metrics
 
     def _advantages(self, rewards: torch.Tensor, group_size: int) -> torch.Tensor:
         """rewards [n] of this rank -> advantages [n], computed over every rank's rewards (whole groups per

@@ -18,8 +18,8 @@ import torch
 from ..data.prompts import encode_prompts
 from ..data.tasks import COT_STYLES
 from ..infra.runlog import log_step_metrics
-from ..optim import build_optimizer
-from .evaluation import GreedyEvaluation
+from ..optim import make_optimizer
+from .greedy import GreedyEvaluation
 
 
 STYLES = (*COT_STYLES, "reference")  # reference: the dataset's own target (real data)
@@ -69,7 +69,7 @@ class SFTModule(GreedyEvaluation, L.LightningModule):
         self.eval_max_new_tokens, self.batch_size = eval_max_new_tokens, batch_size
 
     def configure_optimizers(self):
-        return build_optimizer(self.policy, self.optim, self.steps)
+        return make_optimizer(self.policy, self.optim, self.steps)
 
     def sft_loss(self, records: list[dict]) -> torch.Tensor:
         tokenizer = self.processor.tokenizer

@@ -1,6 +1,6 @@
 """Visual reliance: how much each run's accuracy depends on the image (evaluate.py's replaced-image scores).
 
-Reads every eval JSON that holds them (`reliance` set: lit/evaluation.py, docs/visual_reliance.md) and writes
+Reads every eval JSON that holds them (`reliance` set: lit/greedy.py, docs/visual_reliance.md) and writes
 one table per task and category: accuracy, accuracy with each image blanked and with another item's image,
 and the reliance (accuracy minus each). Runs are pooled only when their configs differ by the seeds alone
 (`seed`, `data_seed`): a group is one study (paper/result/method, else the run dir's name) on the task it

@@ -23,7 +23,7 @@ vLLM's per-token log-probs of the sampled tokens (`logprobs_mode=processed_logpr
 temperature and logit bias, i.e. the distribution actually sampled) come back as
 `RolloutBatch.rollout_logprobs`; the trainer logs their gap to its own recomputed log-probs and,
 with `is_correction` set, reweights the surrogate by truncated importance sampling (algo/loss.py).
-Evaluation stays on HF generate (lit/evaluation.py).
+Evaluation stays on HF generate (lit/greedy.py).
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from conftest import TINY_FAST, compose_cfg
 from vlmrl.data import geometry
-from vlmrl.optim import build_optimizer, lr_lambda
+from vlmrl.optim import make_optimizer, lr_lambda
 from vlmrl.starts import start
 from vlmrl.starts.start import start_checkpoint
 from vlmrl.starts.sft import build_context, phase_config
@@ -151,7 +151,7 @@ def test_evaluate_names_what_it_could_not_find(run, match, tmp_path):
 
 def test_build_optimizer_passes_every_key_and_schedules_by_hand():
     model = torch.nn.Linear(2, 1, bias=False)
-    built = build_optimizer(model, {"lr": 0.1, "weight_decay": 0.01, "betas": [0.8, 0.9],
+    built = make_optimizer(model, {"lr": 0.1, "weight_decay": 0.01, "betas": [0.8, 0.9],
                                       "schedule": "cosine", "warmup_frac": 0.2}, total_steps=10)
     group = built["optimizer"].param_groups[0]
     assert (group["lr"], group["weight_decay"], group["betas"]) == (0.1 * 0.5, 0.01, (0.8, 0.9))  # step 0: 1/2 warmup
@@ -160,20 +160,20 @@ def test_build_optimizer_passes_every_key_and_schedules_by_hand():
     assert lr_lambda("linear", 4, 0.0)(3) == pytest.approx(0.25)
     assert math.isclose(lr_lambda("constant", 4, 0.5)(0), 0.5)
     with pytest.raises(ValueError, match="momentum"):
-        build_optimizer(model, {"lr": 0.1, "momentum": 0.9}, total_steps=10)
+        make_optimizer(model, {"lr": 0.1, "momentum": 0.9}, total_steps=10)
 
 
 def test_lr_scale_gives_named_parts_their_own_learning_rate():
     model = torch.nn.ModuleDict({"visual": torch.nn.Linear(2, 2), "text": torch.nn.Linear(2, 2)})
     model.text.bias.requires_grad_(False)
-    built = build_optimizer(model, {"lr": 0.1, "lr_scale": {"visual": 10}, "schedule": "linear"}, total_steps=4)
+    built = make_optimizer(model, {"lr": 0.1, "lr_scale": {"visual": 10}, "schedule": "linear"}, total_steps=4)
     groups = {round(g["lr"], 6): g["params"] for g in built["optimizer"].param_groups}
     assert set(groups) == {1.0, 0.1}
     assert [p.shape for p in groups[1.0]] == [(2, 2), (2,)] and [p.shape for p in groups[0.1]] == [(2, 2)]
     built["lr_scheduler"]["scheduler"].step()  # the schedule scales every group from its own base LR
     assert sorted(g["lr"] for g in built["optimizer"].param_groups) == pytest.approx([0.075, 0.75])
     with pytest.raises(ValueError, match="lr_scale.visual"):
-        build_optimizer(model, {"lr": 0.1, "lr_scale": {"visual": "fast"}}, total_steps=4)
+        make_optimizer(model, {"lr": 0.1, "lr_scale": {"visual": "fast"}}, total_steps=4)
 
 
 @pytest.mark.slow
