@@ -123,3 +123,25 @@ def test_the_checks_find_what_they_should(tmp_path):
     assert not [f for f in found if f.startswith("ok.md")]
     broken = broken_doc_pointers(files, tmp_path)
     assert [b.split(": ")[1] for b in broken] == ["docs/page.md#nope", "docs/absent.md"]
+
+
+REPO_PATH = re.compile(r"(?<![\w/.<>{}*-])((?:conf|experiments|sweeps|src|docs|benchmarks|starts)/[\w./-]*\w\.(?:py|yaml|md|sh))")
+RETIRED = {"sweeps/reproduce.sh"}   # named where a past measurement says how it was run (sweeps/reproduce.py replaced it)
+
+
+def missing_repo_paths(files: dict[str, str], root: Path = ROOT) -> list[str]:
+    """'file: path' for each repo-relative file path a tracked file names that does not exist (tests' own
+    examples name a tree they write, so tests/ is left out)."""
+    return sorted({f"{name}: {m.group(1)}" for name, text in files.items() if not name.startswith("tests/")
+                   for m in REPO_PATH.finditer(text) if m.group(1) not in RETIRED and not (root / m.group(1)).exists()})
+
+
+def test_missing_repo_paths_are_seen(tmp_path):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "a.yaml").write_text("")
+    assert missing_repo_paths({"x.md": "see conf/a.yaml and conf/b.yaml"}, tmp_path) == ["x.md: conf/b.yaml"]
+
+
+def test_every_repo_path_a_file_names_exists():
+    missing = missing_repo_paths(tracked_text_files())
+    assert not missing, "pointers to files that do not exist:\n  " + "\n  ".join(missing)

@@ -13,7 +13,7 @@ the vision tower, `model.visual.merger.` its merger / projector into the LM, `mo
                                   use_orig_params=True when anything is frozen (strategies.make_strategy), so
                                   units that mix frozen and trainable weights are allowed. An entry that
                                   matches no parameter fails, naming it. [merger] freezes the projector alone.
-                                  Start builds (starts/sft.py) ignore it: a cached start trains every weight.
+                                  Start builds (vlmrl.starts.sft) ignore it: a cached start trains every weight.
   algo.module.optim.lr_scale:     {part: multiplier} of the base LR, e.g. `{visual: 0.1}`; a parameter takes the
     {visual: 0.1}                 first part its name contains, else 1. An entry matching no trainable parameter
                                   fails (a typo, or a part frozen by model.freeze). 0 is not a freeze: AdamW

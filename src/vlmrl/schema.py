@@ -35,7 +35,7 @@ RESUME_AUTO = "auto"  # resume=auto: the latest checkpoint of the run dir (resol
 # Sources come before the keys that interpolate them (model.format_w before reward.format_w), so
 # an error names the key the user set.
 BUILD_TYPES = {"seed": int, "size": int, "eval_size": int, "image_size": int, "lr": float, "schedule": str,
-               "warmup_frac": float, "batch_size": int, "eval_max_new_tokens": int}   # an SFT build spec (starts/sft.py)
+               "warmup_frac": float, "batch_size": int, "eval_max_new_tokens": int}   # an SFT build spec (vlmrl.starts.sft)
 PHASE_TYPES = {"steps": int, "eval_every": int}   # <build spec>.phases[i]
 SOURCE_TYPES = {"limit": int | None, "seed": int, "max_new_tokens": int | None, "hub": bool}  # data.module.splits
 KEY_TYPES = {

@@ -18,7 +18,7 @@ Reproducible by construction on one machine: every build trains on BUILD_THREADS
 whatever the caller set (a thread count changes float summation order, and 1000 SFT steps amplify
 that into other weights), and its output records a digest of its weights (`build.json`). Another
 CPU's kernels can still round differently, which is why the default start ships in the repo
-(`starts/start.py`).
+(`vlmrl.starts.start`).
 """
 from __future__ import annotations
 
