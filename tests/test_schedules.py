@@ -51,7 +51,7 @@ def test_scheduler_state_round_trip_and_mismatch():
 
 def test_ptst_stage_boundaries():
     c = Curriculum([{"max_new_tokens": 4096, "group_size": 16, "steps": 100},
-                    {"max_new_tokens": 8192, "group_size": 8, "steps": 100}], total_steps=200)
+                    {"max_new_tokens": 8192, "group_size": 8, "steps": 100}], total_steps=200, name="ptst")
     assert c.stage_at(0) == (0, Stage(4096, 16, 100))
     assert c.stage_at(99)[0] == 0
     assert c.stage_at(100) == (1, Stage(8192, 8, 100))
@@ -61,9 +61,9 @@ def test_ptst_stage_boundaries():
 
 def test_curriculum_must_cover_the_run_and_groups_need_two():
     with pytest.raises(ValueError, match="cover 100 steps"):
-        Curriculum([{"max_new_tokens": 8, "group_size": 4, "steps": 100}], total_steps=200)
+        Curriculum([{"max_new_tokens": 8, "group_size": 4, "steps": 100}], total_steps=200, name="ptst")
     with pytest.raises(ValueError, match="group_size=1"):
-        Curriculum([{"max_new_tokens": 8, "group_size": 1, "steps": 100}], total_steps=100)
+        Curriculum([{"max_new_tokens": 8, "group_size": 1, "steps": 100}], total_steps=100, name="ptst")
 
 
 def test_adaptive_kl_by_hand():

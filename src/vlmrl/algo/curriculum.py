@@ -22,7 +22,7 @@ class Curriculum:
     """`name`: the config option (`none`: one stage from algo.group_size and algo.max_new_tokens; any other:
     stages of their own, and those two keys stay null)."""
 
-    def __init__(self, stages: list, total_steps: int, name: str = "none"):
+    def __init__(self, stages: list, total_steps: int, name: str):
         self.name = name
         if not stages:
             raise ValueError("curriculum.stages is empty")
