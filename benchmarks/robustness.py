@@ -1,17 +1,19 @@
-"""Does the main job give the same result everywhere? `python train.py` over seeds x threads x starts.
+"""Does the main job give the same result everywhere? `python train.py` over seeds x data orders x threads x starts.
 
-    python benchmarks/robustness.py                              # seeds 0-4 x threads 1, 2 on the shipped
-                                                                 # start, + seed 0 from starts built with seeds 1, 2
-    python benchmarks/robustness.py --seeds 0 --threads 2 --starts shipped --steps 20   # a quick look
+    python benchmarks/robustness.py            # on the shipped start: seeds 0-4 x data orders 0-4 at 2 threads
+                                               # (the default), seeds 0-4 at 1 thread (data order = seed);
+                                               # + seed 0 from starts built with seeds 1, 2
+    python benchmarks/robustness.py --seeds 0 --data-seeds 0 --threads 2 --thread-row "" --starts shipped algo.steps=20
 
-Each cell is a real `python train.py seed=S threads=T [start]` in its own process and run dir
+Each cell is a real `python train.py seed=S data_seed=D threads=T [start]` in its own process and run dir
 (W&B offline, as by default), so it measures what a newcomer runs. A start other than `shipped` is the default instruct
 build rebuilt with `model.build.arch.seed=N model.build.instruct.seed=N` (another tokenizer, another
 random init, other SFT data and order) into --cache, once, before its cells, or a checkpoint dir
 given by path (e.g. a start built by an older version of the instruct build). Jobs run side by side
 while their threads fit the cores (two 1-thread runs at a time on 2 cores, a 2-thread run alone), so
 a wall time is never that of an oversubscribed run. Prints a Markdown table: start and end test
-accuracy, end mean completion length (tokens), wall seconds of the whole command; then min / mean
+accuracy, end mean completion length (tokens), wall seconds of the whole command; the shipped start's
+end accuracy as a grid (a row per seed, a column per data order, the thread row last); then min / mean
 end accuracy per start. Exits 1 when a cell ends below --min-end (default 0.90).
 """
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Cell:
     seed: int
     threads: int
     overrides: list[str] = field(default_factory=list)
+    data_seed: int = 0    # the order the training batches walk the data in
     result: dict | None = None
     wall_s: float | None = None
     error: str | None = None
@@ -44,7 +47,7 @@ class Cell:
 
     @property
     def name(self) -> str:
-        return f"start-{self.label}_seed-{self.seed}_threads-{self.threads}"
+        return f"start-{self.label}_seed-{self.seed}_data-{self.data_seed}_threads-{self.threads}"
 
 
 def start_kind(start: str) -> str:
@@ -71,7 +74,8 @@ def build_start(start: str, env: dict, extra: list[str]) -> None:
 
 def launch(cell: Cell, out: Path, env: dict, extra: list[str]) -> subprocess.Popen:
     run_dir = out / cell.name
-    args = [sys.executable, "train.py", f"seed={cell.seed}", f"threads={cell.threads}", f"hydra.run.dir={run_dir}",
+    args = [sys.executable, "train.py", f"seed={cell.seed}", f"data_seed={cell.data_seed}", f"threads={cell.threads}",
+            f"hydra.run.dir={run_dir}",
             *cell.overrides, *extra]
     log = open(out / f"{cell.name}.log", "w")
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -102,14 +106,57 @@ def run_all(cells: list[Cell], out: Path, env: dict, cores: int, extra: list[str
                                           if cell.result else cell.error), flush=True)
 
 
+def plan(starts: list[str], seeds: list[int], data_seeds: list[int], threads: list[int], thread_row: list[int],
+         other_seeds: list[int], other_threads: list[int]) -> list[Cell]:
+    """The cells: on the shipped start, seeds x data orders at each of `threads`, then each `thread_row` setting
+    on every seed with data order = seed (a cell already in the grid is not run twice); on any other start
+    (a build seed or a checkpoint dir), `other_seeds` x `other_threads` at data order 0."""
+    cells = []
+    for start in starts:
+        if start_kind(start) != "shipped":
+            cells += [Cell(start, s, t, start_overrides(start)) for t in other_threads for s in other_seeds]
+            continue
+        cells += [Cell(start, s, t, [], d) for t in threads for s in seeds for d in data_seeds]
+        names = {c.name for c in cells}
+        cells += [c for c in (Cell(start, s, t, [], s) for t in thread_row for s in seeds) if c.name not in names]
+    return cells
+
+
+def end_acc(cell: Cell) -> str:
+    return f"{cell.result['end']['test/acc']:.3f}" if cell.result else "failed"
+
+
+def grid(cells: list[Cell], threads: list[int]) -> str:
+    """A start's end accuracies as seeds x data orders at each of `threads`, then one row per other thread
+    setting (its cells' data order is the seed)."""
+    lines = []
+    for start in dict.fromkeys(c.label for c in cells):
+        mine = [c for c in cells if c.label == start]
+        orders = sorted({c.data_seed for c in mine if c.threads in threads})
+        if not orders:
+            continue
+        lines += [f"{start} start, end test accuracy (rows: seed; columns: data order):", "",
+                  "| seed \\ data order | " + " | ".join(map(str, orders)) + " |", "|---" * (len(orders) + 1) + "|"]
+        for t in threads:
+            for s in sorted({c.seed for c in mine if c.threads == t}):
+                row = {c.data_seed: end_acc(c) for c in mine if c.threads == t and c.seed == s}
+                lines.append(f"| {s} ({t} threads) | " + " | ".join(row.get(d, "-") for d in orders) + " |")
+        for t in sorted({c.threads for c in mine} - set(threads)):
+            row = [f"seed {c.seed}: {end_acc(c)}" for c in mine if c.threads == t]
+            lines.append(f"\n{t} thread(s), data order = seed: " + ", ".join(row))
+        lines.append("")
+    return "\n".join(lines)
+
+
 def table(cells: list[Cell]) -> str:
-    lines = ["| start | seed | threads | start acc | end acc | end length | wall (s) |", "|---|---|---|---|---|---|---|"]
+    lines = ["| start | seed | data order | threads | start acc | end acc | end length | wall (s) |",
+             "|---|---|---|---|---|---|---|---|"]
     for c in cells:
         if c.result is None:
-            lines.append(f"| {c.label} | {c.seed} | {c.threads} | - | failed: {c.error} | - | - |")
+            lines.append(f"| {c.label} | {c.seed} | {c.data_seed} | {c.threads} | - | failed: {c.error} | - | - |")
             continue
         s, e = c.result["start"], c.result["end"]
-        lines.append(f"| {c.label} | {c.seed} | {c.threads} | {s['test/acc']:.3f} | {e['test/acc']:.3f} | "
+        lines.append(f"| {c.label} | {c.seed} | {c.data_seed} | {c.threads} | {s['test/acc']:.3f} | {e['test/acc']:.3f} | "
                      f"{e['test/completion_len']:.1f} | {c.wall_s:.0f} |")
     return "\n".join(lines)
 
@@ -117,7 +164,9 @@ def table(cells: list[Cell]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", default="0,1,2,3,4", help="training seeds on the shipped start")
-    p.add_argument("--threads", default="1,2", help="thread settings (the `threads` config key)")
+    p.add_argument("--data-seeds", default="0,1,2,3,4", help="data orders (`data_seed`) of each seed on the shipped start")
+    p.add_argument("--threads", default="2", help="thread settings of the seeds x data orders grid (`threads`)")
+    p.add_argument("--thread-row", default="1", help="thread settings run once per seed, data order = seed ('' for none)")
     p.add_argument("--starts", default="shipped,1,2",
                    help="'shipped', build seeds of other instruct starts, and/or checkpoint dirs")
     p.add_argument("--other-seeds", default="0", help="training seeds on the other starts")
@@ -133,11 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "VLMRL_CACHE": str(Path(args.cache or out / "cache").resolve())}
     env.pop("OMP_NUM_THREADS", None)  # each cell's `threads` says it
     ints = lambda text: [int(x) for x in text.split(",") if x != ""]  # noqa: E731
-    cells = []
-    for start in args.starts.split(","):
-        seeds, threads = (ints(args.seeds), ints(args.threads)) if start_kind(start) == "shipped" else \
-            (ints(args.other_seeds), ints(args.other_threads))
-        cells += [Cell(start, s, t, start_overrides(start)) for t in threads for s in seeds]
+    cells = plan(args.starts.split(","), ints(args.seeds), ints(args.data_seeds), ints(args.threads),
+                 ints(args.thread_row), ints(args.other_seeds), ints(args.other_threads))
     t0 = time.time()
     for start in dict.fromkeys(c.start for c in cells):
         build_start(start, env, args.overrides)
@@ -148,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         ends.setdefault(c.label, []).append(c.result["end"]["test/acc"] if c.result else float("nan"))
     summary = "\n".join(f"- start {s}: end accuracy min {min(v):.3f}, mean {sum(v) / len(v):.3f} over {len(v)} runs"
                         for s, v in ends.items())
-    report = f"{text}\n\n{summary}\n\nTotal wall: {time.time() - t0:.0f} s on {args.cores} cores.\n"
+    report = (f"{text}\n\n{grid(cells, ints(args.threads))}\n{summary}\n\n"
+              f"Total wall: {time.time() - t0:.0f} s on {args.cores} cores.\n")
     (out / "table.md").write_text(report)
     print("\n" + report)
     bad = [c.name for c in cells if c.result is None or c.result["end"]["test/acc"] < args.min_end]

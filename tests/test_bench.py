@@ -89,6 +89,33 @@ def test_scaling_table_runs_every_configuration(capsys):
         assert "failed" not in row and float(cells[5]) > 0 and float(cells[-1]) > 0, row
 
 
+def _robustness():
+    spec = importlib.util.spec_from_file_location("robustness", ROOT / "benchmarks" / "robustness.py")
+    robustness = importlib.util.module_from_spec(spec)
+    sys.modules["robustness"] = robustness   # its dataclass resolves annotations through its module
+    spec.loader.exec_module(robustness)
+    return robustness
+
+
+def test_robustness_plans_the_seed_by_data_order_grid_and_a_thread_row():
+    """By default: the shipped start's 25 cells (seeds 0-4 x data orders 0-4, 2 threads), then seeds 0-4 at
+    1 thread on data order = seed; another start's cells at data order 0; a cell is never planned twice."""
+    robustness = _robustness()
+    cells = robustness.plan(["shipped", "1"], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [2], [1], [0], [2])
+    shipped = [c for c in cells if c.start == "shipped"]
+    assert len(shipped) == 30 and len({c.name for c in cells}) == len(cells) == 31
+    assert {(c.seed, c.data_seed) for c in shipped if c.threads == 2} == {(s, d) for s in range(5) for d in range(5)}
+    assert [(c.seed, c.data_seed) for c in shipped if c.threads == 1] == [(s, s) for s in range(5)]
+    assert [(c.seed, c.data_seed, c.threads) for c in cells if c.start == "1"] == [(0, 0, 2)]
+    again = robustness.plan(["shipped"], [0, 1], [0, 1], [1], [1], [], [])   # the row's cells are in the grid
+    assert len(again) == 4
+    for c in shipped:
+        c.result = {"end": {"test/acc": 0.5 + c.seed / 10 + c.data_seed / 100}}
+    text = robustness.grid(shipped, [2])
+    assert "| 3 (2 threads) | 0.800 | 0.810 | 0.820 | 0.830 | 0.840 |" in text
+    assert "1 thread(s), data order = seed: seed 0: 0.500, seed 1: 0.610" in text
+
+
 @pytest.mark.slow
 def test_robustness_table_runs_each_cell_as_train_py(tmp_path, capsys):
     """`python benchmarks/robustness.py` at smoke scale: a shipped-start cell and one on a start built
@@ -97,15 +124,17 @@ def test_robustness_table_runs_each_cell_as_train_py(tmp_path, capsys):
     robustness = importlib.util.module_from_spec(spec)
     sys.modules["robustness"] = robustness   # its dataclass resolves annotations through its module
     spec.loader.exec_module(robustness)
-    code = robustness.main(["--seeds", "0", "--threads", "1", "--starts", "shipped,7", "--other-threads", "1",
-                            "--min-end", "0", "--out", str(tmp_path / "rob"), "+scale=smoke"])
+    code = robustness.main(["--seeds", "0", "--data-seeds", "0", "--threads", "1", "--thread-row", "", "--starts",
+                            "shipped,7", "--other-threads", "1", "--min-end", "0", "--out", str(tmp_path / "rob"),
+                            "+scale=smoke"])
     out = capsys.readouterr().out
     assert code == 0, out
-    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert [r.split(" | ")[0:3] for r in rows] == [["| shipped", "0", "1"], ["| 7", "0", "1"]], rows
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line and "seed \\" not in line]
+    assert [r.split(" | ")[0:4] for r in rows[1:3]] == [["| shipped", "0", "0", "1"], ["| 7", "0", "0", "1"]], rows
     assert "failed" not in out and (tmp_path / "rob" / "table.md").is_file()
-    first = json.loads((tmp_path / "rob" / "start-shipped_seed-0_threads-1" / "results.json").read_text())
-    other = json.loads((tmp_path / "rob" / "start-7_seed-0_threads-1" / "results.json").read_text())
+    assert "shipped start, end test accuracy" in out
+    first = json.loads((tmp_path / "rob" / "start-shipped_seed-0_data-0_threads-1" / "results.json").read_text())
+    other = json.loads((tmp_path / "rob" / "start-7_seed-0_data-0_threads-1" / "results.json").read_text())
     assert first["threads"] == other["threads"] == 1 and first["start_sha256"] != other["start_sha256"]
 
 
