@@ -127,16 +127,15 @@ def end_acc(cell: Cell) -> str:
 
 
 def grid(cells: list[Cell], threads: list[int]) -> str:
-    """A start's end accuracies as seeds x data orders at each of `threads`, then one row per other thread
+    """A start's end accuracies as seeds x data orders at each of `threads`, then one line per other thread
     setting (its cells' data order is the seed)."""
     lines = []
     for start in dict.fromkeys(c.label for c in cells):
         mine = [c for c in cells if c.label == start]
         orders = sorted({c.data_seed for c in mine if c.threads in threads})
-        if not orders:
-            continue
-        lines += [f"{start} start, end test accuracy (rows: seed; columns: data order):", "",
-                  "| seed \\ data order | " + " | ".join(map(str, orders)) + " |", "|---" * (len(orders) + 1) + "|"]
+        lines += [f"{start} start, end test accuracy:", ""]
+        if orders:
+            lines += ["| seed \\ data order | " + " | ".join(map(str, orders)) + " |", "|---" * (len(orders) + 1) + "|"]
         for t in threads:
             for s in sorted({c.seed for c in mine if c.threads == t}):
                 row = {c.data_seed: end_acc(c) for c in mine if c.threads == t and c.seed == s}

@@ -114,6 +114,8 @@ def test_robustness_plans_the_seed_by_data_order_grid_and_a_thread_row():
     text = robustness.grid(shipped, [2])
     assert "| 3 (2 threads) | 0.800 | 0.810 | 0.820 | 0.830 | 0.840 |" in text
     assert "1 thread(s), data order = seed: seed 0: 0.500, seed 1: 0.610" in text
+    row_only = robustness.grid([c for c in shipped if c.threads == 1], [])   # no grid: the row alone
+    assert "| seed" not in row_only and "data order = seed: seed 0: 0.500" in row_only
 
 
 @pytest.mark.slow
@@ -132,7 +134,7 @@ def test_robustness_table_runs_each_cell_as_train_py(tmp_path, capsys):
     rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line and "seed \\" not in line]
     assert [r.split(" | ")[0:4] for r in rows[1:3]] == [["| shipped", "0", "0", "1"], ["| 7", "0", "0", "1"]], rows
     assert "failed" not in out and (tmp_path / "rob" / "table.md").is_file()
-    assert "shipped start, end test accuracy" in out
+    assert "shipped start, end test accuracy:" in out
     first = json.loads((tmp_path / "rob" / "start-shipped_seed-0_data-0_threads-1" / "results.json").read_text())
     other = json.loads((tmp_path / "rob" / "start-7_seed-0_data-0_threads-1" / "results.json").read_text())
     assert first["threads"] == other["threads"] == 1 and first["start_sha256"] != other["start_sha256"]
