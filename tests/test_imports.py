@@ -155,3 +155,10 @@ def test_vocabularies_cover_the_schema():
     from vlmrl.schema import DTYPE_NAMES
 
     assert tuple(DTYPES) == DTYPE_NAMES
+
+
+def test_no_source_file_is_over_400_lines():
+    """A module does one job: over 400 lines it is two (the package, the entries, benchmarks and sweeps' driver)."""
+    files = [*SRC.rglob("*.py"), *ROOT.glob("*.py"), *(ROOT / "benchmarks").glob("*.py"), *(ROOT / "sweeps").glob("*.py")]
+    long = {str(p.relative_to(ROOT)): n for p in files if (n := len(p.read_text().splitlines())) > 400}
+    assert len(files) > 80 and not long, long
