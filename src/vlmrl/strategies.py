@@ -34,10 +34,6 @@ def is_global_zero() -> bool:
     return getattr(rank_zero_only, "rank", 0) == 0
 
 
-def world_size(cfg: DictConfig) -> int:
-    return int(cfg.trainer.devices) * int(cfg.trainer.get("num_nodes", 1))
-
-
 def make_strategy(cfg: DictConfig):
     """The `strategy=` option as Lightning's strategy argument: "auto" for `single`, else an instance."""
     node = cfg.strategy.lightning

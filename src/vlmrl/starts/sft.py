@@ -27,6 +27,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..config import processes
 from ..infra.perf import use_threads
 from ..run import run
 from ..schema import BUILD_TYPES, PHASE_TYPES
@@ -75,7 +76,7 @@ def check_spec(spec: dict, key: str) -> None:
 
 
 def _one_process(cfg: DictConfig) -> bool:
-    return cfg.trainer.devices * cfg.trainer.num_nodes == 1
+    return processes(cfg) == 1
 
 
 def build_context(cfg: DictConfig) -> dict:
