@@ -27,7 +27,7 @@ def test_groups_are_the_documented_ones():
                            "rollout", "scale", "eval", "strategy", "hydra", "source", "bridge", "model_task"}
     assert GROUPS["kl"] == ["adaptive", "constant", "dynamic", "linear", "none"]
     assert GROUPS["advantage"] == ["dr_grpo", "grpo", "reinforce_pp", "rloo"]
-    assert GROUPS["loss"] == ["cispo", "dapo", "dr_grpo", "grpo", "grpo_token_mean", "gspo"]
+    assert GROUPS["loss"] == ["cispo", "dapo", "dr_grpo", "grpo", "gspo"]
 
 
 def test_loss_options_select_their_papers_settings():

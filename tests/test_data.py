@@ -208,9 +208,9 @@ def test_data_seed_moves_the_order_not_the_items_and_seed_0_keeps_the_old_stream
     assert [r["id"] for r in dm1.refill_batch(3, 1)] != [r["id"] for r in dm0.refill_batch(3, 1)]
 
 
-@pytest.mark.parametrize("overrides, data_seed", [([], 0), (["seed=2"], 2), (["seed=2", "data_seed=3"], 3),
-                                                   (["seed=2", "data_seed=0"], 0), (["algo=sft", "seed=1"], 1)])
-def test_data_seed_follows_the_seed_unless_set(overrides, data_seed):
+@pytest.mark.parametrize("overrides, data_seed", [([], 0), (["seed=2"], 0), (["seed=2", "data_seed=3"], 3),
+                                                   (["algo=sft", "seed=1", "data_seed=${seed}"], 1)])
+def test_data_seed_picks_the_data_order_and_can_follow_the_seed(overrides, data_seed):
     from conftest import check
 
     assert check(compose_cfg(overrides))["datamodule"].data_seed == data_seed
