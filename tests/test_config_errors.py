@@ -162,7 +162,7 @@ ENTRY_ERRORS = [   # (command, environment, the message of its one stderr line);
     (["evaluate.py", "run=base", "model=qwen2_vl_2b"], HUB_DOWN, QWEN + REFUSED + QWEN_FIX),
     (["cold_start.py", "cold_start=vision_r1", "cold_start.phases.0.steps=0"], {}, "cold_start.phases[0].steps=0 must be >= 1"),
     (["cold_start.py", "model=qwen2_vl_2b"], OFFLINE, QWEN + "HF_HUB_OFFLINE=1" + QWEN_FIX),
-    (["-m", "vlmrl.report", "/nope"], {}, "/nope: no such directory (give the dirs that hold run dirs, e.g. outputs/)"),
+    (["-m", "vlmrl.report", "outptus"], {}, "outptus: no such directory (give the dirs that hold run dirs, e.g. outputs/)"),
     (["-m", "vlmrl.report", "--from-outcomes", "nope.json.gz", "--out", "x"], {}, "outcomes file nope.json.gz not found"),
 ]
 
