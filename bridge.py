@@ -14,12 +14,14 @@ command resumes it. Code: src/vlmrl/bridge/.
 import hydra
 from omegaconf import DictConfig
 
+from vlmrl.infra.cli import one_line_errors
 from vlmrl.infra.resolvers import register
 
 register()  # resolvers used by conf/ (the repo root, run-dir names)
 
 
 @hydra.main(config_path="conf", config_name="bridge", version_base="1.3")
+@one_line_errors("bridge.py")   # a config or input error: one line on stderr, exit status 2
 def main(cfg: DictConfig) -> int:
     from vlmrl.bridge.run import run_bridge
     from vlmrl.infra.quiet import quiet_third_party

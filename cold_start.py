@@ -14,12 +14,14 @@ cache and writes them to `starts/`. Same config tree as train.py.
 import hydra
 from omegaconf import DictConfig
 
+from vlmrl.infra.cli import one_line_errors
 from vlmrl.infra.resolvers import register
 
 register()  # resolvers used by conf/ (run-dir names, stage fractions, the repo root)
 
 
 @hydra.main(config_path="conf", config_name="start", version_base="1.3")
+@one_line_errors("cold_start.py")   # a config or input error: one line on stderr, exit status 2
 def main(cfg: DictConfig) -> str:
     from vlmrl.config import check_types
     from vlmrl.infra.quiet import quiet_third_party

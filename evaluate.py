@@ -12,12 +12,14 @@ docs/visual_reliance.md).
 import hydra
 from omegaconf import DictConfig
 
+from vlmrl.infra.cli import one_line_errors
 from vlmrl.infra.resolvers import register
 
 register()  # resolvers used by conf/ (run-dir names, stage fractions, the repo root)
 
 
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
+@one_line_errors("evaluate.py")   # a config or input error: one line on stderr, exit status 2
 def main(cfg: DictConfig) -> None:
     from vlmrl.config import check_evaluate
     from vlmrl.infra.quiet import quiet_third_party

@@ -16,12 +16,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from vlmrl.infra.cli import one_line_errors
 from vlmrl.infra.resolvers import register
 
 register()  # resolvers used by conf/ (run-dir names, stage fractions, the repo root)
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
+@one_line_errors("train.py")   # a config or input error: one line on stderr, exit status 2
 def main(cfg: DictConfig) -> float:
     from vlmrl.infra.preemption import Preempted
     from vlmrl.infra.quiet import quiet_third_party

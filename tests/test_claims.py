@@ -399,6 +399,9 @@ def test_the_outcomes_file_rebuilds_the_claims_table_byte_for_byte(arms, tmp_pat
     report([arms[0].path.parent], again, claims=claims_file)
     assert (again / "outcomes.json.gz").read_bytes() == (out / "outcomes.json.gz").read_bytes()
     capsys.readouterr()
-    assert main(["--from-outcomes", str(tmp_path / "nope.json.gz"), "--out", str(rebuilt)]) == 2
+    with pytest.raises(SystemExit) as exit_:
+        main(["--from-outcomes", str(tmp_path / "nope.json.gz"), "--out", str(rebuilt)])
+    assert exit_.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"python -m vlmrl.report: outcomes file {tmp_path / 'nope.json.gz'} not found"]
+    assert err == [f"python -m vlmrl.report: outcomes file {tmp_path / 'nope.json.gz'} not found "
+                   "(VLMRL_TRACEBACK=1 prints the traceback)"]

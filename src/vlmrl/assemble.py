@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from .models.loading import load_policy
+from .schema import ConfigError, InputError
 from .strategies import is_global_zero
 from .trainer import close_loggers, make_trainer
 
@@ -36,12 +37,16 @@ class Assembly:
 
 
 def create(node: DictConfig):
-    """hydra.utils.instantiate, re-raising our own ValueError (which names the key) unwrapped."""
+    """hydra.utils.instantiate, re-raising a ValueError of the class's option checks (it names the key) unwrapped, as
+    the ConfigError it is (its own input errors stay what they are)."""
     try:
         return instantiate(node)
     except InstantiationException as exc:
-        if isinstance(exc.__cause__, ValueError):
-            raise exc.__cause__ from None
+        cause = exc.__cause__
+        if isinstance(cause, (ConfigError, InputError)):
+            raise cause from None
+        if isinstance(cause, ValueError):
+            raise ConfigError(str(cause)) from cause
         raise
 
 

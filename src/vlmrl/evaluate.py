@@ -22,6 +22,7 @@ from .lit.greedy import (METRICS, Reliance, greedy_scores, image_keys, per_recor
                              replaced_accuracy, shuffle_partners)
 from .models.loading import load_model
 from .data.real import RecordTable
+from .schema import MissingInput
 from .starts.start import start_checkpoint
 
 
@@ -38,12 +39,12 @@ def resolve(cfg: DictConfig) -> dict:
         return {"checkpoint": start_checkpoint(cfg), "ckpt_file": None, "run_cfg": cfg, "run_dir": None}
     path = Path(str(cfg.run)).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f"run={cfg.run}: no such run dir, checkpoint dir or .ckpt file")
+        raise MissingInput(f"run={cfg.run}: no such run dir, checkpoint dir or .ckpt file")
     run_dir = _run_dir_of(path)
     run_cfg = OmegaConf.load(run_dir / "config_resolved.yaml") if run_dir else None
     if path.is_file():
         if run_dir is None:
-            raise FileNotFoundError(f"run={path}: a .ckpt needs its run dir's config_resolved.yaml two levels up")
+            raise MissingInput(f"run={path}: a .ckpt needs its run dir's config_resolved.yaml two levels up")
         return {"checkpoint": start_checkpoint(run_cfg), "ckpt_file": path, "run_cfg": run_cfg, "run_dir": run_dir}
     if run_dir == path:
         final, last = path / "final", path / "checkpoints" / "last.ckpt"
@@ -51,10 +52,10 @@ def resolve(cfg: DictConfig) -> dict:
             return {"checkpoint": str(final), "ckpt_file": None, "run_cfg": run_cfg, "run_dir": path}
         if last.is_file():
             return {"checkpoint": start_checkpoint(run_cfg), "ckpt_file": last, "run_cfg": run_cfg, "run_dir": path}
-        raise FileNotFoundError(f"run={path}: neither {final}/config.json nor {last} exists (did the run finish?)")
+        raise MissingInput(f"run={path}: neither {final}/config.json nor {last} exists (did the run finish?)")
     if (path / "config.json").is_file():
         return {"checkpoint": str(path), "ckpt_file": None, "run_cfg": cfg, "run_dir": None}
-    raise FileNotFoundError(f"run={path}: not a run dir (config_resolved.yaml), an HF checkpoint (config.json) or a .ckpt")
+    raise MissingInput(f"run={path}: not a run dir (config_resolved.yaml), an HF checkpoint (config.json) or a .ckpt")
 
 
 def load_policy(source: dict, model_cfg: DictConfig):
@@ -75,7 +76,7 @@ def eval_sets(cfg: DictConfig, run_cfg: DictConfig) -> dict[str, dict]:
     sets = {}
     tasks = dict(cfg.eval.tasks) if cfg.eval.tasks or cfg.eval.get("benchmarks") else {run_cfg.data.name: run_cfg.data}
     for name, data_cfg in tasks.items():
-        sets[name] = {"records": instantiate(data_cfg.module).split(cfg.eval.split),
+        sets[name] = {"records": create(data_cfg.module).split(cfg.eval.split),
                       "max_new_tokens": cfg.eval.get("max_new_tokens") or run_cfg.model.eval_max_new_tokens}
     for name, spec in (cfg.eval.get("benchmarks") or {}).items():
         spec = OmegaConf.to_container(spec, resolve=True)

@@ -1,4 +1,4 @@
-"""The config's vocabulary: the error every check raises, the allowed values and the type of each key users set.
+"""The config's vocabulary: the errors every check raises, the allowed values and the type of each key users set.
 
 This module is the package's lowest floor: it imports nothing (no vlmrl, no third-party package), so every
 module that needs a vocabulary (models.loading's dtypes, algo.loss's aggregations, optim's schedules and
@@ -10,6 +10,17 @@ from __future__ import annotations
 
 class ConfigError(ValueError):
     """One line: `key=value: expected ...`."""
+
+
+class InputError(Exception):
+    """One line: an input the config names (a dataset, a model, a checkpoint, a run dir) is missing or unreadable,
+    naming it, where it was looked for and how to get it there. With ConfigError, the user's to fix: the entries
+    print it as one line (`infra.cli`)."""
+
+
+class MissingInput(InputError, FileNotFoundError):
+    """An input that is not where the config says, nor anywhere it could come from (a local copy, a cache, a
+    reachable hub)."""
 
 
 # Allowed values (plain names: the modules that act on them map them to objects).

@@ -12,11 +12,13 @@ from omegaconf import DictConfig
 from .assemble import components, read_data
 from .config import resolve
 from .run import run
-from .starts.start import start_checkpoint
+from .starts.start import check_start, start_checkpoint
 
 
 def train(cfg: DictConfig, run_dir: str | Path, overrides: list[str]) -> dict:
     """`run.run`'s result for `cfg` in `run_dir` (`overrides`: the command line's, naming the run in W&B)."""
     resolve(cfg)   # a bad value fails here, before a start is built or any model loads
-    parts = read_data(components(cfg))   # so does a bad option of a part, or a bad row of real data
+    parts = components(cfg)   # so does a bad option of a part
+    check_start(cfg)   # a model neither local, cached nor reachable, or a model.freeze entry matching nothing
+    parts = read_data(parts)   # a bad row of real data
     return run(cfg, run_dir, overrides, start_checkpoint(cfg), parts)

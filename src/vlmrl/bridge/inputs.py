@@ -8,11 +8,13 @@ module's split caps draw it). Ids key every pass's results, so they must be uniq
 """
 from __future__ import annotations
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from ..assemble import create
 from ..data.datamodule import TaskDataModule, draw_split
 from ..data.real import _cap
+from ..data.sources import DataError
+from ..schema import ConfigError
 
 EMBEDDED_SPLITS = ("coldstart", "train", "val", "test")
 REAL_SPLITS = ("train", "val", "test")
@@ -20,25 +22,25 @@ REAL_SPLITS = ("train", "val", "test")
 
 def read_items(cfg: DictConfig) -> tuple[list[dict], str]:
     """(records, one line saying what was read). Data errors raise here, before any model loads."""
-    module = instantiate(cfg.data.module)
+    module = create(cfg.data.module)   # a bad option: a ConfigError naming it
     size = cfg.input.size
     if isinstance(module, TaskDataModule):
         split = cfg.input.split or "coldstart"
         if split not in EMBEDDED_SPLITS:
-            raise ValueError(f"input.split={split!r}: the embedded tasks have {EMBEDDED_SPLITS}")
+            raise ConfigError(f"input.split={split!r}: the embedded tasks have {EMBEDDED_SPLITS}")
         if size is None:
-            raise ValueError("input.size=null: give a number of items (the embedded tasks are generated)")
+            raise ConfigError("input.size=null: give a number of items (the embedded tasks are generated)")
         records = draw_split(module.tasks, split, size, module.seed, module.image_size)
         where = f"{'+'.join(module.tasks)} ({split} split, {size} per task)"
     else:
         split = cfg.input.split or "train"
         if split not in REAL_SPLITS:
-            raise ValueError(f"input.split={split!r}: a real dataset has {REAL_SPLITS}")
+            raise ConfigError(f"input.split={split!r}: a real dataset has {REAL_SPLITS}")
         table = _cap(module.split(split), size, f"{module.seed}/bridge/{split}")
         records = [table[i] for i in range(len(table))]
         where = f"{cfg.data.name} [{split}]: {table.summary()}"
     ids = [r["id"] for r in records]
     if len(set(ids)) != len(ids):
         duplicate = next(i for i in ids if ids.count(i) > 1)
-        raise ValueError(f"{where}: item id {duplicate!r} occurs more than once; ids key the pass files")
+        raise DataError(f"{where}: item id {duplicate!r} occurs more than once; ids key the pass files")
     return records, where

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..infra.hub import require_model
 from .backends import Sampling
 from .config import SLOTS, bridge_config, check
 from .inputs import read_items
@@ -27,15 +28,18 @@ def pass_specs(cfg: DictConfig) -> dict[str, PassSpec]:
 
 def resolve_models(cfg: DictConfig, backends: dict) -> dict:
     """Local backends without a model get the composed config's start checkpoint (the tiny model: built
-    and cached on first use); slots with the same config share one backend (one model in memory)."""
+    and cached on first use), those with one must have it at hand (`infra.hub.require_model`); slots with
+    the same config share one backend (one model in memory)."""
     start = None
-    for backend in backends.values():
+    for slot, backend in backends.items():
         if getattr(backend, "model", "") is None:
             if start is None:
                 from ..starts.start import start_checkpoint
 
                 start = start_checkpoint(cfg)
             backend.model = start
+        elif not hasattr(backend, "base_url"):   # a local backend loads its model; a served one is asked by name
+            require_model(str(backend.model), f"{slot}.model")
     slots = list(backends)
     for i, slot in enumerate(slots):
         for earlier in slots[:i]:

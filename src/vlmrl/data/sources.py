@@ -24,11 +24,14 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from ..infra.hub import hub_down, missing_dataset
+from ..schema import InputError, MissingInput
+
 BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class DataError(ValueError):
+class DataError(InputError, ValueError):
     """Bad input data: the message names the file, the row and the field."""
 
 
@@ -36,12 +39,13 @@ class DataError(ValueError):
 class Located:
     kind: str          # "file", "dir" or "hub"
     where: str         # the path, or the hub id
-    image_root: Path   # relative image paths resolve against this
+    image_root: Path   # relative image paths resolve against this (a hub id's: where its local copy would be)
+    looked: tuple = ()  # the local places looked at first (a hub id's)
 
 
 def locate(path: str, data_root: str | Path | None = None, hub: bool = True) -> Located:
-    """Where the dataset named `path` is (see the module docstring); raises FileNotFoundError naming
-    every place looked at."""
+    """Where the dataset named `path` is (see the module docstring); raises MissingInput (a FileNotFoundError)
+    naming every place looked at."""
     looked = []
     candidates = [Path(path).expanduser()]
     if data_root is not None and not Path(path).is_absolute():
@@ -53,10 +57,10 @@ def locate(path: str, data_root: str | Path | None = None, hub: bool = True) -> 
         if candidate.is_dir():
             return Located("dir", str(candidate), candidate)
     if hub and _HUB_ID.match(path):
-        return Located("hub", path, Path(data_root or ".").expanduser() / path)
+        return Located("hub", path, Path(data_root or ".").expanduser() / path, tuple(looked))
     why = "" if hub else " (hub access is off for this source)"
-    raise FileNotFoundError(f"dataset {path!r} not found: looked at {', '.join(looked)}{why}; "
-                            f"put a copy there or set data_root=<dir holding it>")
+    raise MissingInput(f"dataset {path!r} not found: looked at {', '.join(looked)}{why}; "
+                       f"put a copy there or set data_root=<dir holding it>")
 
 
 def _builder(files: list[str]) -> str:
@@ -70,7 +74,7 @@ def _local_files(root: Path, files: str | list[str]) -> list[str]:
     patterns = [files] if isinstance(files, str) else list(files)
     found = sorted({str(p) for pattern in patterns for p in root.glob(pattern) if p.is_file()})
     if not found:
-        raise FileNotFoundError(f"{root}: no file matches {patterns}")
+        raise MissingInput(f"{root}: no file matches {patterns}")
     return found
 
 
@@ -88,11 +92,14 @@ def _load(located: Located, name: str | None, split: str, files) -> tuple:
         kwargs = {"delimiter": "\t"} if paths[0].endswith(".tsv") else {}
         table = datasets.load_dataset(_builder(paths), data_files={split: paths}, split=split, **kwargs)
         return table, paths[0] if len(paths) == 1 else f"{located.where} ({len(paths)} files)"
+    down = hub_down()   # without a network, offline at once: the cache or a one-line error, never minutes of retries
     try:
         table = datasets.load_dataset(located.where, name, split=split, data_files=files)
-    except (ConnectionError, OSError) as exc:  # the hub is unreachable, or the id / config does not exist
-        raise FileNotFoundError(f"dataset {located.where!r} (config {name}, split {split!r}): not found locally "
-                                f"and not loadable from the hub: {exc}") from None
+    except (ConnectionError, OSError) as exc:  # not cached and the hub unreachable, or the id / config does not exist
+        if down is not None:
+            raise missing_dataset(located.where, split, list(located.looked), str(located.image_root), down) from None
+        raise MissingInput(f"dataset {located.where!r} (config {name}, split {split!r}): not found locally "
+                           f"and not loadable from the hub: {exc}") from None
     except ValueError as exc:  # e.g. an unknown split name
         raise DataError(f"dataset {located.where!r} (config {name}): {exc}") from None
     return table, located.where

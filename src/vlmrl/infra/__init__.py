@@ -3,5 +3,6 @@ assemble.py, trainer.py). runlog.py: the run dir's metrics and samples files bes
 quiet.py: a clean console (third-party noise off); perf.py: the thread count and per-phase step timing,
 throughput and peak memory; preemption.py: atomic checkpoints and a checkpoint on SIGTERM / SIGUSR1
 (`resume=auto` is rundir.py's); resolvers.py: the OmegaConf resolvers the configs use (run-dir names, the repository
-root); chat_http.py: the one OpenAI-compatible chat-completions POST shared by the LLM judge and the bridge.
+root); chat_http.py: the one OpenAI-compatible chat-completions POST shared by the LLM judge and the bridge;
+cli.py: the entries' one-line errors; hub.py: whether a hub model or dataset can be had without a network.
 """

@@ -19,6 +19,7 @@ from ..data.prompts import encode_prompts
 from ..data.tasks import COT_STYLES
 from ..infra.runlog import log_step_metrics
 from ..optim import make_optimizer
+from ..schema import ConfigError
 from .greedy import GreedyEvaluation
 
 
@@ -28,7 +29,7 @@ STYLES = (*COT_STYLES, "reference")  # reference: the dataset's own target (real
 def check_styles(styles: dict, key: str) -> dict[str, float]:
     unknown = set(styles) - set(STYLES)
     if not styles or unknown or any(w < 0 for w in styles.values()) or sum(styles.values()) <= 0:
-        raise ValueError(f"{key}={dict(styles)}: give non-negative weights of {STYLES}, not all zero")
+        raise ConfigError(f"{key}={dict(styles)}: give non-negative weights of {STYLES}, not all zero")
     return {k: float(v) for k, v in styles.items()}
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..schema import DTYPE_NAMES
+from ..schema import DTYPE_NAMES, ConfigError
 
 DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}   # model.dtype -> torch dtype
 
@@ -47,25 +47,38 @@ def add_lora(model, r: int, alpha: int, dropout: float = 0.0, target_modules: li
     return peft_model
 
 
-def freeze(model: torch.nn.Module, parts, where: str = "model.freeze") -> dict[str, int]:
-    """requires_grad False on every parameter whose name contains one of `parts` -> {part: parameters it
-    matched}. Raises ValueError naming an entry that is not a non-empty string or matches no parameter."""
+def check_freeze(parts, names: list[str], model: str, where: str = "model.freeze") -> dict[str, int]:
+    """{part: parameters of `names` it is part of}; ConfigError naming an entry that is not a non-empty string or
+    is part of no name (`model`: the class the names belong to)."""
     parts = list(parts or [])
     for part in parts:
         if not isinstance(part, str) or not part:
-            raise ValueError(f"{where}: entry {part!r} is not a parameter-name part (a non-empty string, e.g. visual)")
-    matched = {part: 0 for part in parts}
-    for name, param in model.named_parameters():
-        hits = [part for part in parts if part in name]
-        for part in hits:
-            matched[part] += 1
-        if hits:
-            param.requires_grad_(False)
+            raise ConfigError(f"{where}: entry {part!r} is not a parameter-name part (a non-empty string, e.g. visual)")
+    matched = {part: sum(part in name for name in names) for part in parts}
     missing = [part for part, n in matched.items() if n == 0]
     if missing:
-        sample = ", ".join(n for n, _ in list(model.named_parameters())[:3])
-        raise ValueError(f"{where}: {missing} match no parameter name of {type(model).__name__} (names look like "
-                         f"{sample}, ...)")
+        raise ConfigError(f"{where}: {missing} match no parameter name of {model} (names look like "
+                          f"{', '.join(names[:3])}, ...)")
+    return matched
+
+
+def architecture_parameters(checkpoint_dir: str) -> tuple[str, list[str]]:
+    """(class name, parameter names) of the model the config.json in `checkpoint_dir` describes, built on the meta
+    device: no weights are read or allocated, so `check_freeze` runs before any model loads."""
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    with torch.device("meta"):
+        model = AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(checkpoint_dir))
+    return type(model).__name__, [name for name, _ in model.named_parameters()]
+
+
+def freeze(model: torch.nn.Module, parts, where: str = "model.freeze") -> dict[str, int]:
+    """requires_grad False on every parameter whose name contains one of `parts` -> {part: parameters it
+    matched}. Raises ConfigError naming an entry that is not a non-empty string or matches no parameter."""
+    matched = check_freeze(parts, [name for name, _ in model.named_parameters()], type(model).__name__, where)
+    for name, param in model.named_parameters():
+        if any(part in name for part in matched):
+            param.requires_grad_(False)
     return matched
 
 

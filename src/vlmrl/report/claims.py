@@ -31,12 +31,13 @@ import numpy as np
 import yaml
 
 from ..infra.resolvers import REPO_ROOT
+from ..schema import ConfigError
 from .inference import (ALPHA, EXPECTS, POWER, Estimate, estimate, holm_adjusted, holm_levels, interval, items_for,
                         mde, primary_p, seeds_for, verdict)
 from .markdown import md_table
 from .outcomes import Record
 from .output import Artifact
-from .runs import matrices
+from .runs import input_text, matrices
 from .stats import mean_std
 
 CLAIMS = REPO_ROOT / "sweeps" / "claims.yaml"
@@ -78,22 +79,22 @@ def parse_min_effect(value, where: str) -> tuple[float, bool]:
     try:
         amount = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
-        raise ValueError(f"{where}: min_effect={value!r}: expected a number or a percentage like 10%") from None
+        raise ConfigError(f"{where}: min_effect={value!r}: expected a number or a percentage like 10%") from None
     if amount <= 0:
-        raise ValueError(f"{where}: min_effect={value!r} must be > 0")
+        raise ConfigError(f"{where}: min_effect={value!r} must be > 0")
     return amount, text.endswith("%")
 
 
 def load_claims(path: str | os.PathLike = CLAIMS) -> list[Claim]:
-    raw = yaml.safe_load(Path(path).read_text())["claims"]
+    raw = yaml.safe_load(input_text(path, "--claims"))["claims"]
     claims = []
     for c in raw:
         where = f"{path}: claim {c.get('id')}"
         missing = [k for k in ("id", "paper", "source", "claim", "metric", "a", "b", "expect", "min_effect", "why") if k not in c]
         if missing:
-            raise ValueError(f"{where}: missing {missing} (each claim names its minimum effect and why)")
+            raise ConfigError(f"{where}: missing {missing} (each claim names its minimum effect and why)")
         if str(c["expect"]) not in EXPECTS:
-            raise ValueError(f"{where}: expect={c['expect']!r}: choose one of {EXPECTS}")
+            raise ConfigError(f"{where}: expect={c['expect']!r}: choose one of {EXPECTS}")
         arms = {k: Arm(c[k]["select"], c[k].get("task", "all"), c[k].get("paper"), c[k].get("metric")) for k in "ab"}
         amount, relative = parse_min_effect(c["min_effect"], where)
         claims.append(Claim(c["id"], c["paper"], c["source"], c["claim"], c["metric"], arms["a"], arms["b"],

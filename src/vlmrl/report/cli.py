@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..infra.cli import one_line_errors
+from ..schema import MissingInput
 from . import outcomes
 from .claims import CLAIMS, build_claims, load_claims, run_metrics, selector_keys
 from .othink import build_fig1, build_fig4, build_fig5, build_fig6, build_fig7, build_table1
@@ -88,6 +89,9 @@ def report(paths: Sequence[str | os.PathLike], out: str | os.PathLike | None = N
            paper_values: str | os.PathLike = PAPER_VALUES, claims: str | os.PathLike = CLAIMS) -> list[Path]:
     """Read the run dirs under `paths`; write every paper table / figure, the claims table, a summary of
     each other multirun dir and README.md to `out` (default: <first path>/report) -> files written."""
+    missing = [str(path) for path in paths if not Path(path).is_dir()]
+    if missing:   # a typo would otherwise give an empty report, written into a new dir of that name
+        raise MissingInput(f"{', '.join(missing)}: no such directory (give the dirs that hold run dirs, e.g. outputs/)")
     paper, out = load_paper_values(paper_values), Path(out) if out is not None else Path(paths[0]) / "report"
     loaded = [load_run(d) for d in find_run_dirs(paths) if out not in (d, *d.parents)]
     runs = [r for r in loaded if r.study]
@@ -130,7 +134,7 @@ def from_outcomes(path: str | os.PathLike, out: str | os.PathLike, claims: str |
     """The claims table (claims.md) from an outcomes file alone -> the files written."""
     artifact = build_claims(outcomes.read(path), load_claims(claims))
     if artifact is None:
-        raise ValueError(f"{path}: no claim has runs on both sides")
+        raise outcomes.OutcomesError(f"{path}: no claim has runs on both sides")
     Path(out).mkdir(parents=True, exist_ok=True)
     print(f"\n## {artifact.title}\n\n{artifact.markdown}\n")
     written = write_artifact(artifact, Path(out))
@@ -138,8 +142,15 @@ def from_outcomes(path: str | os.PathLike, out: str | os.PathLike, claims: str |
     return written
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (as every entry's errors are), not the usage text before it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (--help shows the usage)\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vlmrl.report", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="python -m vlmrl.report", description=__doc__.split("\n")[0])
     parser.add_argument("paths", nargs="*", help="dirs searched recursively for run dirs")
     parser.add_argument("--from-outcomes", metavar="FILE", help="rebuild claims.md from an outcomes file "
                         "(outcomes.json.gz, written beside every claims table) instead of run dirs")
@@ -147,16 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--paper-values", default=str(PAPER_VALUES), help="YAML of the papers' numbers")
     parser.add_argument("--claims", default=str(CLAIMS), help="YAML of the papers' claims, each decided from the runs")
     args = parser.parse_args(argv)
-    if args.from_outcomes:
-        if args.paths or not args.out:
-            parser.error("--from-outcomes reads no run dirs and needs --out")
-        try:
-            from_outcomes(args.from_outcomes, args.out, args.claims)
-        except (FileNotFoundError, ValueError) as err:     # a missing or foreign file: one line, no traceback
-            print(f"python -m vlmrl.report: {err}", file=sys.stderr)
-            return 2
-        return 0
-    if not args.paths:
+    if args.from_outcomes and (args.paths or not args.out):
+        parser.error("--from-outcomes reads no run dirs and needs --out")
+    if not args.from_outcomes and not args.paths:
         parser.error("give the dirs to search for run dirs, or --from-outcomes FILE --out DIR")
-    report(args.paths, args.out, args.paper_values, args.claims)
+    with one_line_errors(parser.prog):   # a missing or foreign file: one line, no traceback
+        if args.from_outcomes:
+            from_outcomes(args.from_outcomes, args.out, args.claims)
+        else:
+            report(args.paths, args.out, args.paper_values, args.claims)
     return 0

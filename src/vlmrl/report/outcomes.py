@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from ..schema import InputError, MissingInput
 from .runs import TASKS, Run, cfg_get, run_items, run_mean, smoothed
 from .stats import saturation_step
 
@@ -27,6 +28,10 @@ FORMAT = 1
 METRICS = ("acc", "format", "completion_len")
 STUDY_FIELDS = ("result", "method")          # selector keys read from the run's study
 ALL = "all"                                  # a claim's task: every task pooled
+
+
+class OutcomesError(InputError, ValueError):
+    """An outcomes file that gives no claims table: not one, of another format, or with no claim run on both sides."""
 
 
 @dataclass(frozen=True)
@@ -154,10 +159,10 @@ def read(path: str | os.PathLike) -> list[Record]:
     try:
         payload = json.loads(gzip.decompress(Path(path).read_bytes()))
     except FileNotFoundError:
-        raise FileNotFoundError(f"outcomes file {path} not found") from None
+        raise MissingInput(f"outcomes file {path} not found") from None
     except (OSError, json.JSONDecodeError, EOFError) as err:
-        raise ValueError(f"{path} is not an outcomes file (gzip of JSON): {err}") from None
+        raise OutcomesError(f"{path} is not an outcomes file (gzip of JSON): {err}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path}: outcomes format {payload.get('format') if isinstance(payload, dict) else None!r}, "
+        raise OutcomesError(f"{path}: outcomes format {payload.get('format') if isinstance(payload, dict) else None!r}, "
                          f"this report reads format {FORMAT}")
     return [Record(**r) for r in payload["runs"]]

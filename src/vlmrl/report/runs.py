@@ -17,6 +17,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from ..infra.resolvers import REPO_ROOT
+from ..schema import MissingInput
 from .inference import estimate, interval as t_interval
 from .stats import SMOOTH, rolling_mean
 
@@ -123,8 +124,15 @@ def load_run(run_dir: Path) -> Run:
     return Run(run_dir, config or {}, read_jsonl(run_dir / "metrics.jsonl"), results, evals)
 
 
+def input_text(path: str | os.PathLike, option: str) -> str:
+    """The text of one of the report's input files; MissingInput naming the `option` that gave it if it is not there."""
+    if not Path(path).is_file():
+        raise MissingInput(f"{option}={path}: no such file")
+    return Path(path).read_text()
+
+
 def load_paper_values(path: str | os.PathLike = PAPER_VALUES) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+    return yaml.safe_load(input_text(path, "--paper-values"))
 
 
 def select(runs: Sequence[Run], paper: str, results: Sequence[str], methods: Sequence[str] | None = None) -> list[Run]:

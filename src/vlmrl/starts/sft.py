@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..config import processes
 from ..infra.perf import use_threads
 from ..run import run
-from ..schema import BUILD_TYPES, PHASE_TYPES
+from ..schema import BUILD_TYPES, PHASE_TYPES, ConfigError
 
 SPEC_KEYS = ("tasks", "styles", "phases", *BUILD_TYPES)
 PHASE_KEYS = ("tasks", *PHASE_TYPES)
@@ -45,34 +45,37 @@ CONF = Path(__file__).resolve().parents[3] / "conf"   # a source checkout's conf
 
 
 def check_spec(spec: dict, key: str) -> None:
-    """Raise naming the key for any unknown or bad value of a build spec."""
+    """Raise a ConfigError naming the key for any unknown or bad value of a build spec."""
     from ..data.tasks import make_task
     from ..lit.sft import check_styles
 
     unknown = set(spec) - set(SPEC_KEYS)
     if unknown:
-        raise ValueError(f"{key}: unknown key(s) {sorted(unknown)}; known: {SPEC_KEYS}")
+        raise ConfigError(f"{key}: unknown key(s) {sorted(unknown)}; known: {SPEC_KEYS}")
     for name, options in spec["tasks"].items():
-        make_task(name, **dict(options or {}))
+        try:
+            make_task(name, **dict(options or {}))
+        except ValueError as error:   # the task's own words, named by the build's key
+            raise ConfigError(f"{key}.tasks.{name}: {error}") from error
     check_styles(spec["styles"], f"{key}.styles")
     for field in ("size", "eval_size", "batch_size", "eval_max_new_tokens"):
         if spec[field] < 1:
-            raise ValueError(f"{key}.{field}={spec[field]} must be >= 1")
+            raise ConfigError(f"{key}.{field}={spec[field]} must be >= 1")
     if not spec["lr"] > 0:
-        raise ValueError(f"{key}.lr={spec['lr']} must be > 0")
+        raise ConfigError(f"{key}.lr={spec['lr']} must be > 0")
     if not spec["phases"]:
-        raise ValueError(f"{key}.phases is empty")
+        raise ConfigError(f"{key}.phases is empty")
     for i, phase in enumerate(spec["phases"]):
         where = f"{key}.phases[{i}]"
         if set(phase) - set(PHASE_KEYS):
-            raise ValueError(f"{where}: unknown key(s) {sorted(set(phase) - set(PHASE_KEYS))}; known: {PHASE_KEYS} "
+            raise ConfigError(f"{where}: unknown key(s) {sorted(set(phase) - set(PHASE_KEYS))}; known: {PHASE_KEYS} "
                              "(no stop_at: phases train a fixed number of steps)")
         missing = set(phase["tasks"]) - set(spec["tasks"])
         if missing or not phase["tasks"]:
-            raise ValueError(f"{where}.tasks={phase['tasks']}: name tasks of {key}.tasks {list(spec['tasks'])}")
+            raise ConfigError(f"{where}.tasks={phase['tasks']}: name tasks of {key}.tasks {list(spec['tasks'])}")
         for field in ("steps", "eval_every"):
             if phase.get(field, 1) < 1:
-                raise ValueError(f"{where}.{field}={phase[field]} must be >= 1")
+                raise ConfigError(f"{where}.{field}={phase[field]} must be >= 1")
 
 
 def _one_process(cfg: DictConfig) -> bool:

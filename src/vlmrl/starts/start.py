@@ -35,8 +35,11 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.tasks import REVISION
+from ..infra.hub import require_model
+from ..models.loading import architecture_parameters, check_freeze
 from ..models.tiny import build_tiny, spec_hash
 from ..rundir import BUILD_FILE
+from ..schema import ConfigError
 from .digest import weights_digest
 from .sft import build_context, check_spec, in_default_context, phase_dir, run_sft
 
@@ -190,19 +193,44 @@ def shipped_dir(cfg: DictConfig) -> Path | None:
 def start_checkpoint(cfg: DictConfig) -> str:
     """Path of the checkpoint a run starts from: the shipped copy (`starts_dir`, checked against its
     digest), else the cached one, else built from the deepest build found (SFT builds by `run_sft`;
-    their run dirs stay in the cache beside the checkpoint, `<stem>.runs/`, and a killed build resumes)."""
+    their run dirs stay in the cache beside the checkpoint, `<stem>.runs/`, and a killed build resumes).
+    A real checkpoint that a build or the run needs must be at hand first (`infra.hub.require_model`)."""
     check_builds(cfg)
     root, path, builds = start_plan(cfg)
-    shipped = shipped_dir(cfg)
-    first = 0
-    for i in reversed(range(len(builds))):
-        found = locate(builds[i].stem, root, shipped)
-        if found is not None:
-            path, first = found, i + 1
-            break
+    first, found = deepest_found(cfg, root, builds)
+    if found is not None:
+        path = found
+    elif path is not None:
+        require_model(path, "model.name_or_path")
     for build in builds[first:]:
         path = build_in(root, cfg, build, path)
     return str(path)
+
+
+def deepest_found(cfg: DictConfig, root: Path, builds: list[Build]) -> tuple[int, str | None]:
+    """(index of the first build still to run, the checkpoint of the deepest build found or None)."""
+    shipped = shipped_dir(cfg)
+    for i in reversed(range(len(builds))):
+        found = locate(builds[i].stem, root, shipped)
+        if found is not None:
+            return i + 1, found
+    return 0, None
+
+
+def check_start(cfg: DictConfig) -> None:
+    """What the start needs, checked before anything is built or loaded: its build specs, its real checkpoint
+    at hand (local, cached, or the hub reachable: one line otherwise, at once) and every `model.freeze` entry
+    part of a parameter name of its architecture. The names come from a config.json on disk (a build found, a
+    local or cached checkpoint), no weights read; without one (a start not built yet, a hub model not downloaded)
+    or under LoRA (which renames the parameters) the entries are checked when the policy loads."""
+    check_builds(cfg)
+    root, path, builds = start_plan(cfg)
+    _, found = deepest_found(cfg, root, builds)
+    config_dir = found or (require_model(path, "model.name_or_path") if path is not None else None)
+    parts = list(cfg.model.get("freeze") or [])
+    if parts and config_dir is not None and not cfg.model.get("lora"):
+        model, names = architecture_parameters(config_dir)
+        check_freeze(parts, names, model)
 
 
 def locate(stem: str, root: Path, shipped: Path | None) -> str | None:
@@ -256,14 +284,16 @@ def ship(cfg: DictConfig) -> list[Path]:
     _, path, builds = start_plan(cfg)
     shipped = shipped_dir(cfg)
     if shipped is None:
-        raise ValueError("ship=true needs starts_dir (where to write the starts)")
+        raise ConfigError("ship=true needs starts_dir (where to write the starts): starts_dir=<dir>")
+    if all(build.spec is None for build in builds):   # the random tiny model is rebuilt in ms: not shipped
+        raise ConfigError("ship=true: this config's start has no build of ours to ship (a real checkpoint "
+                          "without a cold start is loaded as it is)")
+    if path is not None:
+        require_model(path, "model.name_or_path")
     written = []
     with tempfile.TemporaryDirectory() as tmp:
         for build in builds:
             path = build_in(Path(tmp), cfg, build, path)
-            if build.spec is not None:   # the random tiny model is rebuilt in ms: not shipped
+            if build.spec is not None:
                 written.append(publish(Path(path), build, shipped))
-    if not written:
-        raise ValueError("ship=true: this config's start has no build of ours to ship (a real checkpoint "
-                         "without a cold start is loaded as it is)")
     return written
