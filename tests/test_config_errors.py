@@ -236,3 +236,23 @@ def test_only_config_and_input_errors_lose_their_traceback(monkeypatch, capsys):
         with one_line_errors("x.py"):
             raise ConfigError("seed='x': expected an integer (int)")
     assert capsys.readouterr().err == ""
+
+
+def _task(cfg):
+    if cfg == "bad":
+        raise ConfigError("seed='bad': expected an integer (int)")
+    return cfg
+
+
+def test_a_decorated_task_pickles_and_keeps_its_behaviour(capsys):
+    """Hydra's submitit launcher pickles the task function: the decorator must hold nothing a pickle refuses
+    (a generator-based context manager holds a generator)."""
+    import cloudpickle
+    from vlmrl.infra.cli import one_line_errors
+
+    task = cloudpickle.loads(cloudpickle.dumps(one_line_errors("x.py")(_task)))
+    assert task("ok") == "ok" and task.__name__ == "_task"
+    with pytest.raises(SystemExit) as exit_:
+        task("bad")
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == f"x.py: seed='bad': expected an integer (int) ({TRACEBACK_ENV}=1 prints the traceback)\n"

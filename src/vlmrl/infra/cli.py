@@ -10,9 +10,9 @@ imports it before anything heavy.
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
-from contextlib import contextmanager
 
 from ..schema import ConfigError, InputError
 
@@ -30,14 +30,26 @@ def traceback_wanted() -> bool:
     return os.environ.get(TRACEBACK_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
-@contextmanager
-def one_line_errors(prog: str):
-    """Run the body (or, as a decorator, the function); a ConfigError or InputError becomes `error_line` on
-    stderr and SystemExit(EXIT_STATUS), unless TRACEBACK_ENV asks for the traceback."""
-    try:
-        yield
-    except (ConfigError, InputError) as error:
-        if traceback_wanted():
-            raise
-        print(error_line(prog, error), file=sys.stderr, flush=True)
+class one_line_errors:
+    """Run a `with` body, or a function it decorates; a ConfigError or InputError becomes `error_line` on stderr
+    and SystemExit(EXIT_STATUS), unless TRACEBACK_ENV asks for the traceback. A class, not a generator-based
+    context manager, so a decorated task function pickles (Hydra's submitit launcher sends it to its jobs)."""
+
+    def __init__(self, prog: str):
+        self.prog = prog
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if error is None or not isinstance(error, (ConfigError, InputError)) or traceback_wanted():
+            return False
+        print(error_line(self.prog, error), file=sys.stderr, flush=True)
         raise SystemExit(EXIT_STATUS) from None
+
+    def __call__(self, func):
+        @functools.wraps(func)
+        def wrapped(*args, **kwargs):
+            with self:
+                return func(*args, **kwargs)
+        return wrapped
