@@ -1,6 +1,7 @@
 """Embedded tasks: determinism, disjoint splits independent of sizes, verifiable answers, reasoning
 whose length grows with the item; prompt batches by step; every data config's splits can be drawn."""
 import random
+import re
 from collections import Counter
 
 import pytest
@@ -206,6 +207,38 @@ def test_data_seed_moves_the_order_not_the_items_and_seed_0_keeps_the_old_stream
     old = step_batch(dm0.split("train"), "0/train", 3, 8)        # the key every run used before data_seed
     assert ids(dm0, 3) == [r["id"] for r in old]
     assert [r["id"] for r in dm1.refill_batch(3, 1)] != [r["id"] for r in dm0.refill_batch(3, 1)]
+
+
+def test_warmup_walks_its_own_split_for_its_steps_then_the_train_split():
+    kw = dict(tasks={"counting": {}}, seed=0, train_size=40, val_size=4, test_size=4, batch_size=8,
+              eval_batch_size=4, image_size=112)
+    plain = TaskDataModule(**kw)
+    warm = TaskDataModule(**kw, warmup={"steps": 3, "tasks": {"counting": {"min_count": 6, "max_count": 9}}})
+    counts = lambda dm, step: [int(r["answer"]) for r in dm.train_batch(step)]
+    assert all(6 <= c <= 9 for step in range(3) for c in counts(warm, step))
+    assert len(warm.records["warmup"]) == 24                        # one pass of 3 steps x 8 prompts
+    assert len({r["id"] for r in warm.records["warmup"]}) == 24
+    assert counts(warm, 3) == counts(plain, 3) and counts(warm, 7) == counts(plain, 7)   # then the same stream
+    assert min(c for c in counts(plain, 0) + counts(plain, 1) + counts(plain, 2)) < 6
+    assert warm.split("val") == plain.split("val") and warm.split("test") == plain.split("test")
+    warm_all = TaskDataModule(**{**kw, "val_size": 100, "test_size": 300}, warmup={"steps": 30, "tasks": {"counting": {}}})
+    warm_all.train_batch(0)
+    held_out = {r["id"] for split in ("val", "test") for r in warm_all.split(split)}
+    assert not held_out & {r["id"] for r in warm_all.records["warmup"]}   # drawn from train's scenes only
+    assert TaskDataModule(**kw, warmup={"steps": 0, "tasks": {"counting": {}}}).warmup is None
+
+
+@pytest.mark.parametrize("warmup, message", [
+    ({"steps": 2, "tasks": {"geometry": {}}}, "name one or more of the run's tasks ['counting']"),
+    ({"steps": 2, "tasks": {}}, "name one or more of the run's tasks"),
+    ({"steps": -1, "tasks": {"counting": {}}}, "warmup.steps=-1 must be an integer >= 0"),
+    ({"steps": 2, "tasks": {"counting": {"max_count": 99}}}, "max_count + max_distractors <= grid^2=16"),
+    ({"steps": 2, "count": 3}, "unknown key(s) ['count']")])
+def test_warmup_rejects_bad_options_naming_them(warmup, message):
+    kw = dict(tasks={"counting": {}}, seed=0, train_size=40, val_size=4, test_size=4, batch_size=8,
+              eval_batch_size=4, image_size=112)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TaskDataModule(**kw, warmup=warmup)
 
 
 @pytest.mark.parametrize("overrides, data_seed", [([], 0), (["seed=2"], 0), (["seed=2", "data_seed=3"], 3),

@@ -89,10 +89,14 @@ class SplitDataModule(L.LightningDataModule):
 
 
 class TaskDataModule(SplitDataModule):
-    """The embedded tasks' train / val / test splits, drawn on first use."""
+    """The embedded tasks' train / val / test splits, drawn on first use.
+
+    `warmup` ({steps, tasks} or None): GRPO's first `steps` batches walk a split of their own, drawn from the
+    train split's scenes of `tasks` (the same task names with other options, e.g. a count range), instead
+    of the train split; val and test never change. A pure function of the step, as every batch here."""
 
     def __init__(self, tasks: dict, seed: int, train_size: int, val_size: int, test_size: int, batch_size: int,
-                 eval_batch_size: int, image_size: int):
+                 eval_batch_size: int, image_size: int, warmup: dict | None = None):
         for key, value in dict(train_size=train_size, val_size=val_size, test_size=test_size,
                                batch_size=batch_size, eval_batch_size=eval_batch_size).items():
             if value < 1:
@@ -104,6 +108,20 @@ class TaskDataModule(SplitDataModule):
         super().__init__(seed=seed, batch_size=batch_size, eval_batch_size=eval_batch_size)
         self.tasks, self.image_size = {k: dict(v or {}) for k, v in tasks.items()}, image_size
         self.sizes = {"test": test_size, "val": val_size, "train": train_size}
+        self.warmup = check_warmup(warmup, self.tasks, image_size)
+
+    def train_batch(self, step: int) -> list[dict]:
+        if self.warmup and step < self.warmup["steps"]:
+            if "warmup" not in self.records:
+                self.records["warmup"] = draw_split(self.warmup["tasks"], "train", self.warmup_size, self.seed,
+                                                    self.image_size)
+            return step_batch(self.records["warmup"], self.stream_key("warmup"), step, self.batch_size)
+        return super().train_batch(step)
+
+    @property
+    def warmup_size(self) -> int:
+        """Records in the warm-up split: one pass of its steps, at most train_size."""
+        return min(self.sizes["train"], self.warmup["steps"] * self.batch_size)
 
     @property
     def task_names(self) -> list[str]:
@@ -119,6 +137,24 @@ class TaskDataModule(SplitDataModule):
         if name not in self.records:
             self.records[name] = draw_split(self.tasks, name, self.sizes[name], self.seed, self.image_size)
         return self.records[name]
+
+
+def check_warmup(warmup: dict | None, tasks: dict, image_size: int) -> dict | None:
+    """`data.module.warmup` as {steps, tasks} (None when absent or steps is 0); raises naming the bad key."""
+    if not warmup or not warmup.get("steps"):
+        return None
+    unknown = set(warmup) - {"steps", "tasks"}
+    if unknown:
+        raise ValueError(f"data.module.warmup: unknown key(s) {sorted(unknown)}; it takes steps and tasks")
+    steps, warm_tasks = warmup["steps"], {k: dict(v or {}) for k, v in dict(warmup.get("tasks") or {}).items()}
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"data.module.warmup.steps={steps!r} must be an integer >= 0")
+    if not warm_tasks or set(warm_tasks) - set(tasks):
+        raise ValueError(f"data.module.warmup.tasks={sorted(warm_tasks)}: name one or more of the run's tasks "
+                         f"{sorted(tasks)}")
+    for name, options in warm_tasks.items():
+        make_task(name, image_size=image_size, **options)   # validates the options now
+    return {"steps": steps, "tasks": warm_tasks}
 
 
 class ColdStartDataModule(SplitDataModule):
