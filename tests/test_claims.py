@@ -405,3 +405,43 @@ def test_the_outcomes_file_rebuilds_the_claims_table_byte_for_byte(arms, tmp_pat
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"python -m vlmrl.report: outcomes file {tmp_path / 'nope.json.gz'} not found "
                    "(VLMRL_TRACEBACK=1 prints the traceback)"]
+
+
+def test_a_sweep_at_the_ceiling_says_so_and_compares_learning_speed(tmp_path):
+    # two cells x two seeds, every run ends 100% right; val/acc logged at steps 0, 10, 20 (format always 1):
+    #   format_w=0: [.5, .9, 1] -> (0.7 x 10 + 0.95 x 10) / 20 = 82.5%; [.5, .8, 1] -> 77.5%: mean 80.0, sd 3.536,
+    #     SE 2.5, t(0.975, 1) 12.706 -> [48.2, 111.8]
+    #   format_w=1: [.5, .5, 1] -> 62.5%; [.5, .6, 1] -> 67.5%: mean 65.0 [33.2, 96.8]; minus the first row -15.0, Welch SE
+    #     sqrt(6.25 + 6.25) = 3.536, df 2, t 4.303 -> [-30.2, +0.2]
+    sweep = tmp_path / "multirun" / "ceil"
+    sweep.mkdir(parents=True)
+    (sweep / "multirun.yaml").write_text("hydra:\n  overrides:\n    task:\n    - reward.format_w=0,1\n    - seed=0,1\n")
+    curves = {("0", 0): [.5, .9, 1.], ("0", 1): [.5, .8, 1.], ("1", 0): [.5, .5, 1.], ("1", 1): [.5, .6, 1.]}
+    for n, ((w, seed), val) in enumerate(curves.items()):
+        run = write_trained(sweep, f"{n}_cell", "x", seed, outcomes(1.0, seed, 100),
+                            overrides=[f"reward.format_w={w}", f"seed={seed}"])
+        cfg = OmegaConf.load(run / "config_resolved.yaml")
+        cfg.study = None
+        OmegaConf.save(cfg, run / "config_resolved.yaml")
+        (run / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "val/acc": v, "val/format": 1.0,
+                                                               "train/acc": v}) + "\n" for s, v in zip((0, 10, 20), val)))
+    report([sweep])
+    table = (sweep / "report" / "sweep_ceil.md").read_text()
+    assert "| val acc AUC (%) [95% CI] | vs first row (points) [95% CI] | val format AUC (%) [95% CI] |" in table
+    rows = [line for line in table.splitlines() if line.startswith("| 0 |") or line.startswith("| 1 |")]
+    assert "| 80.0 [48.2, 111.8] | (first row) | 100.0 [100.0, 100.0] | (first row) |" in rows[0], rows[0]
+    assert "| 65.0 [33.2, 96.8] | -15.0 [-30.2, +0.2] | 100.0 [100.0, 100.0] | +0.0 [+0.0, +0.0] |" in rows[1], rows[1]
+    assert "**Every cell ends at the ceiling**" in table and "compare the AUC columns" in table
+
+
+def test_accuracy_axes_stay_within_0_and_100_and_a_flat_result_shows_its_noise_scale():
+    from vlmrl.report.plots import new_figure, percent_axis
+
+    fig, (ax,) = new_figure()
+    ax.plot([0, 1], [100.0, 100.0])                    # autoscaled, a flat line at 100 spans 96-104
+    percent_axis(ax)
+    assert ax.get_ylim()[1] == 100.0 and ax.get_ylim()[0] < 100.0
+    percent_axis(ax, 100.0, 100.0, noise=5.8)          # 300 items: 2 SE of a 50% rate
+    assert ax.get_ylim() == (94.2, 100.0)
+    percent_axis(ax, 2.0, 40.0, noise=5.8)
+    assert ax.get_ylim() == (0.0, 45.8)

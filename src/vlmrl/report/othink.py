@@ -11,7 +11,7 @@ import numpy as np
 
 from .markdown import fmt, fmt_paper, md_table
 from .output import Artifact
-from .plots import BAND, COLORS, LABELS, interval_bars, new_figure, plot_mean
+from .plots import BAND, COLORS, LABELS, interval_bars, new_figure, percent_axis, plot_mean
 from .runs import (EVAL_NAME, TASKS, Run, cfg_get, collect, describe, end_value, eval_metric, group_by, interval,
                    select, series, smoothed, task_metric)
 from .inference import knob_spread
@@ -74,6 +74,7 @@ def build_fig1(runs: Sequence[Run], paper: dict) -> Artifact | None:
                 label=f"paper {LABELS[m]} end (Table 1, 2B, test)")
     ax.set(xlabel="training step", ylabel=f"{split} accuracy (%), greedy",
            title=f"OThink-MR1 Fig. 1: geometry, SFT vs GRPO ({split} split; {BAND})")
+    percent_axis(ax)
     ax.title.set_fontsize(9)
     ax.legend(fontsize=7)
     used = [r for r in chosen if r.method in curves]
@@ -135,6 +136,7 @@ def build_fig4(runs: Sequence[Run], paper: dict) -> Artifact | None:
                 ax.plot([1.0], [cells[xs.index(0.0)][0] * (1 + rel)], marker="*", ms=12, mfc="none", ls="none",
                         color=bars[0].get_color(), label=f"paper: alpha=1 at {100 * rel:+.0f}% over our alpha=0")
         ax.set(xlabel="format weight alpha", ylabel=f"test {name} (%), greedy", title=f"test {name}, 95% CI (items x seeds)")
+        percent_axis(ax)
         ax.title.set_fontsize(9)
         ax.legend(fontsize=7)
     fig.suptitle("OThink-MR1 Fig. 4: format weight alpha (GRPO, constant beta)", fontsize=10)
@@ -210,6 +212,7 @@ def fig6_plot(chosen: Sequence[Run], pv: dict):
     ax.axvline(pv["best_beta"], ls=":", color="k", label=f"paper: rises then falls, best beta = {pv['best_beta']:g}")
     ax.set(xlabel="constant KL weight beta", ylabel="test accuracy (%), greedy",
            title="OThink-MR1 Fig. 6: constant beta (test split, 95% CI over items x seeds)")
+    percent_axis(ax)
     ax.title.set_fontsize(9)
     ax.legend(fontsize=6)
     return fig
@@ -324,7 +327,8 @@ def fig7_plot(chosen: Sequence[Run], pv: dict):
         ax.set_xticks(x, [LABELS[m] for m in FIG7_METHODS])
         ax.set(ylabel=f"{dst} test accuracy (%), greedy", title=f"trained on {src} -> tested on {dst}")
         top = max([*np.nan_to_num(means + err[1]), *[v or 0 for v in ref], 1.0])
-        ax.set_ylim(0, 1.3 * top)                    # headroom: the legend sits above the bars, covering none
-        ax.legend(fontsize=7, loc="upper center", ncol=2)
+        ax.set_ylim(0, min(100.0, 1.3 * top))        # headroom: the legend sits above the bars, covering none
+        below = 1.3 * top > 100.0                     # no headroom within 0-100%: the legend goes under the axis
+        ax.legend(fontsize=7, loc="upper center", ncol=2, **({"bbox_to_anchor": (0.5, -0.12)} if below else {}))
     fig.suptitle("OThink-MR1 Fig. 7: cross-task transfer (test split)", fontsize=10)
     return fig

@@ -39,3 +39,12 @@ def interval_bars(ax, xs, cells, label: str, **style):
     means = np.array([c[0] for c in cells], float)
     err = np.array([[m - c[1] for m, c in zip(means, cells)], [c[2] - m for m, c in zip(means, cells)]])
     return ax.errorbar(xs, means, yerr=np.nan_to_num(err), marker="o", capsize=3, label=label, **style)
+
+
+def percent_axis(ax, lo: float | None = None, hi: float | None = None, noise: float = 0.0) -> None:
+    """Keep an accuracy axis (%) within 0-100: [lo - noise, hi + noise] when given (a flat result then stays
+    flat against its noise scale), else the autoscaled range, clipped either way."""
+    auto_lo, auto_hi = ax.get_ylim()
+    lo = auto_lo if lo is None or lo != lo else lo - noise
+    hi = auto_hi if hi is None or hi != hi else hi + noise
+    ax.set_ylim(max(0.0, lo), min(100.0, hi))

@@ -8,7 +8,10 @@ what each cell set. The swept keys are the overridden keys whose value differs b
 excepted; a cell is one combination of their values and its seeds are aggregated: end test
 accuracy (mean ± std over seeds and a 95% interval over seeds and test items: report/inference.py),
 format rate and completion length, the start's accuracy beside them, and each cell's difference from
-the first row with a 95% interval of the same kind, paired over the test items both cells share. Values are ordered as the sweep declared them (multirun.yaml: the sweeper's
+the first row with a 95% interval of the same kind, paired over the test items both cells share. Learning
+speed sits beside the end point: the time average of each run's validation accuracy and format curves
+(the area under them over the steps they span), a t interval over seeds and Welch's difference from the
+first row; when every cell ends at the ceiling the table says so. Values are ordered as the sweep declared them (multirun.yaml: the sweeper's
 params and the command line), numbers numerically otherwise, so the first row is the sweep's first cell. The figure puts the key with
 the most values on the x axis and draws one line per value of the other (more than two swept keys:
 one line per combination of the others). A second figure, `sweep_<dir>_curves`, draws each cell's
@@ -20,13 +23,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import yaml
 
 from .inference import estimate, interval
 from .markdown import fmt, md_table
 from .output import Artifact
-from .plots import BAND, interval_bars, new_figure, plot_mean
-from .runs import Run, describe, end_value, group_by, interval_of, matrices, outcomes, smoothed
+from .plots import BAND, interval_bars, new_figure, percent_axis, plot_mean
+from .runs import Run, describe, end_value, group_by, interval_of, matrices, outcomes, series, smoothed
 from .stats import SMOOTH
 
 SEEDS = ("seed", "data_seed")   # a cell's replicates differ in these, never its cells
@@ -103,6 +107,36 @@ def difference(a: list, b: list) -> str:
     return f"{float(est.diff):+.1f} [{float(lo):+.1f}, {float(hi):+.1f}]"
 
 
+def curve_mean(run: Run, key: str) -> float | None:
+    """The time average of a logged curve (trapezoid over its steps / their span): the area under e.g. the
+    validation-accuracy curve, so a cell that gets there sooner scores higher at the same end point.
+    None with fewer than two logged points."""
+    steps, values = series(run, key)
+    if steps.size < 2 or steps[-1] == steps[0]:
+        return None
+    return float(np.sum((values[1:] + values[:-1]) / 2 * np.diff(steps)) / (steps[-1] - steps[0]))
+
+
+SPEEDS = (("val/acc", "val acc AUC (%)"), ("val/format", "val format AUC (%)"))
+
+
+def speed(values: list, first: list | None) -> tuple[str, str]:
+    """(cell's "mean [lo, hi]", its difference from the first row "+d [lo, hi]") of per-seed values: t
+    intervals over seeds (Welch for the difference); "–" where fewer than two seeds."""
+    if not values:
+        return "–", "–"
+    est = estimate(np.array([[v] for v in values]))
+    lo, hi = interval(est)
+    own = f"{float(est.diff):.1f} [{float(lo):.1f}, {float(hi):.1f}]" if len(values) > 1 else f"{values[0]:.1f}"
+    if first is None:
+        return own, "(first row)"
+    if len(values) < 2 or len(first) < 2:
+        return own, "–"
+    est = estimate(np.array([[v] for v in values]), np.array([[v] for v in first]))
+    lo, hi = interval(est)
+    return own, f"{float(est.diff):+.1f} [{float(lo):+.1f}, {float(hi):+.1f}]"
+
+
 def cell_stats(runs: Sequence[Run]) -> dict:
     values = outcomes(runs, "all", "acc")                     # each run's item file read once
     mean, lo, hi, _ = interval_of(values)
@@ -113,6 +147,7 @@ def cell_stats(runs: Sequence[Run]) -> dict:
             "length": [v for r in runs if (v := end_value(r, "test/completion_len")) is not None],
             "entropy": [float(c[1][-1]) for r in runs if (c := smoothed(r, "train/entropy"))[0].size],
             "start": start, "mean": mean, "lo": lo, "hi": hi, "outcomes": values,
+            **{key: [100 * v for r in runs if (v := curve_mean(r, key)) is not None] for key, _ in SPEEDS},
             "items": min(items) if len(items) == len(runs) else 1}
 
 
@@ -132,6 +167,8 @@ def curves_plot(name: str, keys: list[str], order: list[tuple], cells: dict):
             if curves:
                 plot_mean(ax, curves, ", ".join(f"{k}={v}" for k, v in zip(keys, cell)), scale=scale)
         ax.set(xlabel="rollout step", ylabel=label)
+        if scale == 100.0:
+            percent_axis(ax)
         ax.set_title(f"{label.split(' (')[0]}: training rollouts", fontsize=8)
     axes[0].legend(fontsize=6)
     fig.suptitle(f"{name}: {' x '.join(keys)}; mean over seeds, {BAND}", fontsize=9)
@@ -156,6 +193,11 @@ def build_sweep(name: str, runs: Sequence[Run], declared: dict[str, list[str]] |
              fmt(stats[cell]["format"], 1), fmt(stats[cell]["length"], 1)] for cell in order]
     header = [*keys, "seeds", "start test acc (%)", "end test acc (%)", "95% CI", "vs first row (points) [95% CI]",
               "end format (%)", "end length (tokens)"]
+    for key, label in SPEEDS:                                  # learning speed at matched steps, beside the end point
+        if any(stats[cell][key] for cell in order):
+            pairs = [speed(stats[cell][key], None if cell == first else stats[first][key]) for cell in order]
+            rows = [[*row, own, diff] for row, (own, diff) in zip(rows, pairs)]
+            header += [f"{label} [95% CI]", "vs first row (points) [95% CI]"]
     if any(s["entropy"] for s in stats.values()):             # logged since issue 24; older runs have none
         rows = [[*row, fmt(stats[cell]["entropy"], 3)] for row, cell in zip(rows, order)]
         header.append("end train entropy (nats)")
@@ -168,12 +210,31 @@ def build_sweep(name: str, runs: Sequence[Run], declared: dict[str, list[str]] |
              "over the test items both cells share; a difference whose interval holds 0 is within noise."
              + (" A cell of one seed: its interval covers the test items alone (its seed noise is unknown: run "
                 "seed=0,1,2 for intervals over seeds)." if one_seed else "")
+             + (" AUC columns: the time average of the validation curve over the logged steps (the area under it "
+                "divided by the steps it spans), per seed, then a t interval over seeds; the difference from the "
+                "first row is Welch's over seeds. At the same end point, a higher AUC learned sooner."
+                if any("AUC" in h for h in header) else "")
+             + ceiling_note(stats, "val acc AUC" in " ".join(header))
              + (" End train entropy: mean token entropy of the training rollouts, smoothed over the last "
                 f"{SMOOTH} logged steps." if "end train entropy (nats)" in header else ""))
     return Artifact(f"sweep_{name}", f"Sweep {name}: " + " x ".join(keys),
                     f"Multirun {name}, swept keys {', '.join(keys)}; {describe(runs)}.",
                     markdown=md_table(header, rows) + notes, figure=sweep_plot(name, keys, values, cells, stats)), \
         curves_plot(name, keys, order, cells)
+
+
+CEILING = 99.0   # end test accuracy (%) at which a cell has nothing left to learn on these test items
+
+
+def ceiling_note(stats: dict, speeds: bool) -> str:
+    """A sentence when every cell's mean end test accuracy is at the ceiling (>= CEILING): end points cannot
+    separate the cells, and the learning-speed columns (when logged) can."""
+    means = [s["mean"] for s in stats.values()]
+    if not means or any(m != m or m < CEILING for m in means):
+        return ""
+    return (f" **Every cell ends at the ceiling** (mean end test accuracy >= {CEILING:g}%): the end points cannot "
+            "tell the cells apart" + ("; compare the AUC columns, which measure how soon each cell got there."
+                                      if speeds else "; log validation curves (eval_every) to compare speeds."))
 
 
 def sweep_plot(name: str, keys: list[str], values: dict, cells: dict, stats: dict):
@@ -199,6 +260,10 @@ def sweep_plot(name: str, keys: list[str], values: dict, cells: dict, stats: dic
         ticks = tick_labels(values[x_key])
         ax.set_xticks(range(len(ticks)), ticks, rotation=20 if max(map(len, ticks)) > 8 else 0,
                       ha="right" if max(map(len, ticks)) > 8 else "center", fontsize=8)
+    shown = [v for s in stats.values() for v in (s["lo"], s["hi"], *s["acc"]) if v == v]
+    items = min(s["items"] for s in stats.values())
+    percent_axis(ax, min(shown, default=None), max(shown, default=None),
+                 noise=100 / np.sqrt(items) if items > 1 else 5.0)   # 2 SE of a 50% rate on these items
     ax.set(xlabel=x_key, ylabel="end test accuracy (%)",
            title=f"{name}: test split, greedy; mean over seeds (dots: seeds), 95% CI")
     ax.title.set_fontsize(9)

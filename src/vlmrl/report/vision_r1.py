@@ -11,7 +11,7 @@ import numpy as np
 
 from .markdown import fmt, fmt_paper, md_table
 from .output import Artifact
-from .plots import BAND, new_figure, plot_mean
+from .plots import BAND, new_figure, percent_axis, plot_mean
 from .runs import EVAL_NAME, Run, all_tasks_metric, collect, describe, group_by, interval, select, series, smoothed
 from .inference import knob_spread
 from .stats import SMOOTH, mean_std
@@ -119,6 +119,7 @@ def build_lengths(runs: Sequence[Run], paper: dict) -> Artifact | None:
     axes[0].set(xlabel="step", ylabel=f"tokens, rolling mean of {SMOOTH}",
                 title="train completion length (dashed: length cap; dotted: stage ends)")
     axes[1].set(xlabel="step", ylabel=f"% of rollouts right, rolling mean of {SMOOTH}", title="train accuracy (answer right)")
+    percent_axis(axes[1])
     for ax in axes:
         ax.title.set_fontsize(8)
         ax.legend(fontsize=6)
