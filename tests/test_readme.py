@@ -23,9 +23,8 @@ PLAN = {
     "bash install.sh": None,                # CI's first step (.ci/run)
     "python -m pytest -q": None,            # CI's second step: this very test session
     "python train.py": [*SMOKE, "logger.wandb.mode=offline"],   # W&B's console output is checked too
-    "python train.py -m kl=dynamic,constant reward.format_w=0,0.5,1": SMOKE,
-    "python train.py -m kl=dynamic,constant reward.format_w=0,0.5,1 seed=0,1,2 hydra.sweep.dir=multirun/ablation": SMOKE,
-    "python -m vlmrl.report multirun/ablation": [],
+    "python train.py -m kl=dynamic,constant reward.format_w=0,0.5,1 seed=0,1,2 cold_start=terse": SMOKE,
+    "python -m vlmrl.report multirun/<dir>": [],   # <dir>: the multirun the line above wrote
     "python train.py data=geometry": SMOKE,
     "python train.py curriculum=ptst": SMOKE,
     "python train.py reward=hfrrf kl=constant": SMOKE,
@@ -115,6 +114,9 @@ def _argv(command: str, extra: list[str], tmp: Path, run_dir: Path | None) -> li
     if "<run>" in command:
         assert run_dir is not None, "a README command names <run> before any run exists"
         command = command.replace("outputs/<run>", str(run_dir))
+    if "multirun/<dir>" in command:                     # the newest multirun: the one the command before wrote
+        newest = max((tmp / "multirun").iterdir(), key=lambda p: p.stat().st_mtime)
+        command = command.replace("multirun/<dir>", str(newest))
     words = command.split()
     if words[0] == "python" and words[1].endswith(".py"):
         words[1] = str(ROOT / words[1])
@@ -164,17 +166,19 @@ def test_readme_commands_run_and_write_what_they_promise(ran):
     assert (run_dir / "results.json").is_file() and (run_dir / "final" / "config.json").is_file()
     assert "start: test accuracy" in results["python train.py"].stdout
     ablation = sorted((tmp / "multirun").glob("*/*/config_resolved.yaml"))
-    # the 6-cell ablation, it over 3 seeds, the Fig. 4 sweep, the variants sweep (docs/variants.md)
-    assert len(ablation) == 6 + 18 + 5 + 6
+    # the 6-cell ablation over 3 seeds, the Fig. 4 sweep, the variants sweep (docs/variants.md)
+    assert len(ablation) == 18 + 5 + 6
     variants = [OmegaConf.load(p) for p in (tmp / "multirun/variants").glob("*/config_resolved.yaml")]
     assert sorted(c.loss.surrogate._target_.rsplit(".", 1)[1] for c in variants) == sorted(
         ["token_clip"] * 4 + ["sequence_clip", "cispo"])
     assert sum(line.startswith("| variants/") for line in
                (tmp / "multirun/variants/report/sweep_variants.md").read_text().splitlines()) == 6
-    table = (tmp / "multirun/ablation/report/sweep_ablation.md").read_text()
+    sweep = next(d for d in (tmp / "multirun").iterdir() if d.name != "variants" and (d / "report").is_dir())
+    table = (sweep / "report" / f"sweep_{sweep.name}.md").read_text()
     assert sum(line.startswith(("| dynamic |", "| constant |")) for line in table.splitlines()) == 6
     assert all(f"| {w} | 3 |" in table for w in ("0", "0.5", "1"))
-    assert (tmp / "multirun/ablation/report/sweep_ablation.png").stat().st_size > 0
+    assert "### What each swept key moves" in table and "| kl | end format (%) |" in table
+    assert (sweep / "report" / f"sweep_{sweep.name}.png").stat().st_size > 0
     evaluated = json.loads((run_dir / "eval" / "cross_task.json").read_text())
     assert set(evaluated["results"]) == {"counting", "geometry"} and evaluated["trained_on"] == "counting"
     assert "geometry" in results["python evaluate.py run=outputs/<run> eval=cross_task"].stdout

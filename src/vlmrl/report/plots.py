@@ -16,8 +16,8 @@ COLORS = {"base": "gray", "grpo": "tab:blue", "sft": "tab:orange", "grpo_d": "ta
 
 
 def new_figure(ncols: int = 1):
-    fig, axes = plt.subplots(1, ncols, figsize=FIGSIZE if ncols == 1 else WIDE, dpi=DPI, squeeze=False,
-                             layout="constrained")
+    size = FIGSIZE if ncols == 1 else (max(WIDE[0], 2.4 * ncols), WIDE[1])   # four panels or more: 2.4 in each
+    fig, axes = plt.subplots(1, ncols, figsize=size, dpi=DPI, squeeze=False, layout="constrained")
     return fig, list(axes[0])
 
 

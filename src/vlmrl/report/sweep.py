@@ -1,6 +1,6 @@
 """Any Hydra multirun, summarised by the keys its cells override (not only the papers' sweeps).
 
-    python train.py -m kl=dynamic,constant reward.format_w=0,0.5,1 seed=0,1,2
+    python train.py -m kl=dynamic,constant reward.format_w=0,0.5,1 seed=0,1,2 cold_start=terse
     python -m vlmrl.report multirun/<dir>          # -> multirun/<dir>/report/sweep_<dir>.md / .png
 
 A multirun dir is the one holding Hydra's multirun.yaml; its run dirs' `.hydra/overrides.yaml` say
@@ -11,11 +11,12 @@ format rate and completion length, the start's accuracy beside them, and each ce
 the first row with a 95% interval of the same kind, paired over the test items both cells share. Learning
 speed sits beside the end point: the time average of each run's validation accuracy and format curves
 (the area under them over the steps they span), a t interval over seeds and Welch's difference from the
-first row; when every cell ends at the ceiling the table says so. Values are ordered as the sweep declared them (multirun.yaml: the sweeper's
+first row; when every cell ends at the ceiling the table says so. Below the table, what each swept key
+moves (report/knobs.py). Values are ordered as the sweep declared them (multirun.yaml: the sweeper's
 params and the command line), numbers numerically otherwise, so the first row is the sweep's first cell. The figure puts the key with
 the most values on the x axis and draws one line per value of the other (more than two swept keys:
 one line per combination of the others). A second figure, `sweep_<dir>_curves`, draws each cell's
-training curves (train accuracy, completion length, and the policy's token entropy where logged), the
+training curves (train accuracy, format rate, completion length, and the policy's token entropy where logged), the
 mean over seeds with a ±2 SE band.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 import yaml
 
 from .inference import estimate, interval
+from .knobs import knob_rows, knob_table
 from .markdown import fmt, md_table
 from .output import Artifact
 from .plots import BAND, interval_bars, new_figure, percent_axis, plot_mean
@@ -118,6 +120,7 @@ def curve_mean(run: Run, key: str) -> float | None:
 
 
 SPEEDS = (("val/acc", "val acc AUC (%)"), ("val/format", "val format AUC (%)"))
+KNOB_METRICS = (("acc", "end test acc (%)"), ("format", "end format (%)"), *SPEEDS)   # what each key may move
 
 
 def speed(values: list, first: list | None) -> tuple[str, str]:
@@ -151,8 +154,8 @@ def cell_stats(runs: Sequence[Run]) -> dict:
             "items": min(items) if len(items) == len(runs) else 1}
 
 
-CURVES = (("train/acc", "train accuracy (%)", 100.0), ("train/completion_len", "completion length (tokens)", 1.0),
-          ("train/entropy", "token entropy (nats)", 1.0))
+CURVES = (("train/acc", "train accuracy (%)", 100.0), ("train/format", "train format rate (%)", 100.0),
+          ("train/completion_len", "completion length (tokens)", 1.0), ("train/entropy", "token entropy (nats)", 1.0))
 
 
 def curves_plot(name: str, keys: list[str], order: list[tuple], cells: dict):
@@ -217,9 +220,10 @@ def build_sweep(name: str, runs: Sequence[Run], declared: dict[str, list[str]] |
              + ceiling_note(stats, "val acc AUC" in " ".join(header))
              + (" End train entropy: mean token entropy of the training rollouts, smoothed over the last "
                 f"{SMOOTH} logged steps." if "end train entropy (nats)" in header else ""))
+    knobs = knob_table(knob_rows(keys, values, stats, KNOB_METRICS))
     return Artifact(f"sweep_{name}", f"Sweep {name}: " + " x ".join(keys),
                     f"Multirun {name}, swept keys {', '.join(keys)}; {describe(runs)}.",
-                    markdown=md_table(header, rows) + notes, figure=sweep_plot(name, keys, values, cells, stats)), \
+                    markdown=md_table(header, rows) + notes + knobs, figure=sweep_plot(name, keys, values, cells, stats)), \
         curves_plot(name, keys, order, cells)
 
 
@@ -237,38 +241,50 @@ def ceiling_note(stats: dict, speeds: bool) -> str:
                                       if speeds else "; log validation curves (eval_every) to compare speeds."))
 
 
+def seed_interval(values: list) -> tuple[float, float, float, int]:
+    """(mean, lo, hi, seeds) of per-seed values: a t interval over seeds (one seed: its value, no interval)."""
+    if not values:
+        return float("nan"), float("nan"), float("nan"), 0
+    est = estimate(np.array([[v] for v in values]))
+    lo, hi = interval(est)
+    return float(est.diff), float(lo), float(hi), len(values)
+
+
 def sweep_plot(name: str, keys: list[str], values: dict, cells: dict, stats: dict):
-    """x: the key with the most values (numeric first); one line per value of the other keys.
-    values: {key: its values in order}."""
+    """x: the key with the most values (numeric first); one line per value of the other keys; one panel for the
+    end test accuracy (95% interval over seeds and items) and, where logged, one for the end format rate (t
+    interval over seeds). values: {key: its values in order}."""
     x_key = max(keys, key=lambda k: (numeric(values[k]), len(values[k])))
     xi = keys.index(x_key)
-    fig, (ax,) = new_figure()
+    panels = [("acc", "end test accuracy (%)", lambda st: (st["mean"], st["lo"], st["hi"], len(st["acc"])))]
+    if any(st["format"] for st in stats.values()):
+        panels.append(("format", "end format rate (%)", lambda st: seed_interval(st["format"])))
+    fig, axes = new_figure(len(panels))
     lines = group_by(list(cells), lambda c: tuple(v for i, v in enumerate(c) if i != xi))
     is_num = numeric(values[x_key])
     span = float(values[x_key][-1]) - float(values[x_key][0]) if is_num and len(values[x_key]) > 1 else 1.0
-    for j, (line, cs) in enumerate(sorted(lines.items(), key=lambda kv: kv[0])):
-        cs = sorted(cs, key=lambda c: values[x_key].index(c[xi]))
-        shift = (j - (len(lines) - 1) / 2) * 0.03 * span       # dodge: the lines' interval bars do not overlap
-        xs = [(float(c[xi]) if is_num else values[x_key].index(c[xi])) + shift for c in cs]
-        label = ", ".join(f"{k}={v}" for k, v in zip([k for k in keys if k != x_key], line)) or "all"
-        bars = interval_bars(ax, xs, [(stats[c]["mean"], stats[c]["lo"], stats[c]["hi"], len(stats[c]["acc"])) for c in cs],
-                             label)
-        for x, c in zip(xs, cs):
-            seeds = stats[c]["acc"]
-            ax.plot([x] * len(seeds), seeds, ls="none", marker=".", ms=4, alpha=0.5, color=bars[0].get_color())
-    if not is_num:
-        ticks = tick_labels(values[x_key])
-        ax.set_xticks(range(len(ticks)), ticks, rotation=20 if max(map(len, ticks)) > 8 else 0,
-                      ha="right" if max(map(len, ticks)) > 8 else "center", fontsize=8)
-    shown = [v for s in stats.values() for v in (s["lo"], s["hi"], *s["acc"]) if v == v]
-    items = min(s["items"] for s in stats.values())
-    percent_axis(ax, min(shown, default=None), max(shown, default=None),
-                 noise=100 / np.sqrt(items) if items > 1 else 5.0)   # 2 SE of a 50% rate on these items
-    ax.set(xlabel=x_key, ylabel="end test accuracy (%)",
-           title=f"{name}: test split, greedy; mean over seeds (dots: seeds), 95% CI")
-    ax.title.set_fontsize(9)
-    if len(lines) > 1:                                        # one line needs no legend
-        ax.legend(fontsize=7)
+    items = min(st["items"] for st in stats.values())
+    for ax, (metric, ylabel, summary) in zip(axes, panels):
+        for j, (line, cs) in enumerate(sorted(lines.items(), key=lambda kv: kv[0])):
+            cs = sorted(cs, key=lambda c: values[x_key].index(c[xi]))
+            shift = (j - (len(lines) - 1) / 2) * 0.03 * span       # dodge: the lines' interval bars do not overlap
+            xs = [(float(c[xi]) if is_num else values[x_key].index(c[xi])) + shift for c in cs]
+            label = ", ".join(f"{k}={v}" for k, v in zip([k for k in keys if k != x_key], line)) or "all"
+            bars = interval_bars(ax, xs, [summary(stats[c]) for c in cs], label)
+            for x, c in zip(xs, cs):
+                seeds = stats[c][metric]
+                ax.plot([x] * len(seeds), seeds, ls="none", marker=".", ms=4, alpha=0.5, color=bars[0].get_color())
+        if not is_num:
+            ticks = tick_labels(values[x_key])
+            ax.set_xticks(range(len(ticks)), ticks, rotation=20 if max(map(len, ticks)) > 8 else 0,
+                          ha="right" if max(map(len, ticks)) > 8 else "center", fontsize=8)
+        shown = [v for st in stats.values() for v in (*summary(st)[1:3], *st[metric]) if v == v]
+        percent_axis(ax, min(shown, default=None), max(shown, default=None),
+                     noise=100 / np.sqrt(items) if items > 1 else 5.0)   # 2 SE of a 50% rate on these items
+        ax.set(xlabel=x_key, ylabel=ylabel)
+        if len(lines) > 1:                                        # one line needs no legend
+            ax.legend(fontsize=7)
+    fig.suptitle(f"{name}: test split, greedy; mean over seeds (dots: seeds), 95% CI", fontsize=9)
     return fig
 
 
