@@ -233,7 +233,8 @@ def test_warmup_walks_its_own_split_for_its_steps_then_the_train_split():
     ({"steps": 2, "tasks": {}}, "name one or more of the run's tasks"),
     ({"steps": -1, "tasks": {"counting": {}}}, "warmup.steps=-1 must be an integer >= 0"),
     ({"steps": 2, "tasks": {"counting": {"max_count": 99}}}, "max_count + max_distractors <= grid^2=16"),
-    ({"steps": 2, "count": 3}, "unknown key(s) ['count']")])
+    ({"steps": 2, "count": 3}, "unknown key(s) ['count']"),
+    ({"steps": 0, "count": 3}, "unknown key(s) ['count']")])   # a switched-off warm-up is still checked
 def test_warmup_rejects_bad_options_naming_them(warmup, message):
     kw = dict(tasks={"counting": {}}, seed=0, train_size=40, val_size=4, test_size=4, batch_size=8,
               eval_batch_size=4, image_size=112)

@@ -141,11 +141,13 @@ class TaskDataModule(SplitDataModule):
 
 def check_warmup(warmup: dict | None, tasks: dict, image_size: int) -> dict | None:
     """`data.module.warmup` as {steps, tasks} (None when absent or steps is 0); raises naming the bad key."""
-    if not warmup or not warmup.get("steps"):
+    if not warmup:
         return None
     unknown = set(warmup) - {"steps", "tasks"}
     if unknown:
         raise ValueError(f"data.module.warmup: unknown key(s) {sorted(unknown)}; it takes steps and tasks")
+    if not warmup.get("steps"):
+        return None
     steps, warm_tasks = warmup["steps"], {k: dict(v or {}) for k, v in dict(warmup.get("tasks") or {}).items()}
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"data.module.warmup.steps={steps!r} must be an integer >= 0")

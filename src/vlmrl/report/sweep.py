@@ -128,9 +128,8 @@ def speed(values: list, first: list | None) -> tuple[str, str]:
     intervals over seeds (Welch for the difference); "–" where fewer than two seeds."""
     if not values:
         return "–", "–"
-    est = estimate(np.array([[v] for v in values]))
-    lo, hi = interval(est)
-    own = f"{float(est.diff):.1f} [{float(lo):.1f}, {float(hi):.1f}]" if len(values) > 1 else f"{values[0]:.1f}"
+    mean, lo, hi, _ = seed_interval(values)
+    own = f"{mean:.1f} [{lo:.1f}, {hi:.1f}]" if len(values) > 1 else f"{values[0]:.1f}"
     if first is None:
         return own, "(first row)"
     if len(values) < 2 or len(first) < 2:
@@ -196,11 +195,11 @@ def build_sweep(name: str, runs: Sequence[Run], declared: dict[str, list[str]] |
              fmt(stats[cell]["format"], 1), fmt(stats[cell]["length"], 1)] for cell in order]
     header = [*keys, "seeds", "start test acc (%)", "end test acc (%)", "95% CI", "vs first row (points) [95% CI]",
               "end format (%)", "end length (tokens)"]
-    for key, label in SPEEDS:                                  # learning speed at matched steps, beside the end point
-        if any(stats[cell][key] for cell in order):
-            pairs = [speed(stats[cell][key], None if cell == first else stats[first][key]) for cell in order]
-            rows = [[*row, own, diff] for row, (own, diff) in zip(rows, pairs)]
-            header += [f"{label} [95% CI]", "vs first row (points) [95% CI]"]
+    speeds = [(key, label) for key, label in SPEEDS if any(stats[cell][key] for cell in order)]
+    for key, label in speeds:                                  # learning speed at matched steps, beside the end point
+        pairs = [speed(stats[cell][key], None if cell == first else stats[first][key]) for cell in order]
+        rows = [[*row, own, diff] for row, (own, diff) in zip(rows, pairs)]
+        header += [f"{label} [95% CI]", "vs first row (points) [95% CI]"]
     if any(s["entropy"] for s in stats.values()):             # logged since issue 24; older runs have none
         rows = [[*row, fmt(stats[cell]["entropy"], 3)] for row, cell in zip(rows, order)]
         header.append("end train entropy (nats)")
@@ -216,8 +215,8 @@ def build_sweep(name: str, runs: Sequence[Run], declared: dict[str, list[str]] |
              + (" AUC columns: the time average of the validation curve over the logged steps (the area under it "
                 "divided by the steps it spans), per seed, then a t interval over seeds; the difference from the "
                 "first row is Welch's over seeds. At the same end point, a higher AUC learned sooner."
-                if any("AUC" in h for h in header) else "")
-             + ceiling_note(stats, "val acc AUC" in " ".join(header))
+                if speeds else "")
+             + ceiling_note(stats, any(key == "val/acc" for key, _ in speeds))
              + (" End train entropy: mean token entropy of the training rollouts, smoothed over the last "
                 f"{SMOOTH} logged steps." if "end train entropy (nats)" in header else ""))
     knobs = knob_table(knob_rows(keys, values, stats, KNOB_METRICS))
