@@ -15,6 +15,10 @@ a wall time is never that of an oversubscribed run. Prints a Markdown table: sta
 accuracy, end mean completion length (tokens), wall seconds of the whole command; the shipped start's
 end accuracy as a grid (a row per seed, a column per data order, the thread row last); then min / mean
 end accuracy per start. Exits 1 when a cell ends below --min-end (default 0.90).
+
+A rerun resumes: a cell that finished before with the same command line on the same clean commit
+(`<out>/<cell>.done.json`) is read back, not run again, so a grid longer than a session is run in parts
+(stop it any time; the cell in flight is run again). `--fresh` runs every cell.
 """
 from __future__ import annotations
 
@@ -72,17 +76,43 @@ def build_start(start: str, env: dict, extra: list[str]) -> None:
     print(f"start {start}: {proc.stdout.strip().splitlines()[-1]} ({time.time() - t0:.0f} s)", flush=True)
 
 
+def cell_args(cell: Cell, out: Path, extra: list[str]) -> list[str]:
+    """The cell's train.py command line (after the interpreter)."""
+    return ["train.py", f"seed={cell.seed}", f"data_seed={cell.data_seed}", f"threads={cell.threads}",
+            f"hydra.run.dir={out / cell.name}", *cell.overrides, *extra]
+
+
 def launch(cell: Cell, out: Path, env: dict, extra: list[str]) -> subprocess.Popen:
-    run_dir = out / cell.name
-    args = [sys.executable, "train.py", f"seed={cell.seed}", f"data_seed={cell.data_seed}", f"threads={cell.threads}",
-            f"hydra.run.dir={run_dir}",
-            *cell.overrides, *extra]
     log = open(out / f"{cell.name}.log", "w")
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen([sys.executable, *cell_args(cell, out, extra)], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
 
 
-def run_all(cells: list[Cell], out: Path, env: dict, cores: int, extra: list[str]) -> None:
-    """Run cells side by side while the sum of their threads fits `cores`."""
+def commit() -> str | None:
+    """HEAD's sha when the work tree is clean (a resumed cell must have run this code), else None."""
+    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True)  # noqa: E731
+    head, dirty = git("rev-parse", "HEAD"), git("status", "--porcelain", "--untracked-files=no")
+    return head.stdout.strip() if head.returncode == 0 and dirty.returncode == 0 and not dirty.stdout.strip() else None
+
+
+def resume(cells: list[Cell], out: Path, extra: list[str], sha: str | None) -> list[Cell]:
+    """Fill in the cells a former run finished with the same command on the same clean commit `sha`; -> the
+    cells still to run. Nothing resumes from a dirty tree (sha None)."""
+    todo = []
+    for cell in cells:
+        done = out / f"{cell.name}.done.json"
+        record = json.loads(done.read_text()) if sha and done.is_file() else {}
+        if record.get("commit") == sha and record.get("args") == cell_args(cell, out, extra):
+            cell.result, cell.wall_s = record["result"], record["wall_s"]
+            print(f"resumed {cell.name}: {end_acc(cell)} (run {record['date']})", flush=True)
+        else:
+            todo.append(cell)
+    return todo
+
+
+def run_all(cells: list[Cell], out: Path, env: dict, cores: int, extra: list[str], sha: str | None = None) -> None:
+    """Run cells side by side while the sum of their threads fits `cores`; each finished cell is recorded
+    for `resume` (with the clean commit `sha` it ran, when there is one)."""
     pending, running = list(cells), []
     while pending or running:
         used = sum(c.threads for c, _, _ in running)
@@ -100,6 +130,9 @@ def run_all(cells: list[Cell], out: Path, env: dict, cores: int, extra: list[str
             results = out / cell.name / "results.json"
             if proc.returncode == 0 and results.is_file():
                 cell.result = json.loads(results.read_text())
+                (out / f"{cell.name}.done.json").write_text(json.dumps(
+                    {"commit": sha, "args": cell_args(cell, out, extra), "wall_s": cell.wall_s, "result": cell.result,
+                     "date": time.strftime("%Y-%m-%d %H:%M")}))
             else:
                 cell.error = f"exit {proc.returncode}, see {out / (cell.name + '.log')}"
             print(f"done {cell.name}: " + (f"{cell.result['start']['test/acc']:.3f} -> {cell.result['end']['test/acc']:.3f}"
@@ -174,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="outputs/robustness", help="run dirs, logs and table.md")
     p.add_argument("--cache", default=None, help="VLMRL_CACHE for the other starts (default: <out>/cache)")
     p.add_argument("--min-end", type=float, default=0.90, help="exit 1 when an end accuracy is below this")
+    p.add_argument("--fresh", action="store_true", help="run every cell, even one a former run finished")
     p.add_argument("overrides", nargs="*", help="extra train.py overrides for every cell (e.g. algo.steps=20)")
     args = p.parse_args(argv)
     out = (ROOT / args.out).resolve()
@@ -186,15 +220,19 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     for start in dict.fromkeys(c.start for c in cells):
         build_start(start, env, args.overrides)
-    run_all(cells, out, env, args.cores, args.overrides)
+    sha = commit()
+    todo = cells if args.fresh else resume(cells, out, args.overrides, sha)
+    run_all(todo, out, env, args.cores, args.overrides, sha)
     text = table(cells)
     ends = {}
     for c in cells:
         ends.setdefault(c.label, []).append(c.result["end"]["test/acc"] if c.result else float("nan"))
     summary = "\n".join(f"- start {s}: end accuracy min {min(v):.3f}, mean {sum(v) / len(v):.3f} over {len(v)} runs"
                         for s, v in ends.items())
+    resumed = len(cells) - len(todo)
     report = (f"{text}\n\n{grid(cells, ints(args.threads))}\n{summary}\n\n"
-              f"Total wall: {time.time() - t0:.0f} s on {args.cores} cores.\n")
+              f"Total wall: {time.time() - t0:.0f} s on {args.cores} cores"
+              + (f" for {len(todo)} cells ({resumed} resumed from a former run).\n" if resumed else ".\n"))
     (out / "table.md").write_text(report)
     print("\n" + report)
     bad = [c.name for c in cells if c.result is None or c.result["end"]["test/acc"] < args.min_end]

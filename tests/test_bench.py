@@ -173,3 +173,20 @@ def test_verdict_calibration_prints_both_methods_side_by_side(capsys, monkeypatc
     for row in rows:
         boot, welch = float(row[3]), float(row[4])
         assert 0 <= boot <= 1 and 0 <= welch <= 1
+
+
+def test_robustness_resumes_a_cell_only_from_the_same_command_on_the_same_clean_commit(tmp_path, capsys):
+    """A finished cell's record is read back when its command line and clean commit match; another override,
+    another commit or a dirty tree (sha None) run it again."""
+    robustness = _robustness()
+    cells = robustness.plan(["shipped"], [0, 1], [0], [2], [], [], [])
+    done = cells[0]
+    record = {"commit": "abc", "args": robustness.cell_args(done, tmp_path, ["algo.steps=5"]), "wall_s": 12.0,
+              "result": {"end": {"test/acc": 0.95}}, "date": "2026-12-07 22:00"}
+    (tmp_path / f"{done.name}.done.json").write_text(json.dumps(record))
+    todo = robustness.resume(cells, tmp_path, ["algo.steps=5"], "abc")
+    assert todo == [cells[1]] and done.result == record["result"] and done.wall_s == 12.0
+    assert "resumed start-shipped_seed-0_data-0_threads-2: 0.950" in capsys.readouterr().out
+    for extra, sha in ((["algo.steps=6"], "abc"), (["algo.steps=5"], "def"), (["algo.steps=5"], None)):
+        fresh = robustness.plan(["shipped"], [0, 1], [0], [2], [], [], [])
+        assert robustness.resume(fresh, tmp_path, extra, sha) == fresh and fresh[0].result is None
