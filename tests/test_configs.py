@@ -246,7 +246,7 @@ def test_a_models_per_task_settings_come_from_its_model_task_file():
     picked = {tuple(o): compose_cfg(o) for o in ([], ["data=geometry"], ["model=tiny_qwen3_vl"], ["data=mixture"],
                                                    ["model=qwen2_vl_2b"])}
     assert [(c.algo.steps, c.model.grpo_lr, c.algo.max_new_tokens) for c in picked.values()] == [
-        (250, 5e-5, 56), (200, 3e-5, 80), (250, 5e-5, 56), (200, 3e-5, 80), (200, 1e-6, 512)]
+        (350, 3e-5, 56), (200, 3e-5, 80), (350, 3e-5, 56), (200, 3e-5, 80), (200, 1e-6, 512)]
     assert "by_task" not in picked[()].model and "${data." not in OmegaConf.to_yaml(picked[()].model)   # task-free
 
 

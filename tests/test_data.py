@@ -242,8 +242,8 @@ def test_warmup_rejects_bad_options_naming_them(warmup, message):
         TaskDataModule(**kw, warmup=warmup)
 
 
-@pytest.mark.parametrize("overrides, data_seed", [([], 0), (["seed=2"], 0), (["seed=2", "data_seed=3"], 3),
-                                                   (["algo=sft", "seed=1", "data_seed=${seed}"], 1)])
+@pytest.mark.parametrize("overrides, data_seed", [([], 0), (["seed=2"], 2), (["seed=2", "data_seed=3"], 3),
+                                                   (["algo=sft", "seed=1", "data_seed=0"], 0)])
 def test_data_seed_picks_the_data_order_and_can_follow_the_seed(overrides, data_seed):
     from conftest import check
 
