@@ -7,7 +7,7 @@ batch may mix tasks and each completion is checked the way its dataset is.
 Training batches are chosen by `batch(split, step)` from a per-epoch seeded permutation, not by a
 stateful data loader: a resumed run sees exactly the prompts the uninterrupted run saw. The splits
 are drawn with the data config's `seed` (the same items for every run); the order batches walk them
-in follows the run's `data_seed` (0 unless set; `data_seed=${seed}` follows the training seed). The
+in follows the run's `data_seed` (the training seed unless set, conf/base.yaml). The
 loader Lightning iterates for training only counts steps.
 """
 from __future__ import annotations
