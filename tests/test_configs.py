@@ -247,6 +247,10 @@ def test_a_models_per_task_settings_come_from_its_model_task_file():
                                                    ["model=qwen2_vl_2b"])}
     assert [(c.algo.steps, c.model.grpo_lr, c.algo.max_new_tokens) for c in picked.values()] == [
         (350, 3e-5, 56), (200, 3e-5, 80), (350, 3e-5, 56), (200, 3e-5, 80), (200, 1e-6, 512)]
+    # loss=grpo's aggregation is the model's (on counting the tiny model's token mean, issue 38); another loss keeps its own
+    assert [c.loss.aggregation for c in picked.values()] == [
+        "token_mean", "sequence_mean", "token_mean", "sequence_mean", "sequence_mean"]
+    assert compose_cfg(["loss=gspo"]).loss.aggregation == "sequence_mean"
     assert "by_task" not in picked[()].model and "${data." not in OmegaConf.to_yaml(picked[()].model)   # task-free
 
 
