@@ -127,6 +127,7 @@ def test_paper_experiments_hold_the_papers_values():
     ("kl.beta_min=-0.1", "kl.beta_min"),
     ("model.grpo_lr=0", "model.grpo_lr"),
     ("loss.aggregation=median", "loss.aggregation"),
+    ("model.grpo_aggregation=median", "model.grpo_aggregation"),
     ("loss.clip_high=-0.1", "loss.clip_high"),
     ("loss.clip_low=wide", "loss.clip_low"),
     ("algo.module.overlong.cache_frac=1.5", "overlong.cache_frac"),

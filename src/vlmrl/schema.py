@@ -55,7 +55,7 @@ KEY_TYPES = {
     "model.name_or_path": str | None, "model.cache_dir": str | None, "model.dtype": DTYPE_NAMES,
     "model.attn_implementation": str, "model.gradient_checkpointing": bool, "model.format_w": float,
     "model.grpo_lr": float, "model.grpo_steps": int,
-    "model.grpo_schedule": str, "model.rollout_temperature": float, "model.sft_lr": float,
+    "model.grpo_schedule": str, "model.grpo_aggregation": AGGREGATIONS, "model.rollout_temperature": float, "model.sft_lr": float,
     "model.max_new_tokens": int, "model.eval_max_new_tokens": int,
     "model.build_eval_max_new_tokens": int, "model.tokens.*": int,
     "model.build.arch.family": MODEL_FAMILIES, "model.build.arch.*": int, "data.kl.*": float, "data.few_shot.*": int,
