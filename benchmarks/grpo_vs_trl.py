@@ -78,6 +78,7 @@ def compose(cell: Cell, args):
         "kl=constant", f"kl.beta={args.beta}", f"algo.group_size={cell.G}",
         f"algo.max_new_tokens={cell.max_new_tokens}",
         f"model.grpo_lr={args.lr}", "model.grpo_schedule=constant", "loss=grpo", "advantage=grpo",
+        "model.grpo_aggregation=sequence_mean",      # TRL's loss_type="grpo" (counting's main job: token_mean)
         f"model.rollout_temperature={args.temperature}",
         f"data.module.image_size={cell.px}", f"data.module.batch_size={args.batch}",
         f"data.module.train_size={args.batch * (args.warmup + args.steps)}",
